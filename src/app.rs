@@ -1,0 +1,133 @@
+//! Building and running the service: what `serve` does, in functions tests can call.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::redis_client::RedisHandle;
+use crate::sample;
+use crate::state::AppState;
+use crate::store::{self, Store};
+use crate::web;
+
+/// The whole HTTP application for a state: what the server runs and what tests call.
+pub fn build_app(state: AppState) -> Router {
+    web::router(state)
+}
+
+/// Connects to the database and migrates it, loads demo data in dev mode, and builds the
+/// state. Failures are returned with their cause (and never a password) for `main` to print.
+pub async fn prepare(config: Arc<Config>) -> anyhow::Result<AppState> {
+    let store = store::connect(&config).await?;
+    let status = store.migrate().await?;
+    tracing::info!(
+        database = %config.database,
+        schema_version = status.applied.last().copied().unwrap_or_default(),
+        "database ready"
+    );
+    if config.is_dev_mode() {
+        tracing::warn!(
+            "DEV MODE: no identity provider is configured (GATEHOUSE_OIDC_ISSUER / \
+             GATEHOUSE_OIDC_CONFIG). Gatehouse serves made-up sample data on a loopback \
+             address only. Never run it like this for real users."
+        );
+        load_sample_data(store.as_ref()).await?;
+    }
+    let redis = match &config.redis {
+        Some(url) => Some(Arc::new(RedisHandle::new(url)?)),
+        None => None,
+    };
+    Ok(AppState::new(config, store, redis))
+}
+
+async fn load_sample_data(store: &dyn Store) -> anyhow::Result<()> {
+    let data = sample::generate(chrono::Utc::now().date_naive());
+    if store.load_sample_data(&data).await? {
+        tracing::info!(
+            people = data.people.len(),
+            laptops = data.laptops.len(),
+            lists = data.lists.len(),
+            repos = data.repos.len(),
+            "loaded made-up sample data (dev mode, empty directory)"
+        );
+    }
+    Ok(())
+}
+
+/// A bound, not yet serving, server; `addr` is known before serving (tests bind port 0).
+pub struct Server {
+    listener: TcpListener,
+    app: Router,
+    state: AppState,
+}
+
+impl Server {
+    pub async fn bind(state: AppState, addr: SocketAddr) -> anyhow::Result<Server> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let app = build_app(state.clone());
+        Ok(Server {
+            listener,
+            app,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = self.local_addr()?;
+        tracing::info!(%addr, public_url = %self.state.config.public_url, "listening");
+        axum::serve(
+            self.listener,
+            self.app
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("server failed")?;
+        self.state.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

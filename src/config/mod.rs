@@ -1,0 +1,572 @@
+//! Settings from an optional TOML file, overridden by `GATEHOUSE_*` environment variables,
+//! overridden by flags. Every value is validated here, once, and a failure names the variable
+//! and where its value came from.
+
+mod database;
+mod oidc;
+pub mod secret;
+pub mod values;
+pub mod vars;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+pub use database::{Backend, DatabaseTls, DatabaseUrl, RedisUrl};
+pub use oidc::{IdentityProvider, OidcSettings, callback_url};
+pub use values::{RateLimit, TrustedProxies};
+
+/// Where a raw value came from; shown in error messages, never the value of a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File(PathBuf),
+    Env,
+    Flag,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Default => write!(f, "default"),
+            Origin::File(p) => write!(f, "from {}", p.display()),
+            Origin::Env => write!(f, "from the environment"),
+            Origin::Flag => write!(f, "from the command line"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var} ({origin}): {message}")]
+    Invalid {
+        var: &'static str,
+        origin: Origin,
+        message: String,
+    },
+    #[error("configuration file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The inputs of one load, separated from the process so tests can build them freely.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    pub file: Option<PathBuf>,
+    pub env: HashMap<String, String>,
+    /// Flag overrides as (variable name, value).
+    pub flags: Vec<(String, String)>,
+}
+
+impl Sources {
+    pub fn from_process(file: Option<PathBuf>, flags: Vec<(String, String)>) -> Self {
+        Sources {
+            file,
+            env: std::env::vars().collect(),
+            flags,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct GithubConfig {
+    pub org: String,
+    pub token: SecretString,
+    pub api_url: Url,
+    pub graphql_url: Url,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Empty in dev mode without a configured key: a random key is made at start.
+    pub keys: Vec<SecretString>,
+    pub ttl: Duration,
+    pub idle: Duration,
+    pub cookie_secure: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub audience: String,
+    pub issuers: Vec<String>,
+    pub client_ids: Option<Vec<String>>,
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub public_url: Url,
+    pub database: DatabaseUrl,
+    pub database_tls: DatabaseTls,
+    pub redis: Option<RedisUrl>,
+    pub identity: IdentityProvider,
+    pub oidc_scopes: Vec<String>,
+    pub admin_groups: Vec<String>,
+    pub api: ApiConfig,
+    pub session: SessionConfig,
+    pub trusted_proxies: TrustedProxies,
+    pub rate_limits: BTreeMap<String, RateLimit>,
+    pub audit_retention: Duration,
+    pub github: Option<GithubConfig>,
+    pub sync_interval: Duration,
+    pub sync_max_departed: f64,
+    pub metrics_bind: Option<SocketAddr>,
+    pub log_format: Option<LogFormat>,
+    /// Problems that do not stop start-up; logged once the logger is up.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    pub fn is_dev_mode(&self) -> bool {
+        matches!(self.identity, IdentityProvider::Dev { .. })
+    }
+
+    /// Loads and validates; nothing here touches the network.
+    pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+        let raw = Raw::gather(sources)?;
+        raw.build()
+    }
+}
+
+/// Raw string values by variable name, each with its origin.
+struct Raw {
+    values: HashMap<&'static str, (String, Origin)>,
+    env: HashMap<String, String>,
+    warnings: Vec<String>,
+}
+
+impl Raw {
+    fn gather(sources: &Sources) -> Result<Raw, ConfigError> {
+        let mut values = HashMap::new();
+        let mut warnings = Vec::new();
+        if let Some(path) = &sources.file {
+            for (var, value) in read_toml(path)? {
+                values.insert(var, (value, Origin::File(path.clone())));
+            }
+        }
+        let mut env_names: Vec<&String> = sources.env.keys().collect();
+        env_names.sort();
+        for name in env_names {
+            let value = &sources.env[name];
+            match vars::find(name) {
+                // An empty variable is how shells and orchestrators say "unset".
+                Some(var) if !value.is_empty() => {
+                    values.insert(var.name, (value.clone(), Origin::Env));
+                }
+                Some(_) => {}
+                None if name.starts_with("GATEHOUSE_")
+                    && name != vars::CONFIG_FILE_VAR
+                    && !name.starts_with("GATEHOUSE_TEST_") =>
+                {
+                    warnings.push(format!(
+                        "environment variable {name} is not a Gatehouse setting and is ignored"
+                    ));
+                }
+                None => {}
+            }
+        }
+        for (name, value) in &sources.flags {
+            let var = vars::find(name).ok_or_else(|| {
+                ConfigError::Other(format!("--set {name}: no such setting (see --help)"))
+            })?;
+            values.insert(var.name, (value.clone(), Origin::Flag));
+        }
+        Ok(Raw {
+            values,
+            env: sources.env.clone(),
+            warnings,
+        })
+    }
+
+    /// The value and its origin, or the table's default.
+    fn get(&self, var: &'static str) -> (Option<&str>, Origin) {
+        match self.values.get(var) {
+            Some((v, o)) => (Some(v.as_str()), o.clone()),
+            None => {
+                let default = vars::find(var).map(|v| v.default).unwrap_or_default();
+                ((!default.is_empty()).then_some(default), Origin::Default)
+            }
+        }
+    }
+
+    fn invalid(&self, var: &'static str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            var,
+            origin: self.get(var).1,
+            message: message.into(),
+        }
+    }
+
+    /// Parses a value (or its default) with `parse`, naming the variable on failure.
+    fn parse<T>(
+        &self,
+        var: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.get(var).0 {
+            Some(v) => parse(v).map(Some).map_err(|m| self.invalid(var, m)),
+            None => Ok(None),
+        }
+    }
+
+    fn secret(&self, var: &'static str) -> Result<Option<SecretString>, ConfigError> {
+        let env = |name: &str| self.env.get(name).cloned();
+        self.parse(var, |raw| {
+            secret::resolve(raw, &env)
+                .map(|(s, _)| s)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn build(mut self) -> Result<Config, ConfigError> {
+        let bind = self
+            .parse("GATEHOUSE_BIND", |v| {
+                v.parse::<SocketAddr>()
+                    .map_err(|_| format!("'{v}' is not an address like 127.0.0.1:8080"))
+            })?
+            .ok_or_else(|| self.invalid("GATEHOUSE_BIND", "required"))?;
+        let public_url = self
+            .parse("GATEHOUSE_PUBLIC_URL", parse_public_url)?
+            .ok_or_else(|| self.invalid("GATEHOUSE_PUBLIC_URL", "required"))?;
+        let https = public_url.scheme() == "https";
+
+        let database = self
+            .secret("GATEHOUSE_DATABASE_URL")?
+            .ok_or_else(|| self.invalid("GATEHOUSE_DATABASE_URL", "required"))?;
+        let database = DatabaseUrl::parse(database)
+            .map_err(|m| self.invalid("GATEHOUSE_DATABASE_URL", m))?;
+        let database_tls = DatabaseTls {
+            ca: self.secret("GATEHOUSE_DATABASE_CA")?,
+            cert: self.secret("GATEHOUSE_DATABASE_CERT")?,
+            key: self.secret("GATEHOUSE_DATABASE_KEY")?,
+        };
+        if database_tls.cert.is_some() != database_tls.key.is_some() {
+            return Err(self.invalid(
+                "GATEHOUSE_DATABASE_CERT",
+                "a client certificate and GATEHOUSE_DATABASE_KEY must be given together",
+            ));
+        }
+        if database_tls.is_configured() && database.backend() != Backend::Postgres {
+            return Err(self.invalid(
+                "GATEHOUSE_DATABASE_CA",
+                "TLS settings apply to PostgreSQL only, but the database is SQLite",
+            ));
+        }
+        let redis = match self.secret("GATEHOUSE_REDIS_URL")? {
+            Some(url) => Some(RedisUrl::parse(url).map_err(|m| self.invalid("GATEHOUSE_REDIS_URL", m))?),
+            None => None,
+        };
+
+        let identity = oidc::identity_provider(&self, &public_url)?;
+        let dev_mode = matches!(identity, IdentityProvider::Dev { .. });
+        if dev_mode && !bind.ip().is_loopback() {
+            return Err(self.invalid(
+                "GATEHOUSE_BIND",
+                format!(
+                    "{bind} is not a loopback address, and no identity provider is configured: \
+                     dev mode signs anyone in as a demo user, so it only listens on 127.0.0.1 or \
+                     ::1. Set GATEHOUSE_OIDC_ISSUER (or GATEHOUSE_OIDC_CONFIG) for a real deployment"
+                ),
+            ));
+        }
+
+        let oidc_scopes = self
+            .parse("GATEHOUSE_OIDC_SCOPES", |v| {
+                let scopes: Vec<String> = v
+                    .split([' ', ','])
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if scopes.iter().any(|s| s == "openid") {
+                    Ok(scopes)
+                } else {
+                    Err(format!("'{v}' must include the openid scope"))
+                }
+            })?
+            .unwrap_or_default();
+        let admin_groups = self
+            .parse("GATEHOUSE_ADMIN_GROUPS", |v| Ok(values::list(v)))?
+            .unwrap_or_default();
+
+        let audience = self
+            .get("GATEHOUSE_API_AUDIENCE")
+            .0
+            .unwrap_or_default()
+            .to_string();
+        let api_issuers = match self.parse("GATEHOUSE_API_ISSUERS", |v| {
+            values::list(v)
+                .into_iter()
+                .map(|i| {
+                    Url::parse(&i)
+                        .map(|_| i.trim_end_matches('/').to_string())
+                        .map_err(|e| format!("'{i}' is not a URL ({e})"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })? {
+            Some(list) => list,
+            None => vec![identity.issuer().to_string()],
+        };
+        let client_ids = self.parse("GATEHOUSE_API_CLIENT_IDS", |v| Ok(values::list(v)))?;
+        let cors_origins = self
+            .parse("GATEHOUSE_CORS_ORIGINS", |v| {
+                values::list(v)
+                    .into_iter()
+                    .map(|o| parse_origin(&o))
+                    .collect::<Result<Vec<_>, _>>()
+            })?
+            .unwrap_or_default();
+
+        let keys = match self.secret("GATEHOUSE_SESSION_KEY")? {
+            Some(s) => {
+                use secrecy::ExposeSecret;
+                let keys: Vec<SecretString> = values::list(s.expose_secret())
+                    .into_iter()
+                    .map(SecretString::from)
+                    .collect();
+                if keys.is_empty() || keys.iter().any(|k| k.expose_secret().chars().count() < 32) {
+                    return Err(self.invalid(
+                        "GATEHOUSE_SESSION_KEY",
+                        "every key must be at least 32 characters long",
+                    ));
+                }
+                keys
+            }
+            None if dev_mode => Vec::new(),
+            None => {
+                return Err(self.invalid(
+                    "GATEHOUSE_SESSION_KEY",
+                    "required when an identity provider is configured (at least 32 random \
+                     characters, e.g. from `openssl rand -base64 48`)",
+                ));
+            }
+        };
+        let ttl = self.parse("GATEHOUSE_SESSION_TTL", values::duration)?.unwrap_or_default();
+        let idle = self.parse("GATEHOUSE_SESSION_IDLE", values::duration)?.unwrap_or_default();
+        if ttl.is_zero() || idle.is_zero() {
+            return Err(self.invalid(
+                if ttl.is_zero() { "GATEHOUSE_SESSION_TTL" } else { "GATEHOUSE_SESSION_IDLE" },
+                "a session lifetime of 0 would sign everyone out at once",
+            ));
+        }
+        let cookie_secure = match self.parse("GATEHOUSE_COOKIE_SECURE", values::boolean)? {
+            Some(false) if https => {
+                return Err(self.invalid(
+                    "GATEHOUSE_COOKIE_SECURE",
+                    "false is refused while GATEHOUSE_PUBLIC_URL is https: the session cookie \
+                     would leak over plain HTTP",
+                ));
+            }
+            Some(v) => v,
+            None => https,
+        };
+
+        let trusted_proxies = self
+            .parse("GATEHOUSE_TRUSTED_PROXIES", values::trusted_proxies)?
+            .unwrap_or(TrustedProxies::Hops(0));
+        let rate_limits = values::rate_limits(self.get("GATEHOUSE_RATE_LIMITS").0)
+            .map_err(|m| self.invalid("GATEHOUSE_RATE_LIMITS", m))?;
+        let audit_retention = self
+            .parse("GATEHOUSE_AUDIT_RETENTION", values::duration)?
+            .unwrap_or_default();
+
+        let github = self.github()?;
+        let sync_interval = self.parse("GATEHOUSE_SYNC_INTERVAL", values::duration)?.unwrap_or_default();
+        let sync_max_departed = self
+            .parse("GATEHOUSE_SYNC_MAX_DEPARTED", values::fraction)?
+            .unwrap_or(0.2);
+        let metrics_bind = self.parse("GATEHOUSE_METRICS_BIND", |v| {
+            v.parse::<SocketAddr>()
+                .map_err(|_| format!("'{v}' is not an address like 127.0.0.1:9090"))
+        })?;
+        if metrics_bind == Some(bind) {
+            return Err(self.invalid(
+                "GATEHOUSE_METRICS_BIND",
+                "must differ from GATEHOUSE_BIND: metrics are never served on the public port",
+            ));
+        }
+        let log_format = self.parse("GATEHOUSE_LOG_FORMAT", |v| match v {
+            "json" => Ok(LogFormat::Json),
+            "pretty" => Ok(LogFormat::Pretty),
+            other => Err(format!("'{other}' is neither json nor pretty")),
+        })?;
+
+        let warnings = std::mem::take(&mut self.warnings);
+        let mut config = Config {
+            bind,
+            public_url,
+            database,
+            database_tls,
+            redis,
+            identity,
+            oidc_scopes,
+            admin_groups,
+            api: ApiConfig {
+                audience,
+                issuers: api_issuers,
+                client_ids,
+                cors_origins,
+            },
+            session: SessionConfig {
+                keys,
+                ttl,
+                idle,
+                cookie_secure,
+            },
+            trusted_proxies,
+            rate_limits,
+            audit_retention,
+            github,
+            sync_interval,
+            sync_max_departed,
+            metrics_bind,
+            log_format,
+            warnings,
+        };
+        config.warnings.extend(oidc::warnings(&config));
+        Ok(config)
+    }
+
+    fn github(&self) -> Result<Option<GithubConfig>, ConfigError> {
+        let org = self.get("GATEHOUSE_GITHUB_ORG").0.map(str::to_string);
+        let token = self.secret("GATEHOUSE_GITHUB_TOKEN")?;
+        let api_url = self
+            .parse("GATEHOUSE_GITHUB_API_URL", parse_http_url)?
+            .ok_or_else(|| self.invalid("GATEHOUSE_GITHUB_API_URL", "required"))?;
+        let graphql_url = match self.parse("GATEHOUSE_GITHUB_GRAPHQL_URL", parse_http_url)? {
+            Some(url) => url,
+            None => default_graphql_url(&api_url)
+                .map_err(|m| self.invalid("GATEHOUSE_GITHUB_API_URL", m))?,
+        };
+        match (org, token) {
+            (Some(org), Some(token)) => Ok(Some(GithubConfig {
+                org,
+                token,
+                api_url,
+                graphql_url,
+            })),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(self.invalid(
+                "GATEHOUSE_GITHUB_TOKEN",
+                "required when GATEHOUSE_GITHUB_ORG is set",
+            )),
+            (None, Some(_)) => Err(self.invalid(
+                "GATEHOUSE_GITHUB_ORG",
+                "required when GATEHOUSE_GITHUB_TOKEN is set",
+            )),
+        }
+    }
+}
+
+/// GitHub Enterprise Server serves REST at `/api/v3` and GraphQL at `/api/graphql`;
+/// github.com serves GraphQL at `/graphql` beside REST.
+fn default_graphql_url(api: &Url) -> Result<Url, String> {
+    let path = api.path().trim_end_matches('/');
+    let graphql = match path.strip_suffix("/api/v3") {
+        Some(prefix) => format!("{prefix}/api/graphql"),
+        None => format!("{path}/graphql"),
+    };
+    let mut url = api.clone();
+    url.set_path(&graphql);
+    Ok(url)
+}
+
+fn parse_http_url(v: &str) -> Result<Url, String> {
+    let url = Url::parse(v).map_err(|e| format!("'{v}' is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("'{v}' must be an http:// or https:// URL with a host"));
+    }
+    Ok(url)
+}
+
+fn parse_public_url(v: &str) -> Result<Url, String> {
+    let mut url = parse_http_url(v)?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("'{v}' must not carry a query or fragment"));
+    }
+    if url.path() != "/" {
+        return Err(format!(
+            "'{v}' must be an origin without a path (Gatehouse is served at the root)"
+        ));
+    }
+    url.set_path("/");
+    Ok(url)
+}
+
+/// An origin as browsers send it in `Origin`: scheme, host and port, no path.
+fn parse_origin(v: &str) -> Result<String, String> {
+    let url = parse_http_url(v)?;
+    if url.path() != "/" || url.query().is_some() {
+        return Err(format!("'{v}' is not an origin like https://tools.example.com"));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// Reads the flat TOML file into (variable, value) pairs. Lists become comma lists.
+fn read_toml(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
+    let file_err = |message: String| ConfigError::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_err(format!("cannot read it: {e}")))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let position = e.span().map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: ")
+        });
+        file_err(format!(
+            "{}{}",
+            position.unwrap_or_default(),
+            e.message()
+        ))
+    })?;
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let var = vars::find_by_toml_key(&key).ok_or_else(|| {
+            file_err(format!(
+                "unknown key '{key}' (keys are the variable names without GATEHOUSE_, lower-case, e.g. database_url)"
+            ))
+        })?;
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .into_iter()
+                .map(|i| match i {
+                    toml::Value::String(s) => Ok(s),
+                    other => Err(file_err(format!(
+                        "key '{key}': list items must be strings, found {}",
+                        other.type_str()
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            other => {
+                return Err(file_err(format!(
+                    "key '{key}': expected a string, number, boolean or list, found {}",
+                    other.type_str()
+                )));
+            }
+        };
+        out.push((var.name, text));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

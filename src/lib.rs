@@ -1,0 +1,15 @@
+//! Gatehouse: the secure internal portal. `main` parses the command line and calls `cli::run`;
+//! tests call `build_app` and `app::start` directly.
+
+pub mod app;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod redis_client;
+pub mod sample;
+pub mod state;
+pub mod store;
+pub mod web;
+
+pub use app::build_app;

@@ -1,0 +1,35 @@
+//! The one application state every handler reaches through axum's `State`.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::redis_client::RedisHandle;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub redis: Option<Arc<RedisHandle>>,
+}
+
+impl AppState {
+    pub fn new(config: Arc<Config>, store: Arc<dyn Store>, redis: Option<Arc<RedisHandle>>) -> Self {
+        AppState(Arc::new(Inner {
+            config,
+            store,
+            redis,
+        }))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,105 @@
+//! Storage: one `Store` trait, one implementation per backend (PostgreSQL and SQLite).
+//!
+//! SQL that both backends accept lives once in `common` as generic functions; what differs
+//! (connection options, migrations, later full-text search and locks) lives in the backend's
+//! own file. Features reach storage only through `Arc<dyn Store>`.
+
+mod common;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::config::{Backend, Config, DatabaseUrl};
+use crate::sample::SampleData;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// How long a request waits for a pooled connection before giving up with an error.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to database {url}: {cause}")]
+    Connect { url: String, cause: String },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MigrationStatus {
+    pub applied: Vec<i64>,
+    pub pending: Vec<i64>,
+}
+
+/// Counts shown on the landing page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DirectorySummary {
+    pub people: i64,
+    pub laptops: i64,
+    pub lists: i64,
+    pub repos: i64,
+}
+
+impl DirectorySummary {
+    pub fn is_empty(&self) -> bool {
+        self.people == 0 && self.laptops == 0 && self.lists == 0 && self.repos == 0
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+    /// A round trip to the database, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+    async fn migrate(&self) -> Result<MigrationStatus, StoreError>;
+    async fn migration_status(&self) -> Result<MigrationStatus, StoreError>;
+    async fn directory_summary(&self) -> Result<DirectorySummary, StoreError>;
+    /// Loads the demo data in one transaction if the directory is empty; `false` if it was not.
+    async fn load_sample_data(&self, data: &SampleData) -> Result<bool, StoreError>;
+    async fn close(&self);
+}
+
+/// Connects to the configured database (creating a SQLite file when missing).
+pub async fn connect(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    let url = &config.database;
+    Ok(match url.backend() {
+        Backend::Postgres => Arc::new(PgStore::connect(url, &config.database_tls).await?),
+        Backend::Sqlite => Arc::new(SqliteStore::connect(url).await?),
+    })
+}
+
+fn connect_error(url: &DatabaseUrl, err: sqlx::Error) -> StoreError {
+    StoreError::Connect {
+        url: url.redacted().to_string(),
+        cause: describe(&err),
+    }
+}
+
+/// sqlx's I/O errors read "error communicating with database: …"; the cause is what helps.
+fn describe(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::PoolTimedOut => format!(
+            "no connection within {}s (is the server up and reachable?)",
+            ACQUIRE_TIMEOUT.as_secs()
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn status_from(migrator: &sqlx::migrate::Migrator, applied: Vec<i64>) -> MigrationStatus {
+    let pending = migrator
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v))
+        .collect();
+    MigrationStatus { applied, pending }
+}

@@ -1,0 +1,34 @@
+//! The HTTP shell: routes of the shell itself, the error type, assets and the middleware
+//! stack. Business logic lives in the feature folders.
+
+pub mod assets;
+pub mod error;
+pub mod health;
+pub mod middleware;
+pub mod pages;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::state::AppState;
+use error::AppError;
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/", get(pages::show_home))
+        .route("/health", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/static/{name}", get(assets::serve_asset))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    middleware::apply(routes)
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
+}
