@@ -1,1 +1,10 @@
-fn main(){}
+//! Integration tests: one binary (one link step), real PostgreSQL, Redis, node oidc-provider
+//! and Chromium, each started or reached on loopback by `support`.
+
+mod browser;
+mod cli;
+mod http;
+mod idp;
+mod readme;
+mod store;
+mod support;

@@ -1,0 +1,212 @@
+//! The `gatehouse` binary as operators run it: exit codes and what it prints.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{TestDb, free_port, http, redis_url};
+
+fn gatehouse(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    // Only what the test gives: a developer's own GATEHOUSE_* must not leak in.
+    cmd.env_clear().current_dir(cwd).args(args).envs(env.iter().copied());
+    cmd
+}
+
+fn run(env: &[(&str, &str)], args: &[&str]) -> (Output, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = gatehouse(dir.path(), env, args).output().expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stdout, stderr)
+}
+
+#[test]
+fn check_names_redis_when_nothing_listens_there() {
+    let dead = format!("redis://127.0.0.1:{}", free_port());
+    let (out, stdout, _) = run(&[("GATEHOUSE_REDIS_URL", &dead)], &["check"]);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("redis: "))
+        .unwrap_or_else(|| panic!("no redis line in {stdout}"));
+    assert!(line.starts_with("redis: FAIL: "), "{line}");
+    assert!(line.to_lowercase().contains("refused"), "{line}");
+    assert!(stdout.lines().any(|l| l.starts_with("config: ok")), "{stdout}");
+}
+
+#[tokio::test]
+async fn check_passes_against_real_postgres_and_redis_and_sees_pending_migrations() {
+    let db = TestDb::postgres().await;
+    let redis = redis_url();
+    let env = [("GATEHOUSE_DATABASE_URL", db.url()), ("GATEHOUSE_REDIS_URL", redis.as_str())];
+    let (out, stdout, _) = run(&env, &["check"]);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("database: WARN: ") && stdout.contains("pending"), "{stdout}");
+    assert!(stdout.contains("redis: ok"), "{stdout}");
+
+    let (out, stdout, stderr) = run(&env, &["migrate"]);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("migrations: 1 applied now"), "{stdout}");
+    let (out, stdout, _) = run(&env, &["migrate"]);
+    assert!(out.status.success());
+    assert!(stdout.contains("migrations: 0 applied now"), "{stdout}");
+
+    let (out, stdout, _) = run(&env, &["check"]);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("database: ok (") && stdout.contains("schema version 1"), "{stdout}");
+    // Every line is one check with a verdict.
+    for line in stdout.lines() {
+        assert!(
+            line.contains(": ok") || line.contains(": WARN: ") || line.contains(": FAIL: "),
+            "{line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn check_warns_about_postgres_without_redis() {
+    let db = TestDb::postgres().await;
+    let (out, stdout, _) = run(&[("GATEHOUSE_DATABASE_URL", db.url())], &["check"]);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("redis: WARN: not configured"), "{stdout}");
+}
+
+#[test]
+fn check_reports_a_bad_configuration_and_exits_1() {
+    let (out, stdout, _) = run(&[("GATEHOUSE_RATE_LIMITS", "auth.login=lots")], &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.starts_with("config: FAIL: GATEHOUSE_RATE_LIMITS"), "{stdout}");
+}
+
+#[test]
+fn serve_with_unreachable_database_exits_1_naming_the_redacted_url_and_cause() {
+    let port = free_port();
+    let url = format!("postgres://gatehouse:topsecret@127.0.0.1:{port}/gatehouse");
+    let started = Instant::now();
+    let (out, stdout, stderr) = run(&[("GATEHOUSE_DATABASE_URL", &url)], &["serve"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains(&format!("postgres://gatehouse:***@127.0.0.1:{port}/gatehouse")),
+        "{stderr}"
+    );
+    assert!(stderr.to_lowercase().contains("refused"), "{stderr}");
+    assert!(!stderr.contains("topsecret") && !stdout.contains("topsecret"));
+    // A refused connection is reported at once, not after a pool timeout.
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[test]
+fn bad_configuration_stops_start_up_naming_the_variable() {
+    let (out, _, stderr) = run(&[("GATEHOUSE_SESSION_IDLE", "a while")], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("GATEHOUSE_SESSION_IDLE (from the environment)"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let (out, _, stderr) = run(&[("GATEHOUSE_BIND", "0.0.0.0:8080")], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("GATEHOUSE_BIND") && stderr.contains("loopback"), "{stderr}");
+}
+
+#[test]
+fn malformed_toml_reports_line_and_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("gatehouse.toml");
+    std::fs::write(&file, "bind = \"127.0.0.1:9\"\nsession_ttl = 1h\n").expect("write");
+    let path = file.to_string_lossy().into_owned();
+    let out = gatehouse(dir.path(), &[], &["--config", &path, "check"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.contains(&path) && stdout.contains("line 2, column"), "{stdout}");
+    // The same file through GATEHOUSE_CONFIG.
+    let out = gatehouse(dir.path(), &[("GATEHOUSE_CONFIG", &path)], &[])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2, column"));
+}
+
+#[test]
+fn flags_override_the_environment() {
+    let port = free_port();
+    let (out, stdout, _) = run(
+        &[("GATEHOUSE_REDIS_URL", "redis://127.0.0.1:6379")],
+        &["--redis-url", &format!("redis://127.0.0.1:{port}"), "check"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.contains(&format!("127.0.0.1:{port}")), "{stdout}");
+    let (out, stdout, _) = run(&[], &["--set", "session_ttl=never", "check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.contains("GATEHOUSE_SESSION_TTL (from the command line)"), "{stdout}");
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [&["--help"][..], &["serve", "--help"], &["migrate", "--help"], &["check", "--help"]] {
+        let (out, stdout, _) = run(&[], args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(stdout.contains("Usage: gatehouse"), "{args:?}: {stdout}");
+    }
+}
+
+/// Zero configuration but the port: SQLite file in the working directory, sample data,
+/// `/` and `/health/ready` answer 200, and SIGTERM stops it cleanly.
+#[tokio::test]
+async fn zero_config_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut child = gatehouse(
+        dir.path(),
+        &[("GATEHOUSE_BIND", &bind), ("GATEHOUSE_LOG_FORMAT", "json")],
+        &[],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut log = Vec::new();
+    while !log.iter().any(|l: &String| l.contains("\"listening\"")) {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(remaining) {
+            Ok(line) => log.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("never listened; log so far: {log:#?}");
+            }
+        }
+    }
+    assert!(log.iter().any(|l| l.contains("DEV MODE")), "{log:#?}");
+    assert!(log.iter().any(|l| l.contains("sample data")), "{log:#?}");
+    for l in &log {
+        serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{l}: {e}"));
+    }
+    assert!(dir.path().join("gatehouse.db").exists());
+
+    for path in ["/", "/health/ready"] {
+        let r = http().get(format!("http://{bind}{path}")).send().await.expect(path);
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "{path}");
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "graceful shutdown exits 0, got {status:?}");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:#?}");
+}

@@ -1,0 +1,104 @@
+//! Both storage backends through the same `Store` trait: migrations, sample data, counts.
+
+use std::sync::Arc;
+
+use gatehouse::config::Backend;
+use gatehouse::sample;
+use gatehouse::store::{self, Store};
+
+use crate::support::server::config;
+use crate::support::TestDb;
+
+async fn open(db: &TestDb) -> Arc<dyn Store> {
+    store::connect(&config(&[("GATEHOUSE_DATABASE_URL", db.url())]))
+        .await
+        .expect("connects")
+}
+
+async fn migrations_and_sample_data(db: TestDb, backend: Backend) {
+    let store = open(&db).await;
+    assert_eq!(store.backend(), backend);
+    let before = store.migration_status().await.expect("status before");
+    assert!(before.applied.is_empty());
+    assert!(!before.pending.is_empty());
+
+    let after = store.migrate().await.expect("migrates");
+    assert!(after.pending.is_empty());
+    assert_eq!(after.applied, before.pending);
+    // Running again is a no-op, as on every restart.
+    assert_eq!(store.migrate().await.expect("migrates again"), after);
+
+    assert!(store.directory_summary().await.expect("summary").is_empty());
+    let data = sample::generate(chrono::NaiveDate::from_ymd_opt(2026, 11, 24).expect("date"));
+    assert!(store.load_sample_data(&data).await.expect("loads"));
+    let summary = store.directory_summary().await.expect("summary");
+    assert_eq!(summary.people, data.people.len() as i64);
+    assert_eq!(summary.laptops, data.laptops.len() as i64);
+    assert_eq!(summary.lists, data.lists.len() as i64);
+    assert_eq!(summary.repos, data.repos.len() as i64);
+    // A second start finds data and leaves it alone.
+    assert!(!store.load_sample_data(&data).await.expect("second load"));
+    assert_eq!(store.directory_summary().await.expect("summary"), summary);
+    store.ping().await.expect("ping");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn postgres_migrates_and_loads_sample_data_once() {
+    migrations_and_sample_data(TestDb::postgres().await, Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_migrates_and_loads_sample_data_once() {
+    migrations_and_sample_data(TestDb::sqlite(), Backend::Sqlite).await;
+}
+
+/// Inserts a user row over a connection of the database's own kind.
+async fn insert_user(url: &str, issuer: &str, sub: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let insert = "INSERT INTO users (issuer, subject, email) VALUES ($1, $2, 'same@example.com')";
+    if url.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        sqlx::query(insert).bind(issuer).bind(sub).execute(&mut conn).await?;
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(url).await?;
+        sqlx::query(insert).bind(issuer).bind(sub).execute(&mut conn).await?;
+    }
+    Ok(())
+}
+
+async fn schema_enforces_identity_keys(db: TestDb) {
+    let store = open(&db).await;
+    store.migrate().await.expect("migrates");
+    let url = db.url();
+    // The users table is keyed by (issuer, subject), never by email.
+    insert_user(url, "https://a", "1").await.expect("first user");
+    insert_user(url, "https://b", "1").await.expect("same sub, other issuer");
+    insert_user(url, "https://a", "2").await.expect("same email, other sub");
+    let dup = insert_user(url, "https://a", "1").await;
+    assert!(dup.is_err(), "duplicate (issuer, sub) must be refused");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn postgres_users_are_unique_by_issuer_and_subject() {
+    schema_enforces_identity_keys(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_users_are_unique_by_issuer_and_subject() {
+    schema_enforces_identity_keys(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn unreachable_postgres_names_the_redacted_url_and_cause() {
+    let port = crate::support::free_port();
+    let url = format!("postgres://app:hunter2@127.0.0.1:{port}/gatehouse");
+    let err = match store::connect(&config(&[("GATEHOUSE_DATABASE_URL", &url)])).await {
+        Ok(_) => panic!("nothing listens there"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains(&format!("postgres://app:***@127.0.0.1:{port}/gatehouse")), "{err}");
+    assert!(err.to_lowercase().contains("refused"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}

@@ -1,0 +1,74 @@
+//! The real application, in-process, on a free loopback port.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gatehouse::app::{Server, prepare};
+use gatehouse::config::{Config, Sources};
+use gatehouse::state::AppState;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub base: String,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A configuration from `GATEHOUSE_*` pairs only; the process environment is not read.
+pub fn config(pairs: &[(&str, &str)]) -> Config {
+    let env: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::load(&Sources {
+        env,
+        ..Sources::default()
+    })
+    .expect("test configuration is valid")
+}
+
+impl TestApp {
+    /// Starts the app with these settings; the database URL is required, the bind is free.
+    pub async fn start(pairs: &[(&str, &str)]) -> TestApp {
+        let config = Arc::new(config(pairs));
+        let state = prepare(config).await.expect("app prepares");
+        let server = Server::bind(state.clone(), "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind a free port");
+        let addr = server.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base: format!("http://{addr}"),
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Graceful stop: in-flight requests finish, the pool closes.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server stops cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
