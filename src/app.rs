@@ -91,8 +91,7 @@ impl Server {
         tracing::info!(%addr, public_url = %self.state.config.public_url, "listening");
         axum::serve(
             self.listener,
-            self.app
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await

@@ -69,7 +69,12 @@ pub async fn run_checks(sources: &Sources) -> Vec<Line> {
             IdentityProvider::External(s) => format!("identity provider {}", s.issuer),
         }),
     )];
-    lines.extend(config.warnings.iter().map(|w| line("config", Outcome::Warn(w.clone()))));
+    lines.extend(
+        config
+            .warnings
+            .iter()
+            .map(|w| line("config", Outcome::Warn(w.clone()))),
+    );
 
     lines.push(line("database", check_database(&config).await));
     match &config.redis {
@@ -105,7 +110,10 @@ pub async fn run_checks(sources: &Sources) -> Vec<Line> {
     {
         Ok(c) => c,
         Err(e) => {
-            lines.push(line("http", Outcome::Fail(format!("cannot build an HTTP client: {e}"))));
+            lines.push(line(
+                "http",
+                Outcome::Fail(format!("cannot build an HTTP client: {e}")),
+            ));
             return lines;
         }
     };
@@ -181,7 +189,10 @@ struct Discovery {
 }
 
 async fn check_discovery(client: &reqwest::Client, issuer: &str) -> Outcome {
-    let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
     let doc: Discovery = match fetch_json(client, &url).await {
         Ok(d) => d,
         Err(e) => return Outcome::Fail(e),
@@ -193,7 +204,9 @@ async fn check_discovery(client: &reqwest::Client, issuer: &str) -> Outcome {
         ));
     }
     if doc.authorization_endpoint.is_none() || doc.token_endpoint.is_none() {
-        return Outcome::Fail(format!("{url} lacks authorization_endpoint or token_endpoint"));
+        return Outcome::Fail(format!(
+            "{url} lacks authorization_endpoint or token_endpoint"
+        ));
     }
     match doc.jwks_uri {
         Some(jwks) => match check_jwks(client, &jwks).await {
@@ -217,7 +230,11 @@ async fn check_jwks(client: &reqwest::Client, url: &str) -> Outcome {
 }
 
 async fn check_github(client: &reqwest::Client, gh: &crate::config::GithubConfig) -> Outcome {
-    let url = format!("{}/orgs/{}", gh.api_url.as_str().trim_end_matches('/'), gh.org);
+    let url = format!(
+        "{}/orgs/{}",
+        gh.api_url.as_str().trim_end_matches('/'),
+        gh.org
+    );
     let response = client
         .get(&url)
         .bearer_auth(gh.token.expose_secret())
@@ -226,7 +243,9 @@ async fn check_github(client: &reqwest::Client, gh: &crate::config::GithubConfig
         .send()
         .await;
     match response {
-        Ok(r) if r.status().is_success() => Outcome::Ok(format!("organization {} at {url}", gh.org)),
+        Ok(r) if r.status().is_success() => {
+            Outcome::Ok(format!("organization {} at {url}", gh.org))
+        }
         Ok(r) => Outcome::Fail(format!("{url} answered {}", r.status())),
         Err(e) => Outcome::Fail(format!("{url}: {}", error_chain(&e))),
     }

@@ -10,7 +10,8 @@ const DEFAULT_FILTER: &str = "info,sqlx=warn,tower_http=info";
 
 /// Installs the global subscriber; a second call (tests) is a no-op.
 pub fn init(format: Option<LogFormat>) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let format = format.unwrap_or(if std::io::stdout().is_terminal() {
         LogFormat::Pretty
     } else {

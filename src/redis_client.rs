@@ -67,13 +67,13 @@ impl RedisHandle {
 
     pub async fn ping(&self) -> Result<(), RedisError> {
         let mut conn = self.connection().await?;
-        let pong: String = tokio::time::timeout(
-            REDIS_TIMEOUT,
-            redis::cmd("PING").query_async(&mut conn),
-        )
-        .await
-        .map_err(|_| self.unavailable(format!("no answer within {}s", REDIS_TIMEOUT.as_secs())))?
-        .map_err(|e| self.unavailable(e))?;
+        let pong: String =
+            tokio::time::timeout(REDIS_TIMEOUT, redis::cmd("PING").query_async(&mut conn))
+                .await
+                .map_err(|_| {
+                    self.unavailable(format!("no answer within {}s", REDIS_TIMEOUT.as_secs()))
+                })?
+                .map_err(|e| self.unavailable(e))?;
         if pong == "PONG" {
             Ok(())
         } else {

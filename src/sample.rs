@@ -60,13 +60,23 @@ pub struct SampleData {
 
 const FIRST: &[&str] = &[
     "Ada", "Boris", "Chiara", "Dmitri", "Esther", "Farid", "Greta", "Hiro", "Ines", "Jonas",
-    "Kemi", "Lars", "Mira", "Nadia", "Oskar", "Priya", "Quentin", "Rosa", "Sven", "Tomoko",
-    "Ugo", "Vera", "Wen", "Ximena", "Yusuf", "Zofia", "Amara", "Bastian", "Celine", "Diego",
-    "Elif", "Fynn", "Gaia", "Hamid", "Ilse", "Jun",
+    "Kemi", "Lars", "Mira", "Nadia", "Oskar", "Priya", "Quentin", "Rosa", "Sven", "Tomoko", "Ugo",
+    "Vera", "Wen", "Ximena", "Yusuf", "Zofia", "Amara", "Bastian", "Celine", "Diego", "Elif",
+    "Fynn", "Gaia", "Hamid", "Ilse", "Jun",
 ];
 const LAST: &[&str] = &[
-    "Lindqvist", "Okafor", "Moreau", "Tanaka", "Novak", "Haddad", "Silva", "Kowalski",
-    "Fischer", "Nakamura", "Adeyemi", "Rossi",
+    "Lindqvist",
+    "Okafor",
+    "Moreau",
+    "Tanaka",
+    "Novak",
+    "Haddad",
+    "Silva",
+    "Kowalski",
+    "Fischer",
+    "Nakamura",
+    "Adeyemi",
+    "Rossi",
 ];
 const MODELS: &[&str] = &[
     "MacBook Pro 14\" (M3)",
@@ -84,9 +94,17 @@ const LISTS: &[(&str, &str, bool)] = &[
     ("social-club", "Social club", false),
 ];
 const REPOS: &[(&str, &str, &str)] = &[
-    ("gatehouse-demo", "The portal you are looking at (demo data)", "internal"),
+    (
+        "gatehouse-demo",
+        "The portal you are looking at (demo data)",
+        "internal",
+    ),
     ("platform-api", "Example service API", "private"),
-    ("platform-infra", "Example infrastructure as code", "private"),
+    (
+        "platform-infra",
+        "Example infrastructure as code",
+        "private",
+    ),
     ("website", "Example public website", "public"),
     ("mobile-app", "Example mobile client", "private"),
     ("handbook", "Example employee handbook", "internal"),
@@ -210,7 +228,11 @@ mod tests {
         let d = data();
         assert!((24..=60).contains(&d.people.len()));
         let emails: HashSet<_> = d.people.iter().map(|p| &p.email).collect();
-        let logins: HashSet<_> = d.people.iter().map(|p| p.github_username.to_lowercase()).collect();
+        let logins: HashSet<_> = d
+            .people
+            .iter()
+            .map(|p| p.github_username.to_lowercase())
+            .collect();
         assert_eq!(emails.len(), d.people.len());
         assert_eq!(logins.len(), d.people.len());
         assert!(d.people.iter().all(|p| p.email.ends_with("@example.com")));
@@ -222,7 +244,11 @@ mod tests {
     #[test]
     fn lists_have_members_and_owners_and_one_is_hidden() {
         let d = data();
-        assert!(d.lists.iter().all(|l| !l.members.is_empty() && !l.owners.is_empty()));
+        assert!(
+            d.lists
+                .iter()
+                .all(|l| !l.members.is_empty() && !l.owners.is_empty())
+        );
         assert!(d.lists.iter().any(|l| l.hidden));
         assert_eq!(d.lists[0].members.len(), d.people.len());
     }

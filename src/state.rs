@@ -17,7 +17,11 @@ pub struct Inner {
 }
 
 impl AppState {
-    pub fn new(config: Arc<Config>, store: Arc<dyn Store>, redis: Option<Arc<RedisHandle>>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        redis: Option<Arc<RedisHandle>>,
+    ) -> Self {
         AppState(Arc::new(Inner {
             config,
             store,

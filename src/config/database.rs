@@ -145,14 +145,21 @@ mod tests {
         ))
         .expect("valid");
         assert_eq!(url.backend(), Backend::Postgres);
-        assert_eq!(url.redacted(), "postgres://app:***@db.internal:5432/gatehouse");
+        assert_eq!(
+            url.redacted(),
+            "postgres://app:***@db.internal:5432/gatehouse"
+        );
         assert!(!format!("{url:?} {url}").contains("hunter2"));
         assert!(url.expose().contains("hunter2"));
     }
 
     #[test]
     fn sqlite_forms_and_rejections() {
-        for ok in ["sqlite://gatehouse.db", "sqlite:///tmp/x.db", "sqlite::memory:"] {
+        for ok in [
+            "sqlite://gatehouse.db",
+            "sqlite:///tmp/x.db",
+            "sqlite::memory:",
+        ] {
             let url = DatabaseUrl::parse(SecretString::from(ok.to_string())).expect(ok);
             assert_eq!(url.backend(), Backend::Sqlite);
         }

@@ -245,8 +245,8 @@ impl Raw {
         let database = self
             .secret("GATEHOUSE_DATABASE_URL")?
             .ok_or_else(|| self.invalid("GATEHOUSE_DATABASE_URL", "required"))?;
-        let database = DatabaseUrl::parse(database)
-            .map_err(|m| self.invalid("GATEHOUSE_DATABASE_URL", m))?;
+        let database =
+            DatabaseUrl::parse(database).map_err(|m| self.invalid("GATEHOUSE_DATABASE_URL", m))?;
         let database_tls = DatabaseTls {
             ca: self.secret("GATEHOUSE_DATABASE_CA")?,
             cert: self.secret("GATEHOUSE_DATABASE_CERT")?,
@@ -265,7 +265,9 @@ impl Raw {
             ));
         }
         let redis = match self.secret("GATEHOUSE_REDIS_URL")? {
-            Some(url) => Some(RedisUrl::parse(url).map_err(|m| self.invalid("GATEHOUSE_REDIS_URL", m))?),
+            Some(url) => {
+                Some(RedisUrl::parse(url).map_err(|m| self.invalid("GATEHOUSE_REDIS_URL", m))?)
+            }
             None => None,
         };
 
@@ -352,11 +354,19 @@ impl Raw {
                 ));
             }
         };
-        let ttl = self.parse("GATEHOUSE_SESSION_TTL", values::duration)?.unwrap_or_default();
-        let idle = self.parse("GATEHOUSE_SESSION_IDLE", values::duration)?.unwrap_or_default();
+        let ttl = self
+            .parse("GATEHOUSE_SESSION_TTL", values::duration)?
+            .unwrap_or_default();
+        let idle = self
+            .parse("GATEHOUSE_SESSION_IDLE", values::duration)?
+            .unwrap_or_default();
         if ttl.is_zero() || idle.is_zero() {
             return Err(self.invalid(
-                if ttl.is_zero() { "GATEHOUSE_SESSION_TTL" } else { "GATEHOUSE_SESSION_IDLE" },
+                if ttl.is_zero() {
+                    "GATEHOUSE_SESSION_TTL"
+                } else {
+                    "GATEHOUSE_SESSION_IDLE"
+                },
                 "a session lifetime of 0 would sign everyone out at once",
             ));
         }
@@ -382,7 +392,9 @@ impl Raw {
             .unwrap_or_default();
 
         let github = self.github()?;
-        let sync_interval = self.parse("GATEHOUSE_SYNC_INTERVAL", values::duration)?.unwrap_or_default();
+        let sync_interval = self
+            .parse("GATEHOUSE_SYNC_INTERVAL", values::duration)?
+            .unwrap_or_default();
         let sync_max_departed = self
             .parse("GATEHOUSE_SYNC_MAX_DEPARTED", values::fraction)?
             .unwrap_or(0.2);
@@ -485,7 +497,9 @@ fn default_graphql_url(api: &Url) -> Result<Url, String> {
 fn parse_http_url(v: &str) -> Result<Url, String> {
     let url = Url::parse(v).map_err(|e| format!("'{v}' is not a URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!("'{v}' must be an http:// or https:// URL with a host"));
+        return Err(format!(
+            "'{v}' must be an http:// or https:// URL with a host"
+        ));
     }
     Ok(url)
 }
@@ -508,7 +522,9 @@ fn parse_public_url(v: &str) -> Result<Url, String> {
 fn parse_origin(v: &str) -> Result<String, String> {
     let url = parse_http_url(v)?;
     if url.path() != "/" || url.query().is_some() {
-        return Err(format!("'{v}' is not an origin like https://tools.example.com"));
+        return Err(format!(
+            "'{v}' is not an origin like https://tools.example.com"
+        ));
     }
     Ok(url.origin().ascii_serialization())
 }
@@ -519,7 +535,8 @@ fn read_toml(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
         path: path.to_path_buf(),
         message,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| file_err(format!("cannot read it: {e}")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| file_err(format!("cannot read it: {e}")))?;
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let position = e.span().map(|span| {
             let before = &text[..span.start.min(text.len())];
@@ -527,11 +544,7 @@ fn read_toml(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
             let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
             format!("line {line}, column {column}: ")
         });
-        file_err(format!(
-            "{}{}",
-            position.unwrap_or_default(),
-            e.message()
-        ))
+        file_err(format!("{}{}", position.unwrap_or_default(), e.message()))
     })?;
     let mut out = Vec::new();
     for (key, value) in table {

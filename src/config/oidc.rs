@@ -11,8 +11,10 @@ use super::{Config, ConfigError, Raw};
 #[derive(Debug, Clone)]
 pub enum IdentityProvider {
     /// No provider configured: the built-in dev provider at `PUBLIC_URL/dev-idp`.
-    Dev { issuer: String },
-    External(OidcSettings),
+    Dev {
+        issuer: String,
+    },
+    External(Box<OidcSettings>),
 }
 
 impl IdentityProvider {
@@ -67,7 +69,10 @@ enum PayloadShape {
 
 const CONFIG_VAR: &str = "GATEHOUSE_OIDC_CONFIG";
 
-pub(super) fn identity_provider(raw: &Raw, public_url: &Url) -> Result<IdentityProvider, ConfigError> {
+pub(super) fn identity_provider(
+    raw: &Raw,
+    public_url: &Url,
+) -> Result<IdentityProvider, ConfigError> {
     let payload = match raw.secret(CONFIG_VAR)? {
         Some(json) => {
             let shape: PayloadShape = serde_json::from_str(json.expose_secret()).map_err(|e| {
@@ -99,7 +104,10 @@ pub(super) fn identity_provider(raw: &Raw, public_url: &Url) -> Result<IdentityP
         )
     })?;
     let issuer_url = Url::parse(&issuer).map_err(|e| {
-        raw.invalid("GATEHOUSE_OIDC_ISSUER", format!("'{issuer}' is not a URL ({e})"))
+        raw.invalid(
+            "GATEHOUSE_OIDC_ISSUER",
+            format!("'{issuer}' is not a URL ({e})"),
+        )
     })?;
     if !matches!(issuer_url.scheme(), "https" | "http") {
         return Err(raw.invalid("GATEHOUSE_OIDC_ISSUER", "must be an https:// URL"));
@@ -117,12 +125,15 @@ pub(super) fn identity_provider(raw: &Raw, public_url: &Url) -> Result<IdentityP
         })?;
     let client_secret = match raw.secret("GATEHOUSE_OIDC_CLIENT_SECRET")? {
         Some(s) => s,
-        None => payload.client_secret.map(SecretString::from).ok_or_else(|| {
-            raw.invalid(
-                "GATEHOUSE_OIDC_CLIENT_SECRET",
-                "required when an identity provider is configured",
-            )
-        })?,
+        None => payload
+            .client_secret
+            .map(SecretString::from)
+            .ok_or_else(|| {
+                raw.invalid(
+                    "GATEHOUSE_OIDC_CLIENT_SECRET",
+                    "required when an identity provider is configured",
+                )
+            })?,
     };
     let endpoint = |name: &str, value: Option<String>| -> Result<Option<Url>, ConfigError> {
         value
@@ -133,7 +144,7 @@ pub(super) fn identity_provider(raw: &Raw, public_url: &Url) -> Result<IdentityP
             })
             .transpose()
     };
-    Ok(IdentityProvider::External(OidcSettings {
+    Ok(IdentityProvider::External(Box::new(OidcSettings {
         issuer: issuer.trim_end_matches('/').to_string(),
         client_id,
         client_secret,
@@ -145,26 +156,27 @@ pub(super) fn identity_provider(raw: &Raw, public_url: &Url) -> Result<IdentityP
         redirect_uri: payload
             .redirect_uri
             .or_else(|| payload.redirect_uris.into_iter().next()),
-    }))
+    })))
 }
 
 /// The redirect URI Gatehouse registers: always built from `PUBLIC_URL`.
 pub fn callback_url(public_url: &Url) -> String {
-    format!("{}/auth/callback", public_url.as_str().trim_end_matches('/'))
+    format!(
+        "{}/auth/callback",
+        public_url.as_str().trim_end_matches('/')
+    )
 }
 
 pub(super) fn warnings(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     if let IdentityProvider::External(s) = &config.identity {
         let expected = callback_url(&config.public_url);
-        if let Some(given) = &s.redirect_uri {
-            if *given != expected {
-                out.push(format!(
-                    "GATEHOUSE_OIDC_CONFIG: redirect_uri {given} differs from {expected}, which \
-                     Gatehouse uses (it is built from GATEHOUSE_PUBLIC_URL); register that one at \
-                     the provider"
-                ));
-            }
+        if let Some(given) = s.redirect_uri.as_ref().filter(|g| **g != expected) {
+            out.push(format!(
+                "GATEHOUSE_OIDC_CONFIG: redirect_uri {given} differs from {expected}, which \
+                 Gatehouse uses (it is built from GATEHOUSE_PUBLIC_URL); register that one at \
+                 the provider"
+            ));
         }
     }
     out

@@ -42,10 +42,9 @@ pub fn resolve(
             return Err(SecretRefError::EmptyReference("env"));
         }
         return match lookup_env(name) {
-            Some(v) if !v.is_empty() => Ok((
-                SecretString::from(v),
-                SecretSource::Env(name.to_string()),
-            )),
+            Some(v) if !v.is_empty() => {
+                Ok((SecretString::from(v), SecretSource::Env(name.to_string())))
+            }
             _ => Err(SecretRefError::EnvMissing(name.to_string())),
         };
     }
@@ -114,7 +113,11 @@ mod tests {
 
         let missing = resolve("file:/nonexistent/gatehouse-secret", &no_env)
             .expect_err("missing file must fail");
-        assert!(missing.to_string().contains("/nonexistent/gatehouse-secret"));
+        assert!(
+            missing
+                .to_string()
+                .contains("/nonexistent/gatehouse-secret")
+        );
 
         std::fs::write(&path, "\n").expect("write");
         assert!(matches!(

@@ -23,7 +23,10 @@ fn load_err(sources: &Sources) -> String {
 }
 
 const PROD: &[(&str, &str)] = &[
-    ("GATEHOUSE_OIDC_ISSUER", "https://example.okta.com/oauth2/default"),
+    (
+        "GATEHOUSE_OIDC_ISSUER",
+        "https://example.okta.com/oauth2/default",
+    ),
     ("GATEHOUSE_OIDC_CLIENT_ID", "client"),
     ("GATEHOUSE_OIDC_CLIENT_SECRET", "secret"),
     ("GATEHOUSE_SESSION_KEY", "0123456789abcdef0123456789abcdef"),
@@ -46,7 +49,10 @@ fn zero_config_is_dev_mode_on_loopback_with_sqlite() {
     assert_eq!(config.api.issuers, vec!["http://localhost:8080/dev-idp"]);
     assert_eq!(config.api.audience, "api://default");
     assert_eq!(config.admin_groups, vec!["gatehouse-admins"]);
-    assert_eq!(config.oidc_scopes, vec!["openid", "email", "profile", "groups"]);
+    assert_eq!(
+        config.oidc_scopes,
+        vec!["openid", "email", "profile", "groups"]
+    );
     assert_eq!(config.session.ttl.as_secs(), 3600);
     assert_eq!(config.session.idle.as_secs(), 1800);
     assert!(!config.session.cookie_secure);
@@ -60,7 +66,10 @@ fn zero_config_is_dev_mode_on_loopback_with_sqlite() {
 #[test]
 fn dev_mode_refuses_a_public_bind() {
     let err = load_err(&env(&[("GATEHOUSE_BIND", "0.0.0.0:8080")]));
-    assert!(err.starts_with("GATEHOUSE_BIND (from the environment)"), "{err}");
+    assert!(
+        err.starts_with("GATEHOUSE_BIND (from the environment)"),
+        "{err}"
+    );
     assert!(err.contains("loopback"), "{err}");
     // A configured provider lifts the restriction.
     let config = Config::load(&prod_with(&[("GATEHOUSE_BIND", "0.0.0.0:8080")])).expect("prod");
@@ -127,9 +136,11 @@ fn session_keys_rotate_as_a_list() {
 
 #[test]
 fn https_means_secure_cookies_and_refuses_insecure_ones() {
-    let config =
-        Config::load(&prod_with(&[("GATEHOUSE_PUBLIC_URL", "https://portal.example.com")]))
-            .expect("https");
+    let config = Config::load(&prod_with(&[(
+        "GATEHOUSE_PUBLIC_URL",
+        "https://portal.example.com",
+    )]))
+    .expect("https");
     assert!(config.session.cookie_secure);
     let err = load_err(&prod_with(&[
         ("GATEHOUSE_PUBLIC_URL", "https://portal.example.com"),
@@ -160,7 +171,10 @@ fn secret_references_resolve_and_gcp_is_not_yet_supported() {
 #[test]
 fn no_secret_in_debug_output() {
     let config = Config::load(&prod_with(&[
-        ("GATEHOUSE_DATABASE_URL", "postgres://app:pg-pass-123@db/gatehouse"),
+        (
+            "GATEHOUSE_DATABASE_URL",
+            "postgres://app:pg-pass-123@db/gatehouse",
+        ),
         ("GATEHOUSE_REDIS_URL", "redis://:redis-pass-456@cache:6379"),
         ("GATEHOUSE_GITHUB_ORG", "acme"),
         ("GATEHOUSE_GITHUB_TOKEN", "ghp_token_789"),
@@ -219,14 +233,20 @@ fn oidc_config_payload_shapes() {
 
 #[test]
 fn github_graphql_url_is_derived() {
-    let base = [("GATEHOUSE_GITHUB_ORG", "acme"), ("GATEHOUSE_GITHUB_TOKEN", "t")];
+    let base = [
+        ("GATEHOUSE_GITHUB_ORG", "acme"),
+        ("GATEHOUSE_GITHUB_TOKEN", "t"),
+    ];
     let config = Config::load(&env(&base)).expect("github.com");
     let gh = config.github.expect("github configured");
     assert_eq!(gh.graphql_url.as_str(), "https://api.github.com/graphql");
 
     let mut ghes = base.to_vec();
     ghes.push(("GATEHOUSE_GITHUB_API_URL", "https://ghe.corp/api/v3"));
-    let gh = Config::load(&env(&ghes)).expect("ghes").github.expect("github");
+    let gh = Config::load(&env(&ghes))
+        .expect("ghes")
+        .github
+        .expect("github");
     assert_eq!(gh.graphql_url.as_str(), "https://ghe.corp/api/graphql");
 }
 
@@ -287,12 +307,19 @@ fn malformed_toml_reports_line_and_column() {
 #[test]
 fn unknown_gatehouse_variables_warn() {
     let config = Config::load(&env(&[("GATEHOUSE_DATABSE_URL", "x")])).expect("loads");
-    assert!(config.warnings.iter().any(|w| w.contains("GATEHOUSE_DATABSE_URL")));
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("GATEHOUSE_DATABSE_URL"))
+    );
 }
 
 #[test]
 fn unknown_flag_setting_is_an_error() {
-    let mut sources = Sources::default();
-    sources.flags = vec![("GATEHOUSE_NOPE".into(), "1".into())];
+    let sources = Sources {
+        flags: vec![("GATEHOUSE_NOPE".into(), "1".into())],
+        ..Sources::default()
+    };
     assert!(load_err(&sources).contains("GATEHOUSE_NOPE"));
 }

@@ -195,8 +195,14 @@ mod tests {
         let five = rate_limit("5/minute").expect("5/minute");
         assert_eq!(five.count, 5);
         assert_eq!(five.per, Duration::from_secs(60));
-        assert_eq!(rate_limit("100 per hour").map(|r| r.to_string()), Ok("100/hour".into()));
-        assert_eq!(rate_limit("2/seconds").map(|r| r.per), Ok(Duration::from_secs(1)));
+        assert_eq!(
+            rate_limit("100 per hour").map(|r| r.to_string()),
+            Ok("100/hour".into())
+        );
+        assert_eq!(
+            rate_limit("2/seconds").map(|r| r.per),
+            Ok(Duration::from_secs(1))
+        );
         assert!(rate_limit("5/fortnight").is_err());
         assert!(rate_limit("many/minute").is_err());
         assert!(rate_limit("0/minute").is_err());

@@ -4,9 +4,9 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
-use sqlx::{Connection, PgConnection, PgPool};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use super::common::pg as shared;
 use super::{

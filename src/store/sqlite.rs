@@ -4,9 +4,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::{Connection, SqliteConnection, SqlitePool};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 
 use super::common::lite as shared;
 use super::{
@@ -34,7 +34,11 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         // Every connection to an in-memory database is a new, empty database.
-        let max = if url.expose().contains(":memory:") { 1 } else { 8 };
+        let max = if url.expose().contains(":memory:") {
+            1
+        } else {
+            8
+        };
         // One direct connection first, so a bad path reports its cause rather than a timeout.
         SqliteConnection::connect_with(&options)
             .await

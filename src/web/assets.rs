@@ -52,7 +52,10 @@ pub fn url(name: &str) -> &'static str {
     find(name).map_or("/static/missing", |a| a.url.as_str())
 }
 
-pub async fn serve_asset(Path(name): Path<String>, headers: HeaderMap) -> Result<Response, AppError> {
+pub async fn serve_asset(
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     let asset = find(&name).ok_or(AppError::NotFound)?;
     let etag = HeaderValue::from_str(&asset.etag)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("asset etag: {e}")))?;
@@ -60,7 +63,10 @@ pub async fn serve_asset(Path(name): Path<String>, headers: HeaderMap) -> Result
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == asset.etag || t.trim() == "*"));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == asset.etag || t.trim() == "*")
+        });
     if matches {
         return Ok((
             StatusCode::NOT_MODIFIED,
@@ -70,7 +76,10 @@ pub async fn serve_asset(Path(name): Path<String>, headers: HeaderMap) -> Result
     }
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type)),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            ),
             (header::ETAG, etag),
             (header::CACHE_CONTROL, cache),
         ],

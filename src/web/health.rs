@@ -40,7 +40,10 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     }
 
     let (status, body) = if failures.is_empty() {
-        (StatusCode::OK, json!({ "status": "ready", "checks": checks }))
+        (
+            StatusCode::OK,
+            json!({ "status": "ready", "checks": checks }),
+        )
     } else {
         tracing::warn!(reason = failures.join("; "), "not ready");
         (

@@ -6,8 +6,8 @@ use axum::extract::State;
 
 use super::assets;
 use super::error::AppError;
-use crate::store::DirectorySummary;
 use crate::state::AppState;
+use crate::store::DirectorySummary;
 
 /// Fields of `templates/base.html`; each page struct carries one.
 pub struct Layout {

@@ -35,7 +35,10 @@ impl Driver {
             .expect("chromedriver starts");
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen within 20s");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen within 20s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Driver {
@@ -82,7 +85,10 @@ async fn landing_page_in_chromium() {
     let profile = tempfile::tempdir().expect("profile dir");
     let browser = driver.browser(profile.path()).await;
 
-    browser.goto(&app.url("/")).await.expect("opens the landing page");
+    browser
+        .goto(&app.url("/"))
+        .await
+        .expect("opens the landing page");
     assert_eq!(browser.title().await.expect("title"), "Gatehouse");
     let heading = browser
         .find(Locator::Css("h1"))
@@ -92,8 +98,17 @@ async fn landing_page_in_chromium() {
         .await
         .expect("text");
     assert_eq!(heading, "Everything you would otherwise ask IT in chat");
-    let notice = browser.find(Locator::Css(".notice")).await.expect("dev notice");
-    assert!(notice.text().await.expect("text").contains("made-up sample data"));
+    let notice = browser
+        .find(Locator::Css(".notice"))
+        .await
+        .expect("dev notice");
+    assert!(
+        notice
+            .text()
+            .await
+            .expect("text")
+            .contains("made-up sample data")
+    );
     let people = browser
         .find(Locator::Css("[data-testid=people-count]"))
         .await

@@ -10,7 +10,10 @@ use crate::support::{TestDb, free_port, http, redis_url};
 fn gatehouse(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
     // Only what the test gives: a developer's own GATEHOUSE_* must not leak in.
-    cmd.env_clear().current_dir(cwd).args(args).envs(env.iter().copied());
+    cmd.env_clear()
+        .current_dir(cwd)
+        .args(args)
+        .envs(env.iter().copied());
     cmd
 }
 
@@ -33,17 +36,26 @@ fn check_names_redis_when_nothing_listens_there() {
         .unwrap_or_else(|| panic!("no redis line in {stdout}"));
     assert!(line.starts_with("redis: FAIL: "), "{line}");
     assert!(line.to_lowercase().contains("refused"), "{line}");
-    assert!(stdout.lines().any(|l| l.starts_with("config: ok")), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("config: ok")),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
 async fn check_passes_against_real_postgres_and_redis_and_sees_pending_migrations() {
     let db = TestDb::postgres().await;
     let redis = redis_url();
-    let env = [("GATEHOUSE_DATABASE_URL", db.url()), ("GATEHOUSE_REDIS_URL", redis.as_str())];
+    let env = [
+        ("GATEHOUSE_DATABASE_URL", db.url()),
+        ("GATEHOUSE_REDIS_URL", redis.as_str()),
+    ];
     let (out, stdout, _) = run(&env, &["check"]);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("database: WARN: ") && stdout.contains("pending"), "{stdout}");
+    assert!(
+        stdout.contains("database: WARN: ") && stdout.contains("pending"),
+        "{stdout}"
+    );
     assert!(stdout.contains("redis: ok"), "{stdout}");
 
     let (out, stdout, stderr) = run(&env, &["migrate"]);
@@ -55,7 +67,10 @@ async fn check_passes_against_real_postgres_and_redis_and_sees_pending_migration
 
     let (out, stdout, _) = run(&env, &["check"]);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("database: ok (") && stdout.contains("schema version 1"), "{stdout}");
+    assert!(
+        stdout.contains("database: ok (") && stdout.contains("schema version 1"),
+        "{stdout}"
+    );
     // Every line is one check with a verdict.
     for line in stdout.lines() {
         assert!(
@@ -77,7 +92,10 @@ async fn check_warns_about_postgres_without_redis() {
 fn check_reports_a_bad_configuration_and_exits_1() {
     let (out, stdout, _) = run(&[("GATEHOUSE_RATE_LIMITS", "auth.login=lots")], &["check"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout.starts_with("config: FAIL: GATEHOUSE_RATE_LIMITS"), "{stdout}");
+    assert!(
+        stdout.starts_with("config: FAIL: GATEHOUSE_RATE_LIMITS"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -88,25 +106,37 @@ fn serve_with_unreachable_database_exits_1_naming_the_redacted_url_and_cause() {
     let (out, stdout, stderr) = run(&[("GATEHOUSE_DATABASE_URL", &url)], &["serve"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr.contains(&format!("postgres://gatehouse:***@127.0.0.1:{port}/gatehouse")),
+        stderr.contains(&format!(
+            "postgres://gatehouse:***@127.0.0.1:{port}/gatehouse"
+        )),
         "{stderr}"
     );
     assert!(stderr.to_lowercase().contains("refused"), "{stderr}");
     assert!(!stderr.contains("topsecret") && !stdout.contains("topsecret"));
     // A refused connection is reported at once, not after a pool timeout.
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
 fn bad_configuration_stops_start_up_naming_the_variable() {
     let (out, _, stderr) = run(&[("GATEHOUSE_SESSION_IDLE", "a while")], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("GATEHOUSE_SESSION_IDLE (from the environment)"), "{stderr}");
+    assert!(
+        stderr.contains("GATEHOUSE_SESSION_IDLE (from the environment)"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 
     let (out, _, stderr) = run(&[("GATEHOUSE_BIND", "0.0.0.0:8080")], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("GATEHOUSE_BIND") && stderr.contains("loopback"), "{stderr}");
+    assert!(
+        stderr.contains("GATEHOUSE_BIND") && stderr.contains("loopback"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -120,7 +150,10 @@ fn malformed_toml_reports_line_and_column() {
         .expect("runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout.contains(&path) && stdout.contains("line 2, column"), "{stdout}");
+    assert!(
+        stdout.contains(&path) && stdout.contains("line 2, column"),
+        "{stdout}"
+    );
     // The same file through GATEHOUSE_CONFIG.
     let out = gatehouse(dir.path(), &[("GATEHOUSE_CONFIG", &path)], &[])
         .output()
@@ -140,12 +173,20 @@ fn flags_override_the_environment() {
     assert!(stdout.contains(&format!("127.0.0.1:{port}")), "{stdout}");
     let (out, stdout, _) = run(&[], &["--set", "session_ttl=never", "check"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout.contains("GATEHOUSE_SESSION_TTL (from the command line)"), "{stdout}");
+    assert!(
+        stdout.contains("GATEHOUSE_SESSION_TTL (from the command line)"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn every_subcommand_has_help() {
-    for args in [&["--help"][..], &["serve", "--help"], &["migrate", "--help"], &["check", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+        &["check", "--help"],
+    ] {
         let (out, stdout, _) = run(&[], args);
         assert!(out.status.success(), "{args:?}");
         assert!(stdout.contains("Usage: gatehouse"), "{args:?}: {stdout}");
@@ -197,7 +238,11 @@ async fn zero_config_serves_and_stops_on_sigterm() {
     assert!(dir.path().join("gatehouse.db").exists());
 
     for path in ["/", "/health/ready"] {
-        let r = http().get(format!("http://{bind}{path}")).send().await.expect(path);
+        let r = http()
+            .get(format!("http://{bind}{path}"))
+            .send()
+            .await
+            .expect(path);
         assert_eq!(r.status(), reqwest::StatusCode::OK, "{path}");
     }
     let killed = Command::new("kill")
@@ -206,7 +251,10 @@ async fn zero_config_serves_and_stops_on_sigterm() {
         .expect("kill");
     assert!(killed.success());
     let status = child.wait().expect("exits");
-    assert!(status.success(), "graceful shutdown exits 0, got {status:?}");
+    assert!(
+        status.success(),
+        "graceful shutdown exits 0, got {status:?}"
+    );
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:#?}");
 }

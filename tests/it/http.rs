@@ -23,7 +23,9 @@ async fn landing_page_shows_sample_data(db: TestDb) {
     let body = response.text().await.expect("body");
     assert!(body.contains("<title>Gatehouse</title>"));
     assert!(body.contains("Dev mode."), "dev mode is announced");
-    let people = gatehouse::sample::generate(chrono::Utc::now().date_naive()).people.len();
+    let people = gatehouse::sample::generate(chrono::Utc::now().date_naive())
+        .people
+        .len();
     assert!(
         body.contains(&format!("data-testid=\"people-count\">{people}<")),
         "the page counts the sample people"
@@ -54,7 +56,11 @@ async fn health_is_cheap_and_ready_checks_postgres_and_redis() {
     assert_eq!(live.status(), StatusCode::OK);
     assert_eq!(live.json::<Value>().await.expect("json")["status"], "ok");
 
-    let ready = http().get(app.url("/health/ready")).send().await.expect("ready");
+    let ready = http()
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .expect("ready");
     assert_eq!(ready.status(), StatusCode::OK);
     let body: Value = ready.json().await.expect("json");
     assert_eq!(body["status"], "ready");
@@ -75,7 +81,11 @@ async fn ready_is_503_with_a_reason_when_redis_is_down() {
     // Liveness does not depend on Redis.
     let live = http().get(app.url("/health")).send().await.expect("live");
     assert_eq!(live.status(), StatusCode::OK);
-    let ready = http().get(app.url("/health/ready")).send().await.expect("ready");
+    let ready = http()
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .expect("ready");
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = ready.json().await.expect("json");
     assert_eq!(body["status"], "unavailable");
@@ -91,14 +101,28 @@ async fn ready_is_503_when_the_database_goes_away() {
     let db = TestDb::postgres().await;
     let app = dev_app(&db).await;
     assert_eq!(
-        http().get(app.url("/health/ready")).send().await.expect("ready").status(),
+        http()
+            .get(app.url("/health/ready"))
+            .send()
+            .await
+            .expect("ready")
+            .status(),
         StatusCode::OK
     );
     app.state.store.close().await;
-    let ready = http().get(app.url("/health/ready")).send().await.expect("ready");
+    let ready = http()
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .expect("ready");
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = ready.json().await.expect("json");
-    assert!(body["reason"].as_str().expect("reason").starts_with("database:"));
+    assert!(
+        body["reason"]
+            .as_str()
+            .expect("reason")
+            .starts_with("database:")
+    );
     app.stop().await;
 }
 
@@ -106,16 +130,34 @@ async fn ready_is_503_when_the_database_goes_away() {
 async fn stylesheet_is_embedded_with_etag_and_long_cache() {
     let db = TestDb::sqlite();
     let app = dev_app(&db).await;
-    let page = http().get(app.url("/")).send().await.expect("page").text().await.expect("body");
-    let start = page.find("/static/gatehouse.css?v=").expect("versioned stylesheet link");
+    let page = http()
+        .get(app.url("/"))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("body");
+    let start = page
+        .find("/static/gatehouse.css?v=")
+        .expect("versioned stylesheet link");
     let end = start + page[start..].find('"').expect("end of href");
     let href = &page[start..end];
 
     let css = http().get(app.url(href)).send().await.expect("css");
     assert_eq!(css.status(), StatusCode::OK);
-    assert_eq!(css.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
-    let cache = css.headers()[header::CACHE_CONTROL].to_str().expect("ascii").to_string();
-    assert!(cache.contains("max-age=31536000") && cache.contains("immutable"), "{cache}");
+    assert_eq!(
+        css.headers()[header::CONTENT_TYPE],
+        "text/css; charset=utf-8"
+    );
+    let cache = css.headers()[header::CACHE_CONTROL]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        cache.contains("max-age=31536000") && cache.contains("immutable"),
+        "{cache}"
+    );
     let etag = css.headers()[header::ETAG].clone();
     assert!(href.ends_with(etag.to_str().expect("ascii").trim_matches('"')));
     assert!(css.text().await.expect("css body").contains("--accent"));
@@ -137,7 +179,11 @@ async fn stylesheet_is_embedded_with_etag_and_long_cache() {
         .expect("stale etag");
     assert_eq!(stale.status(), StatusCode::OK);
 
-    let missing = http().get(app.url("/static/nope.js")).send().await.expect("missing");
+    let missing = http()
+        .get(app.url("/static/nope.js"))
+        .send()
+        .await
+        .expect("missing");
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     app.stop().await;
 }
@@ -146,14 +192,27 @@ async fn stylesheet_is_embedded_with_etag_and_long_cache() {
 async fn errors_are_html_for_pages_and_json_for_the_api() {
     let db = TestDb::sqlite();
     let app = dev_app(&db).await;
-    let page = http().get(app.url("/no/such/page")).send().await.expect("404 page");
+    let page = http()
+        .get(app.url("/no/such/page"))
+        .send()
+        .await
+        .expect("404 page");
     assert_eq!(page.status(), StatusCode::NOT_FOUND);
-    assert!(page.headers()[header::CONTENT_TYPE].to_str().expect("ascii").starts_with("text/html"));
+    assert!(
+        page.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html")
+    );
     assert_eq!(page.headers()[header::CACHE_CONTROL], "no-store");
     let html = page.text().await.expect("html");
     assert!(html.contains("Not Found") && html.contains("<a class=\"button\" href=\"/\">"));
 
-    let api = http().get(app.url("/api/v1/nothing")).send().await.expect("404 api");
+    let api = http()
+        .get(app.url("/api/v1/nothing"))
+        .send()
+        .await
+        .expect("404 api");
     assert_eq!(api.status(), StatusCode::NOT_FOUND);
     let body: Value = api.json().await.expect("json");
     assert_eq!(body["error"], "not_found");
@@ -161,7 +220,13 @@ async fn errors_are_html_for_pages_and_json_for_the_api() {
 
     let wrong_method = http().post(app.url("/")).send().await.expect("405");
     assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert!(wrong_method.text().await.expect("html").contains("Method Not Allowed"));
+    assert!(
+        wrong_method
+            .text()
+            .await
+            .expect("html")
+            .contains("Method Not Allowed")
+    );
     app.stop().await;
 }
 
@@ -169,10 +234,19 @@ async fn errors_are_html_for_pages_and_json_for_the_api() {
 async fn every_response_has_a_request_id_and_security_headers() {
     let db = TestDb::sqlite();
     let app = dev_app(&db).await;
-    for path in ["/", "/health", "/health/ready", "/static/gatehouse.css", "/nope", "/api/x"] {
+    for path in [
+        "/",
+        "/health",
+        "/health/ready",
+        "/static/gatehouse.css",
+        "/nope",
+        "/api/x",
+    ] {
         let r = http().get(app.url(path)).send().await.expect("response");
         let h = r.headers();
-        let id = h.get("x-request-id").unwrap_or_else(|| panic!("{path}: no request id"));
+        let id = h
+            .get("x-request-id")
+            .unwrap_or_else(|| panic!("{path}: no request id"));
         assert_eq!(id.len(), 36, "{path}: a UUID");
         let csp = h[header::CONTENT_SECURITY_POLICY].to_str().expect("ascii");
         assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));

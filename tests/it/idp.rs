@@ -9,7 +9,11 @@ use crate::support::http;
 use crate::support::idp::{IdpOptions, TestIdp};
 
 async fn get_json(url: &str) -> Value {
-    let r = http().get(url).send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let r = http()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
     assert!(r.status().is_success(), "{url}: {}", r.status());
     r.json().await.unwrap_or_else(|e| panic!("{url}: {e}"))
 }
@@ -24,7 +28,9 @@ fn jwt_part(token: &str, index: usize) -> Value {
 }
 
 async fn machine_token(idp: &TestIdp, discovery: &Value) -> String {
-    let token_endpoint = discovery["token_endpoint"].as_str().expect("token endpoint");
+    let token_endpoint = discovery["token_endpoint"]
+        .as_str()
+        .expect("token endpoint");
     let response: Value = http()
         .post(token_endpoint)
         .basic_auth("gatehouse-machine", Some("gatehouse-machine-secret"))
@@ -48,7 +54,11 @@ async fn machine_token(idp: &TestIdp, discovery: &Value) -> String {
 #[tokio::test]
 async fn provider_serves_discovery_jwks_and_rotates_keys() {
     let idp = TestIdp::start(IdpOptions::default());
-    assert!(idp.issuer.starts_with("http://localhost:"), "{}", idp.issuer);
+    assert!(
+        idp.issuer.starts_with("http://localhost:"),
+        "{}",
+        idp.issuer
+    );
     let discovery = get_json(&format!("{}/.well-known/openid-configuration", idp.issuer)).await;
     assert_eq!(discovery["issuer"], idp.issuer.as_str());
     assert!(
@@ -66,7 +76,10 @@ async fn provider_serves_discovery_jwks_and_rotates_keys() {
     let keys = jwks["keys"].as_array().expect("keys");
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0]["kty"], "RSA");
-    assert!(keys[0].get("d").is_none(), "a JWKS never publishes the private part");
+    assert!(
+        keys[0].get("d").is_none(),
+        "a JWKS never publishes the private part"
+    );
     let first_kid = keys[0]["kid"].as_str().expect("kid").to_string();
 
     // A client-credentials token is a JWT for the API audience, signed with that key.
@@ -109,11 +122,17 @@ async fn check_reaches_the_configured_provider_and_fails_on_a_wrong_issuer() {
             .arg("check")
             .output()
             .expect("check runs");
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
     let (code, stdout) = run(&idp.issuer);
     assert_eq!(code, Some(0), "{stdout}");
-    assert!(stdout.contains("oidc: ok (") && stdout.contains("signing key"), "{stdout}");
+    assert!(
+        stdout.contains("oidc: ok (") && stdout.contains("signing key"),
+        "{stdout}"
+    );
 
     let (code, stdout) = run(&format!("{}/wrong", idp.issuer));
     assert_eq!(code, Some(1), "{stdout}");

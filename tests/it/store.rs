@@ -6,8 +6,8 @@ use gatehouse::config::Backend;
 use gatehouse::sample;
 use gatehouse::store::{self, Store};
 
-use crate::support::server::config;
 use crate::support::TestDb;
+use crate::support::server::config;
 
 async fn open(db: &TestDb) -> Arc<dyn Store> {
     store::connect(&config(&[("GATEHOUSE_DATABASE_URL", db.url())]))
@@ -59,10 +59,18 @@ async fn insert_user(url: &str, issuer: &str, sub: &str) -> Result<(), sqlx::Err
     let insert = "INSERT INTO users (issuer, subject, email) VALUES ($1, $2, 'same@example.com')";
     if url.starts_with("postgres") {
         let mut conn = sqlx::PgConnection::connect(url).await?;
-        sqlx::query(insert).bind(issuer).bind(sub).execute(&mut conn).await?;
+        sqlx::query(insert)
+            .bind(issuer)
+            .bind(sub)
+            .execute(&mut conn)
+            .await?;
     } else {
         let mut conn = sqlx::SqliteConnection::connect(url).await?;
-        sqlx::query(insert).bind(issuer).bind(sub).execute(&mut conn).await?;
+        sqlx::query(insert)
+            .bind(issuer)
+            .bind(sub)
+            .execute(&mut conn)
+            .await?;
     }
     Ok(())
 }
@@ -72,9 +80,15 @@ async fn schema_enforces_identity_keys(db: TestDb) {
     store.migrate().await.expect("migrates");
     let url = db.url();
     // The users table is keyed by (issuer, subject), never by email.
-    insert_user(url, "https://a", "1").await.expect("first user");
-    insert_user(url, "https://b", "1").await.expect("same sub, other issuer");
-    insert_user(url, "https://a", "2").await.expect("same email, other sub");
+    insert_user(url, "https://a", "1")
+        .await
+        .expect("first user");
+    insert_user(url, "https://b", "1")
+        .await
+        .expect("same sub, other issuer");
+    insert_user(url, "https://a", "2")
+        .await
+        .expect("same email, other sub");
     let dup = insert_user(url, "https://a", "1").await;
     assert!(dup.is_err(), "duplicate (issuer, sub) must be refused");
     store.close().await;
@@ -98,7 +112,10 @@ async fn unreachable_postgres_names_the_redacted_url_and_cause() {
         Ok(_) => panic!("nothing listens there"),
         Err(e) => e.to_string(),
     };
-    assert!(err.contains(&format!("postgres://app:***@127.0.0.1:{port}/gatehouse")), "{err}");
+    assert!(
+        err.contains(&format!("postgres://app:***@127.0.0.1:{port}/gatehouse")),
+        "{err}"
+    );
     assert!(err.to_lowercase().contains("refused"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }

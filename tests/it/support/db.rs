@@ -10,8 +10,14 @@ pub fn pg_admin_url() -> String {
 }
 
 pub enum TestDb {
-    Postgres { name: String, url: String },
-    Sqlite { _dir: tempfile::TempDir, url: String },
+    Postgres {
+        name: String,
+        url: String,
+    },
+    Sqlite {
+        _dir: tempfile::TempDir,
+        url: String,
+    },
 }
 
 impl TestDb {
