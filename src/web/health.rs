@@ -3,18 +3,20 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use axum::{Extension, Json};
 use serde_json::{Map, Value, json};
 
+use super::middleware::QuietLog;
 use crate::state::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub async fn live() -> impl IntoResponse {
     (
+        Extension(QuietLog),
         [(header::CACHE_CONTROL, "no-store")],
         Json(json!({ "status": "ok" })),
     )
@@ -51,7 +53,12 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
             json!({ "status": "unavailable", "reason": failures.join("; "), "checks": checks }),
         )
     };
-    (status, [(header::CACHE_CONTROL, "no-store")], Json(body))
+    (
+        status,
+        Extension(QuietLog),
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(body),
+    )
 }
 
 fn record(

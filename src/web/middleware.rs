@@ -13,7 +13,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use tracing::Level;
+use tracing::Span;
 
 use super::error::{AppError, render_errors};
 
@@ -44,11 +44,7 @@ pub fn apply(router: Router) -> Router {
                         )
                     })
                     .on_request(())
-                    .on_response(
-                        tower_http::trace::DefaultOnResponse::new()
-                            .level(Level::INFO)
-                            .latency_unit(tower_http::LatencyUnit::Micros),
-                    ),
+                    .on_response(log_response),
             )
             // 3. Baseline security headers on every response, errors included.
             .layer(middleware::map_response(security_headers))
@@ -63,6 +59,21 @@ pub fn apply(router: Router) -> Router {
                 REQUEST_TIMEOUT,
             )),
     )
+}
+
+/// Marks a response whose request is not worth an INFO line (load-balancer health probes,
+/// many per second); it is still logged at DEBUG.
+#[derive(Clone, Copy)]
+pub struct QuietLog;
+
+fn log_response(response: &Response, latency: Duration, _span: &Span) {
+    let status = response.status().as_u16();
+    let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    if response.extensions().get::<QuietLog>().is_some() {
+        tracing::debug!(status, latency_us, "response");
+    } else {
+        tracing::info!(status, latency_us, "response");
+    }
 }
 
 /// A strict static set until the security layer adds per-request nonces.

@@ -257,4 +257,17 @@ async fn zero_config_serves_and_stops_on_sigterm() {
     );
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:#?}");
+    // One JSON line per request with its request id; health probes only at DEBUG.
+    let responses: Vec<serde_json::Value> = rest
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "response")
+        .collect();
+    assert_eq!(responses.len(), 1, "{rest:#?}");
+    assert_eq!(responses[0]["span"]["path"], "/");
+    assert_eq!(responses[0]["status"], 200);
+    assert_eq!(
+        responses[0]["span"]["request_id"].as_str().map(str::len),
+        Some(36)
+    );
 }
