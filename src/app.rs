@@ -61,6 +61,8 @@ async fn load_sample_data(store: &dyn Store) -> anyhow::Result<()> {
 /// A bound, not yet serving, server; `addr` is known before serving (tests bind port 0).
 pub struct Server {
     listener: TcpListener,
+    /// The separate `/metrics` listener, when `GATEHOUSE_METRICS_BIND` is set.
+    metrics: Option<TcpListener>,
     app: Router,
     state: AppState,
 }
@@ -70,12 +72,24 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
+        let metrics =
+            match state.config.metrics_bind {
+                Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+                    format!("cannot listen on {addr} (GATEHOUSE_METRICS_BIND)")
+                })?),
+                None => None,
+            };
         let app = build_app(state.clone());
         Ok(Server {
             listener,
+            metrics,
             app,
             state,
         })
+    }
+
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -88,6 +102,19 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let metrics_task = self.metrics.map(|listener| {
+            let mut stop = stop_rx.clone();
+            let addr = listener.local_addr().ok();
+            tracing::info!(addr = ?addr, "metrics listening");
+            tokio::spawn(async move {
+                axum::serve(listener, web::metrics::router())
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await
+            })
+        });
         tracing::info!(%addr, public_url = %self.state.config.public_url, "listening");
         axum::serve(
             self.listener,
@@ -96,6 +123,12 @@ impl Server {
         .with_graceful_shutdown(shutdown)
         .await
         .context("server failed")?;
+        let _ = stop_tx.send(true);
+        if let Some(task) = metrics_task {
+            task.await
+                .context("metrics listener panicked")?
+                .context("metrics listener failed")?;
+        }
         self.state.store.close().await;
         tracing::info!("stopped");
         Ok(())

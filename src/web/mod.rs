@@ -4,6 +4,7 @@
 pub mod assets;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod middleware;
 pub mod pages;
 
@@ -14,7 +15,8 @@ use crate::state::AppState;
 use error::AppError;
 
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
+    let metrics_on = state.config.metrics_bind.is_some();
+    let mut routes = Router::new()
         .route("/", get(pages::show_home))
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
@@ -22,6 +24,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
+    if metrics_on {
+        routes = routes.layer(axum::middleware::from_fn(metrics::record));
+    }
     middleware::apply(routes)
 }
 

@@ -265,3 +265,64 @@ async fn every_response_has_a_request_id_and_security_headers() {
     assert_eq!(r.headers()["x-request-id"], "lb-1234");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_are_served_on_their_own_listener_only() {
+    let db = TestDb::sqlite();
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let app = TestApp::start(&[
+        ("GATEHOUSE_DATABASE_URL", db.url()),
+        ("GATEHOUSE_METRICS_BIND", &metrics_addr),
+    ])
+    .await;
+    for _ in 0..3 {
+        http().get(app.url("/")).send().await.expect("page");
+    }
+    http()
+        .get(app.url("/no/such/thing"))
+        .send()
+        .await
+        .expect("404");
+    // Never on the public port.
+    let public = http()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("public /metrics");
+    assert_eq!(public.status(), StatusCode::NOT_FOUND);
+
+    let metrics = http()
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(
+        metrics.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = metrics.text().await.expect("text");
+    let home = text
+        .lines()
+        .find(|l| {
+            l.starts_with("gatehouse_http_requests_total{")
+                && l.contains("route=\"/\"")
+                && l.contains("status=\"200\"")
+        })
+        .unwrap_or_else(|| panic!("no counter for / in:\n{text}"));
+    let count: f64 = home
+        .rsplit(' ')
+        .next()
+        .expect("value")
+        .parse()
+        .expect("number");
+    assert!(count >= 3.0, "{home}");
+    assert!(text.contains("route=\"unmatched\""), "{text}");
+    assert!(
+        text.contains("gatehouse_http_request_duration_seconds"),
+        "{text}"
+    );
+    app.stop().await;
+}
