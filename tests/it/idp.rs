@@ -138,3 +138,206 @@ async fn check_reaches_the_configured_provider_and_fails_on_a_wrong_issuer() {
     assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("oidc: FAIL: "), "{stdout}");
 }
+
+/// Cookies by name, as a browser would keep them for the provider's origin.
+#[derive(Default)]
+struct Jar(std::collections::BTreeMap<String, String>);
+
+impl Jar {
+    fn take(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all(reqwest::header::SET_COOKIE) {
+            let pair = value
+                .to_str()
+                .expect("ascii")
+                .split(';')
+                .next()
+                .unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                self.0.insert(name.to_string(), value.to_string());
+            }
+        }
+    }
+
+    fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn location(response: &reqwest::Response, base: &str) -> String {
+    let loc = response.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .expect("ascii");
+    url::Url::parse(base)
+        .expect("base")
+        .join(loc)
+        .expect("location")
+        .to_string()
+}
+
+/// The sign-in the next feature builds on, driven without a browser: authorization code with
+/// PKCE for alice, code exchange with client_secret_basic, userinfo with her groups.
+#[tokio::test]
+async fn provider_signs_alice_in_with_pkce_and_userinfo_has_groups() {
+    use base64::Engine;
+    use sha2::Digest;
+    let redirect = "http://127.0.0.1:9/auth/callback";
+    let idp = TestIdp::start(IdpOptions::default());
+    let discovery = get_json(&format!("{}/.well-known/openid-configuration", idp.issuer)).await;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let verifier = "a-verifier-of-enough-length-0123456789-abcdefghij";
+    let challenge = b64.encode(sha2::Sha256::digest(verifier.as_bytes()));
+
+    let mut authorize =
+        url::Url::parse(discovery["authorization_endpoint"].as_str().expect("authz")).expect("url");
+    authorize
+        .query_pairs_mut()
+        .append_pair("client_id", "gatehouse-web")
+        .append_pair("response_type", "code")
+        .append_pair("scope", "openid email profile groups")
+        .append_pair("redirect_uri", redirect)
+        .append_pair("state", "state-123")
+        .append_pair("nonce", "nonce-456")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let mut jar = Jar::default();
+    let client = http();
+    let r = client
+        .get(authorize.as_str())
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER);
+    jar.take(&r);
+    let interaction = location(&r, &idp.issuer);
+    let r = client
+        .get(&interaction)
+        .header("cookie", jar.header())
+        .send()
+        .await
+        .expect("login page");
+    assert!(r.text().await.expect("html").contains("name=\"login\""));
+    let r = client
+        .post(&interaction)
+        .header("cookie", jar.header())
+        .form(&[("prompt", "login"), ("login", "alice"), ("password", "any")])
+        .send()
+        .await
+        .expect("login");
+    jar.take(&r);
+    let mut next = location(&r, &idp.issuer);
+    // Follow the provider's own redirects until it sends the browser back to Gatehouse.
+    for _ in 0..5 {
+        if next.starts_with(redirect) {
+            break;
+        }
+        let r = client
+            .get(&next)
+            .header("cookie", jar.header())
+            .send()
+            .await
+            .expect("resume");
+        jar.take(&r);
+        next = location(&r, &idp.issuer);
+    }
+    let callback = url::Url::parse(&next).expect("callback url");
+    assert!(next.starts_with(redirect), "{next}");
+    let params: std::collections::HashMap<_, _> = callback.query_pairs().into_owned().collect();
+    assert_eq!(params["state"], "state-123");
+    assert_eq!(params["iss"], idp.issuer, "RFC 9207 iss in the response");
+
+    let tokens: Value = client
+        .post(discovery["token_endpoint"].as_str().expect("token"))
+        .basic_auth("gatehouse-web", Some("gatehouse-web-secret"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", params["code"].as_str()),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token json");
+    let id_token = tokens["id_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{tokens}"));
+    let claims = jwt_part(id_token, 1);
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["nonce"], "nonce-456");
+    assert_eq!(claims["aud"], "gatehouse-web");
+    assert_eq!(
+        claims["groups"],
+        serde_json::json!(["gatehouse-admins", "engineering"])
+    );
+
+    let userinfo: Value = client
+        .get(discovery["userinfo_endpoint"].as_str().expect("userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().expect("access token"))
+        .send()
+        .await
+        .expect("userinfo")
+        .json()
+        .await
+        .expect("userinfo json");
+    assert_eq!(userinfo["sub"], "alice");
+    assert_eq!(userinfo["email"], "alice@example.com");
+    assert_eq!(
+        userinfo["groups"],
+        serde_json::json!(["gatehouse-admins", "engineering"])
+    );
+}
+
+#[tokio::test]
+async fn machine_scopes_are_limited_per_client_and_counted() {
+    let idp = TestIdp::start(IdpOptions::default());
+    let discovery = get_json(&format!("{}/.well-known/openid-configuration", idp.issuer)).await;
+    let token_endpoint = discovery["token_endpoint"]
+        .as_str()
+        .expect("token endpoint");
+    let ask = |client: &'static str, scope: &'static str| {
+        http()
+            .post(token_endpoint)
+            .basic_auth(client, Some(format!("{client}-secret")))
+            .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+            .send()
+    };
+    // No `resource` parameter: the API audience is the default for machine clients.
+    let r: Value = ask("gatehouse-reader", "directory.read")
+        .await
+        .expect("reader")
+        .json()
+        .await
+        .expect("json");
+    let claims = jwt_part(
+        r["access_token"].as_str().unwrap_or_else(|| panic!("{r}")),
+        1,
+    );
+    assert_eq!(claims["aud"], "api://default");
+    assert_eq!(claims["scope"], "directory.read");
+    assert_eq!(claims["cid"], "gatehouse-reader");
+    let refused = ask("gatehouse-reader", "directory.write")
+        .await
+        .expect("reader write");
+    assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
+    let wrong_secret = http()
+        .post(token_endpoint)
+        .basic_auth("gatehouse-machine", Some("nope"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "directory.read"),
+        ])
+        .send()
+        .await
+        .expect("bad secret");
+    assert_eq!(wrong_secret.status(), reqwest::StatusCode::UNAUTHORIZED);
+
+    let stats = get_json(&format!("{}/__test/stats", idp.issuer)).await;
+    assert_eq!(stats["token_requests"], 3);
+    assert_eq!(stats["discovery_requests"], 1);
+}
