@@ -9,24 +9,54 @@ pub enum Backend {
     Sqlite,
 }
 
+/// A URL that may carry a password: the plain text only through `expose`, everything else
+/// (`Debug`, `Display`, logs) sees it with the password replaced by `***`.
 #[derive(Clone)]
-pub struct DatabaseUrl {
+struct RedactedUrl {
     url: SecretString,
-    backend: Backend,
     redacted: String,
 }
 
-impl std::fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.redacted)
+impl RedactedUrl {
+    fn new(url: SecretString, parsed: Option<&Url>) -> Self {
+        let redacted = parsed.map_or_else(|| url.expose_secret().to_string(), redact);
+        RedactedUrl { url, redacted }
     }
 }
 
-impl std::fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.redacted)
-    }
+macro_rules! redacted_display {
+    ($ty:ty) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.url.redacted)
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.url.redacted)
+            }
+        }
+
+        impl $ty {
+            pub fn expose(&self) -> &str {
+                self.url.url.expose_secret()
+            }
+
+            pub fn redacted(&self) -> &str {
+                &self.url.redacted
+            }
+        }
+    };
 }
+
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    url: RedactedUrl,
+    backend: Backend,
+}
+
+redacted_display!(DatabaseUrl);
 
 impl DatabaseUrl {
     pub fn parse(url: SecretString) -> Result<Self, String> {
@@ -40,18 +70,18 @@ impl DatabaseUrl {
                 return Err("sqlite:// needs a file path, e.g. sqlite://gatehouse.db".into());
             }
             return Ok(DatabaseUrl {
-                redacted: raw.to_string(),
-                url,
+                url: RedactedUrl::new(url, None),
                 backend: Backend::Sqlite,
             });
         }
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
             let parsed = Url::parse(raw).map_err(|e| {
-                format!("not a valid PostgreSQL URL ({e}); expected postgres://user:password@host:5432/database")
+                format!(
+                    "not a valid PostgreSQL URL ({e}); expected postgres://user:password@host:5432/database"
+                )
             })?;
             return Ok(DatabaseUrl {
-                redacted: redact(&parsed),
-                url,
+                url: RedactedUrl::new(url, Some(&parsed)),
                 backend: Backend::Postgres,
             });
         }
@@ -61,33 +91,14 @@ impl DatabaseUrl {
     pub fn backend(&self) -> Backend {
         self.backend
     }
-
-    pub fn expose(&self) -> &str {
-        self.url.expose_secret()
-    }
-
-    pub fn redacted(&self) -> &str {
-        &self.redacted
-    }
 }
 
 #[derive(Clone)]
 pub struct RedisUrl {
-    url: SecretString,
-    redacted: String,
+    url: RedactedUrl,
 }
 
-impl std::fmt::Debug for RedisUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.redacted)
-    }
-}
-
-impl std::fmt::Display for RedisUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.redacted)
-    }
-}
+redacted_display!(RedisUrl);
 
 impl RedisUrl {
     pub fn parse(url: SecretString) -> Result<Self, String> {
@@ -97,17 +108,8 @@ impl RedisUrl {
             return Err("expected redis://host:port or rediss://host:port".into());
         }
         Ok(RedisUrl {
-            redacted: redact(&parsed),
-            url,
+            url: RedactedUrl::new(url, Some(&parsed)),
         })
-    }
-
-    pub fn expose(&self) -> &str {
-        self.url.expose_secret()
-    }
-
-    pub fn redacted(&self) -> &str {
-        &self.redacted
     }
 }
 

@@ -1,6 +1,6 @@
-//! Queries whose SQL both backends accept, written once. A macro rather than generic
-//! functions over `sqlx::Database`: the trait bounds those need (per type, per lifetime)
-//! would outweigh the queries themselves.
+//! Queries whose SQL both backends accept, and the `Store` impl over them, written once.
+//! A macro rather than generic functions over `sqlx::Database`: the trait bounds those need
+//! (per type, per lifetime) would outweigh the queries themselves.
 
 macro_rules! shared_queries {
     ($db:ty) => {
@@ -151,3 +151,42 @@ pub mod pg {
 pub mod lite {
     shared_queries!(sqlx::Sqlite);
 }
+
+/// `impl Store` for a backend struct with a `pool` field, its `shared` module and `MIGRATOR`.
+macro_rules! impl_store {
+    ($store:ty, $backend:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            fn backend(&self) -> $crate::config::Backend {
+                $backend
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                shared::ping(&self.pool).await
+            }
+
+            async fn migrate(&self) -> Result<MigrationStatus, StoreError> {
+                MIGRATOR.run(&self.pool).await?;
+                self.migration_status().await
+            }
+
+            async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
+                let applied = shared::applied_migrations(&self.pool).await?;
+                Ok(status_from(&MIGRATOR, applied))
+            }
+
+            async fn directory_summary(&self) -> Result<DirectorySummary, StoreError> {
+                shared::directory_summary(&self.pool).await
+            }
+
+            async fn load_sample_data(&self, data: &SampleData) -> Result<bool, StoreError> {
+                shared::load_sample_data(&self.pool, data).await
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+        }
+    };
+}
+pub(crate) use impl_store;

@@ -2,16 +2,15 @@
 
 use std::str::FromStr;
 
-use async_trait::async_trait;
 use secrecy::ExposeSecret;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{Connection, PgConnection, PgPool};
 
+use super::common::impl_store;
 use super::common::pg as shared;
 use super::{
-    ACQUIRE_TIMEOUT, DirectorySummary, MigrationStatus, Store, StoreError, connect_error,
-    status_from,
+    ACQUIRE_TIMEOUT, DirectorySummary, MigrationStatus, StoreError, connect_error, status_from,
 };
 use crate::config::{Backend, DatabaseTls, DatabaseUrl};
 use crate::sample::SampleData;
@@ -66,35 +65,4 @@ impl PgStore {
     }
 }
 
-#[async_trait]
-impl Store for PgStore {
-    fn backend(&self) -> Backend {
-        Backend::Postgres
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        shared::ping(&self.pool).await
-    }
-
-    async fn migrate(&self) -> Result<MigrationStatus, StoreError> {
-        MIGRATOR.run(&self.pool).await?;
-        self.migration_status().await
-    }
-
-    async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
-        let applied = shared::applied_migrations(&self.pool).await?;
-        Ok(status_from(&MIGRATOR, applied))
-    }
-
-    async fn directory_summary(&self) -> Result<DirectorySummary, StoreError> {
-        shared::directory_summary(&self.pool).await
-    }
-
-    async fn load_sample_data(&self, data: &SampleData) -> Result<bool, StoreError> {
-        shared::load_sample_data(&self.pool, data).await
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
-    }
-}
+impl_store!(PgStore, Backend::Postgres);

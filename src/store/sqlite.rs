@@ -3,15 +3,14 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 
+use super::common::impl_store;
 use super::common::lite as shared;
 use super::{
-    ACQUIRE_TIMEOUT, DirectorySummary, MigrationStatus, Store, StoreError, connect_error,
-    status_from,
+    ACQUIRE_TIMEOUT, DirectorySummary, MigrationStatus, StoreError, connect_error, status_from,
 };
 use crate::config::{Backend, DatabaseUrl};
 use crate::sample::SampleData;
@@ -60,35 +59,4 @@ impl SqliteStore {
     }
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    fn backend(&self) -> Backend {
-        Backend::Sqlite
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        shared::ping(&self.pool).await
-    }
-
-    async fn migrate(&self) -> Result<MigrationStatus, StoreError> {
-        MIGRATOR.run(&self.pool).await?;
-        self.migration_status().await
-    }
-
-    async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
-        let applied = shared::applied_migrations(&self.pool).await?;
-        Ok(status_from(&MIGRATOR, applied))
-    }
-
-    async fn directory_summary(&self) -> Result<DirectorySummary, StoreError> {
-        shared::directory_summary(&self.pool).await
-    }
-
-    async fn load_sample_data(&self, data: &SampleData) -> Result<bool, StoreError> {
-        shared::load_sample_data(&self.pool, data).await
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
-    }
-}
+impl_store!(SqliteStore, Backend::Sqlite);
