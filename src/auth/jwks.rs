@@ -1,0 +1,215 @@
+//! The one JWKS cache: sign-in (ID tokens) and the Bearer API (access tokens) both take their
+//! verification keys from here.
+//!
+//! Written here rather than taken from a crate because the refresh rule is ours: keys are
+//! found by `kid` with no I/O; an unknown `kid` refetches the set (key rotation) but at most
+//! once per cool-down, so a flood of tokens with random `kid`s cannot become a flood against
+//! the identity provider. Parsing and verification are `jsonwebtoken`'s.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::Deserialize;
+
+/// Signature algorithms Gatehouse accepts. Never `none`, never HMAC (a public key is no secret).
+pub const ALLOWED_ALGORITHMS: &[Algorithm] = &[Algorithm::RS256, Algorithm::ES256];
+
+/// Least time between two fetches caused by unknown keys.
+pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
+/// Least time between two fetches after a failed one.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwksError {
+    #[error("no key with kid {0:?} in the provider's JWKS")]
+    UnknownKey(Option<String>),
+    #[error("the key {0:?} is not usable with {1:?}")]
+    AlgorithmMismatch(Option<String>, Algorithm),
+    #[error("the provider's JWKS could not be fetched: {0}")]
+    Unavailable(String),
+}
+
+pub struct VerifyingKey {
+    pub kid: Option<String>,
+    pub algorithm: Algorithm,
+    pub key: DecodingKey,
+}
+
+#[derive(Default)]
+struct KeySet {
+    by_kid: HashMap<String, Arc<VerifyingKey>>,
+    /// Keys published without a `kid`; usable only when the set holds exactly one key.
+    without_kid: Vec<Arc<VerifyingKey>>,
+}
+
+impl KeySet {
+    fn find(&self, kid: Option<&str>) -> Option<Arc<VerifyingKey>> {
+        match kid {
+            Some(kid) => self.by_kid.get(kid).cloned(),
+            None if self.by_kid.len() + self.without_kid.len() == 1 => self
+                .without_kid
+                .first()
+                .or_else(|| self.by_kid.values().next())
+                .cloned(),
+            None => None,
+        }
+    }
+}
+
+pub struct JwksCache {
+    uri: String,
+    http: reqwest::Client,
+    cooldown: Duration,
+    keys: RwLock<Arc<KeySet>>,
+    /// When the last fetch was attempted and whether it failed; held across the fetch so
+    /// concurrent misses wait for one request instead of each sending their own.
+    last_fetch: tokio::sync::Mutex<Option<(Instant, bool)>>,
+}
+
+impl JwksCache {
+    pub fn new(uri: impl Into<String>, http: reqwest::Client, cooldown: Duration) -> Self {
+        JwksCache {
+            uri: uri.into(),
+            http,
+            cooldown,
+            keys: RwLock::new(Arc::new(KeySet::default())),
+            last_fetch: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    fn cached(&self, kid: Option<&str>) -> Option<Arc<VerifyingKey>> {
+        // A poisoned lock only means a panic elsewhere while swapping an Arc; the value is whole.
+        let keys = match self.keys.read() {
+            Ok(k) => Arc::clone(&k),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        keys.find(kid)
+    }
+
+    /// The key for a token header's `kid` and `alg`; fetches only as the cool-down allows.
+    pub async fn key_for(
+        &self,
+        kid: Option<&str>,
+        algorithm: Algorithm,
+    ) -> Result<Arc<VerifyingKey>, JwksError> {
+        let key = match self.cached(kid) {
+            Some(key) => key,
+            None => self.refresh_for(kid).await?,
+        };
+        if key.algorithm != algorithm {
+            return Err(JwksError::AlgorithmMismatch(key.kid.clone(), algorithm));
+        }
+        Ok(key)
+    }
+
+    async fn refresh_for(&self, kid: Option<&str>) -> Result<Arc<VerifyingKey>, JwksError> {
+        let mut last = self.last_fetch.lock().await;
+        // Another request may have fetched while this one waited for the lock.
+        if let Some(key) = self.cached(kid) {
+            return Ok(key);
+        }
+        if let Some((at, failed)) = *last {
+            let wait = if failed {
+                RETRY_AFTER_FAILURE
+            } else {
+                self.cooldown
+            };
+            if at.elapsed() < wait {
+                return Err(if failed {
+                    JwksError::Unavailable("the last fetch failed; retrying shortly".into())
+                } else {
+                    JwksError::UnknownKey(kid.map(str::to_string))
+                });
+            }
+        }
+        let fetched = self.fetch().await;
+        *last = Some((Instant::now(), fetched.is_err()));
+        let set = fetched?;
+        tracing::info!(jwks = %self.uri, keys = set.by_kid.len() + set.without_kid.len(), "fetched signing keys");
+        let set = Arc::new(set);
+        match self.keys.write() {
+            Ok(mut k) => *k = Arc::clone(&set),
+            Err(poisoned) => *poisoned.into_inner() = Arc::clone(&set),
+        }
+        set.find(kid)
+            .ok_or_else(|| JwksError::UnknownKey(kid.map(str::to_string)))
+    }
+
+    async fn fetch(&self) -> Result<KeySet, JwksError> {
+        #[derive(Deserialize)]
+        struct Document {
+            keys: Vec<serde_json::Value>,
+        }
+        let unavailable = |e: String| JwksError::Unavailable(format!("{}: {e}", self.uri));
+        let response = self
+            .http
+            .get(&self.uri)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(unavailable(format!("answered {}", response.status())));
+        }
+        let doc: Document = response
+            .json()
+            .await
+            .map_err(|e| unavailable(format!("not a JWKS ({e})")))?;
+        Ok(parse_keys(doc.keys))
+    }
+}
+
+/// Usable signing keys of a JWKS; encryption keys and unsupported types are skipped, so one
+/// odd key does not make the others unusable.
+fn parse_keys(keys: Vec<serde_json::Value>) -> KeySet {
+    let mut set = KeySet::default();
+    for raw in keys {
+        let Ok(jwk) = serde_json::from_value::<Jwk>(raw) else {
+            continue;
+        };
+        if jwk
+            .common
+            .public_key_use
+            .as_ref()
+            .is_some_and(|u| *u != jsonwebtoken::jwk::PublicKeyUse::Signature)
+        {
+            continue;
+        }
+        let algorithm = match &jwk.algorithm {
+            AlgorithmParameters::RSA(_) => Algorithm::RS256,
+            AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+                Algorithm::ES256
+            }
+            _ => continue,
+        };
+        // A key that names its algorithm must name the one its type is accepted for.
+        if jwk
+            .common
+            .key_algorithm
+            .is_some_and(|declared| format!("{declared:?}") != format!("{algorithm:?}"))
+        {
+            continue;
+        }
+        let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+            continue;
+        };
+        let entry = Arc::new(VerifyingKey {
+            kid: jwk.common.key_id.clone(),
+            algorithm,
+            key,
+        });
+        match &jwk.common.key_id {
+            Some(kid) => {
+                set.by_kid.insert(kid.clone(), entry);
+            }
+            None => set.without_kid.push(entry),
+        }
+    }
+    set
+}
