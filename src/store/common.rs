@@ -126,6 +126,139 @@ macro_rules! shared_queries {
             Ok(true)
         }
 
+        #[derive(sqlx::FromRow)]
+        struct UserRow {
+            id: i64,
+            issuer: String,
+            subject: String,
+            email: Option<String>,
+            email_verified: bool,
+            name: Option<String>,
+            groups: sqlx::types::Json<Vec<String>>,
+            is_admin: bool,
+        }
+
+        impl From<UserRow> for crate::store::User {
+            fn from(r: UserRow) -> Self {
+                crate::store::User {
+                    id: r.id,
+                    issuer: r.issuer,
+                    subject: r.subject,
+                    email: r.email,
+                    email_verified: r.email_verified,
+                    name: r.name,
+                    groups: r.groups.0,
+                    is_admin: r.is_admin,
+                }
+            }
+        }
+
+        const USER_COLUMNS: &str =
+            "id, issuer, subject, email, email_verified, name, groups, is_admin";
+
+        pub async fn upsert_user(
+            pool: &Pool,
+            login: &crate::store::UserLogin,
+        ) -> Result<crate::store::User, StoreError> {
+            let row: UserRow = sqlx::query_as(&format!(
+                "INSERT INTO users \
+                   (issuer, subject, email, email_verified, name, groups, is_admin, last_login_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (issuer, subject) DO UPDATE SET \
+                   email = excluded.email, email_verified = excluded.email_verified, \
+                   name = excluded.name, groups = excluded.groups, \
+                   is_admin = excluded.is_admin, last_login_at = excluded.last_login_at \
+                 RETURNING {USER_COLUMNS}"
+            ))
+            .bind(&login.issuer)
+            .bind(&login.subject)
+            .bind(&login.email)
+            .bind(login.email_verified)
+            .bind(&login.name)
+            .bind(sqlx::types::Json(&login.groups))
+            .bind(login.is_admin)
+            .bind(Utc::now())
+            .fetch_one(pool)
+            .await?;
+            Ok(row.into())
+        }
+
+        pub async fn user(pool: &Pool, id: i64) -> Result<Option<crate::store::User>, StoreError> {
+            let row: Option<UserRow> =
+                sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(row.map(Into::into))
+        }
+
+        pub async fn session_put(
+            pool: &Pool,
+            row: &crate::store::SessionRow,
+        ) -> Result<(), StoreError> {
+            let now = Utc::now();
+            sqlx::query(
+                "INSERT INTO sessions \
+                   (id_hash, user_id, data, client_ip, user_agent, created_at, last_seen_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7) \
+                 ON CONFLICT (id_hash) DO UPDATE SET \
+                   data = excluded.data, last_seen_at = excluded.last_seen_at, \
+                   expires_at = excluded.expires_at",
+            )
+            .bind(&row.id_hash)
+            .bind(row.user_id)
+            .bind(sqlx::types::Json(&row.data))
+            .bind(&row.client_ip)
+            .bind(&row.user_agent)
+            .bind(now)
+            .bind(row.expires_at)
+            .execute(pool)
+            .await?;
+            Ok(())
+        }
+
+        pub async fn session_get(
+            pool: &Pool,
+            id_hash: &str,
+        ) -> Result<Option<serde_json::Value>, StoreError> {
+            let data: Option<sqlx::types::Json<serde_json::Value>> = sqlx::query_scalar(
+                "SELECT data FROM sessions WHERE id_hash = $1 AND expires_at > $2",
+            )
+            .bind(id_hash)
+            .bind(Utc::now())
+            .fetch_optional(pool)
+            .await?;
+            Ok(data.map(|d| d.0))
+        }
+
+        pub async fn session_take(
+            pool: &Pool,
+            id_hash: &str,
+        ) -> Result<Option<serde_json::Value>, StoreError> {
+            let row: Option<(sqlx::types::Json<serde_json::Value>, chrono::DateTime<Utc>)> =
+                sqlx::query_as("DELETE FROM sessions WHERE id_hash = $1 RETURNING data, expires_at")
+                    .bind(id_hash)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(row.filter(|(_, expires)| *expires > Utc::now()).map(|(d, _)| d.0))
+        }
+
+        pub async fn session_delete(pool: &Pool, id_hash: &str) -> Result<(), StoreError> {
+            sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+                .bind(id_hash)
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+
+        pub async fn sessions_purge_expired(pool: &Pool) -> Result<u64, StoreError> {
+            let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                .bind(Utc::now())
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        }
+
         pub async fn applied_migrations(pool: &Pool) -> Result<Vec<i64>, StoreError> {
             // Before the first migration the bookkeeping table does not exist: nothing applied.
             match sqlx::query_scalar::<_, i64>(
@@ -181,6 +314,43 @@ macro_rules! impl_store {
 
             async fn load_sample_data(&self, data: &SampleData) -> Result<bool, StoreError> {
                 shared::load_sample_data(&self.pool, data).await
+            }
+
+            async fn upsert_user(
+                &self,
+                login: &$crate::store::UserLogin,
+            ) -> Result<$crate::store::User, StoreError> {
+                shared::upsert_user(&self.pool, login).await
+            }
+
+            async fn user(&self, id: i64) -> Result<Option<$crate::store::User>, StoreError> {
+                shared::user(&self.pool, id).await
+            }
+
+            async fn session_put(&self, row: &$crate::store::SessionRow) -> Result<(), StoreError> {
+                shared::session_put(&self.pool, row).await
+            }
+
+            async fn session_get(
+                &self,
+                id_hash: &str,
+            ) -> Result<Option<serde_json::Value>, StoreError> {
+                shared::session_get(&self.pool, id_hash).await
+            }
+
+            async fn session_take(
+                &self,
+                id_hash: &str,
+            ) -> Result<Option<serde_json::Value>, StoreError> {
+                shared::session_take(&self.pool, id_hash).await
+            }
+
+            async fn session_delete(&self, id_hash: &str) -> Result<(), StoreError> {
+                shared::session_delete(&self.pool, id_hash).await
+            }
+
+            async fn sessions_purge_expired(&self) -> Result<u64, StoreError> {
+                shared::sessions_purge_expired(&self.pool).await
             }
 
             async fn close(&self) {

@@ -54,6 +54,43 @@ impl DirectorySummary {
     }
 }
 
+/// A person as Gatehouse knows them, keyed by (issuer, subject).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub issuer: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+    pub is_admin: bool,
+}
+
+/// What a sign-in learned about a user; written over the stored facts at every sign-in.
+#[derive(Debug, Clone)]
+pub struct UserLogin {
+    pub issuer: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+    pub is_admin: bool,
+}
+
+/// One server-side record in the `sessions` table: a session (with its user) or a login
+/// transaction (without). `id_hash` is a hash of the cookie value, never the value.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id_hash: String,
+    pub user_id: Option<i64>,
+    pub data: serde_json::Value,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -64,6 +101,19 @@ pub trait Store: Send + Sync + 'static {
     async fn directory_summary(&self) -> Result<DirectorySummary, StoreError>;
     /// Loads the demo data in one transaction if the directory is empty; `false` if it was not.
     async fn load_sample_data(&self, data: &SampleData) -> Result<bool, StoreError>;
+    /// Inserts or refreshes the user and stamps the sign-in time.
+    async fn upsert_user(&self, login: &UserLogin) -> Result<User, StoreError>;
+    async fn user(&self, id: i64) -> Result<Option<User>, StoreError>;
+    /// Inserts or replaces a session record.
+    async fn session_put(&self, row: &SessionRow) -> Result<(), StoreError>;
+    /// The record's data while it has not expired.
+    async fn session_get(&self, id_hash: &str) -> Result<Option<serde_json::Value>, StoreError>;
+    /// Reads and deletes in one statement: a login transaction is used once, even when two
+    /// callbacks race.
+    async fn session_take(&self, id_hash: &str) -> Result<Option<serde_json::Value>, StoreError>;
+    async fn session_delete(&self, id_hash: &str) -> Result<(), StoreError>;
+    /// Deletes expired records; returns how many.
+    async fn sessions_purge_expired(&self) -> Result<u64, StoreError>;
     async fn close(&self);
 }
 

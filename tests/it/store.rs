@@ -119,3 +119,96 @@ async fn unreachable_postgres_names_the_redacted_url_and_cause() {
     assert!(err.to_lowercase().contains("refused"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+async fn users_and_sessions(db: TestDb) {
+    use chrono::{Duration, Utc};
+    use gatehouse::store::{SessionRow, UserLogin};
+    use serde_json::json;
+
+    let store = open(&db).await;
+    store.migrate().await.expect("migrates");
+    let mut login = UserLogin {
+        issuer: "https://idp.example".into(),
+        subject: "00u1".into(),
+        email: Some("alice@example.com".into()),
+        email_verified: true,
+        name: Some("Alice".into()),
+        groups: vec!["gatehouse-admins".into()],
+        is_admin: true,
+    };
+    let first = store.upsert_user(&login).await.expect("insert");
+    assert!(first.is_admin);
+    // The next sign-in refreshes name, email, groups and admin on the same row.
+    login.name = Some("Alice Renamed".into());
+    login.groups = vec![];
+    login.is_admin = false;
+    let second = store.upsert_user(&login).await.expect("update");
+    assert_eq!(second.id, first.id);
+    assert_eq!(second.name.as_deref(), Some("Alice Renamed"));
+    assert!(second.groups.is_empty() && !second.is_admin);
+    assert_eq!(
+        store.user(first.id).await.expect("get"),
+        Some(second.clone())
+    );
+    assert_eq!(store.user(first.id + 1000).await.expect("get"), None);
+
+    let row = |id: &str, data: serde_json::Value, ttl: Duration| SessionRow {
+        id_hash: id.into(),
+        user_id: Some(first.id),
+        data,
+        client_ip: Some("127.0.0.1".into()),
+        user_agent: Some("test".into()),
+        expires_at: Utc::now() + ttl,
+    };
+    store
+        .session_put(&row("s1", json!({"n": 1}), Duration::minutes(5)))
+        .await
+        .expect("put");
+    assert_eq!(
+        store.session_get("s1").await.expect("get"),
+        Some(json!({"n": 1}))
+    );
+    store
+        .session_put(&row("s1", json!({"n": 2}), Duration::minutes(5)))
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.session_get("s1").await.expect("get"),
+        Some(json!({"n": 2}))
+    );
+    // Taken once, then gone.
+    assert_eq!(
+        store.session_take("s1").await.expect("take"),
+        Some(json!({"n": 2}))
+    );
+    assert_eq!(store.session_take("s1").await.expect("take again"), None);
+    // Expired records are invisible and purged.
+    store
+        .session_put(&row("old", json!({}), Duration::seconds(-5)))
+        .await
+        .expect("put");
+    assert_eq!(store.session_get("old").await.expect("get"), None);
+    assert_eq!(store.session_take("old").await.expect("take"), None);
+    store
+        .session_put(&row("old2", json!({}), Duration::seconds(-5)))
+        .await
+        .expect("put");
+    store
+        .session_put(&row("live", json!({}), Duration::minutes(5)))
+        .await
+        .expect("put");
+    assert_eq!(store.sessions_purge_expired().await.expect("purge"), 1);
+    store.session_delete("live").await.expect("delete");
+    assert_eq!(store.session_get("live").await.expect("get"), None);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn postgres_users_and_sessions() {
+    users_and_sessions(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_users_and_sessions() {
+    users_and_sessions(TestDb::sqlite()).await;
+}
