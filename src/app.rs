@@ -7,6 +7,7 @@ use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::auth::service::Auth;
 use crate::config::Config;
 use crate::redis_client::RedisHandle;
 use crate::sample;
@@ -41,7 +42,15 @@ pub async fn prepare(config: Arc<Config>) -> anyhow::Result<AppState> {
         Some(url) => Some(Arc::new(RedisHandle::new(url)?)),
         None => None,
     };
-    Ok(AppState::new(config, store, redis))
+    // The dev provider and the relying party share this secret in-process only.
+    let dev_client_secret = secrecy::SecretString::from(crate::auth::oidc::random_token());
+    let auth = Arc::new(Auth::new(
+        &config,
+        Arc::clone(&store),
+        redis.clone(),
+        &dev_client_secret,
+    )?);
+    Ok(AppState::new(config, store, redis, auth))
 }
 
 async fn load_sample_data(store: &dyn Store) -> anyhow::Result<()> {

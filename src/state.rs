@@ -3,6 +3,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::auth::service::Auth;
 use crate::config::Config;
 use crate::redis_client::RedisHandle;
 use crate::store::Store;
@@ -14,6 +15,7 @@ pub struct Inner {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub redis: Option<Arc<RedisHandle>>,
+    pub auth: Arc<Auth>,
 }
 
 impl AppState {
@@ -21,11 +23,13 @@ impl AppState {
         config: Arc<Config>,
         store: Arc<dyn Store>,
         redis: Option<Arc<RedisHandle>>,
+        auth: Arc<Auth>,
     ) -> Self {
         AppState(Arc::new(Inner {
             config,
             store,
             redis,
+            auth,
         }))
     }
 }

@@ -259,6 +259,28 @@ macro_rules! shared_queries {
             Ok(done.rows_affected())
         }
 
+        pub async fn record_audit(
+            pool: &Pool,
+            e: &crate::store::AuditEvent,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO audit_events \
+                   (occurred_at, kind, outcome, actor_id, actor, client_ip, request_id, details) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(Utc::now())
+            .bind(e.kind)
+            .bind(e.outcome)
+            .bind(e.actor_id)
+            .bind(&e.actor)
+            .bind(&e.client_ip)
+            .bind(&e.request_id)
+            .bind(sqlx::types::Json(&e.details))
+            .execute(pool)
+            .await?;
+            Ok(())
+        }
+
         pub async fn applied_migrations(pool: &Pool) -> Result<Vec<i64>, StoreError> {
             // Before the first migration the bookkeeping table does not exist: nothing applied.
             match sqlx::query_scalar::<_, i64>(
@@ -351,6 +373,13 @@ macro_rules! impl_store {
 
             async fn sessions_purge_expired(&self) -> Result<u64, StoreError> {
                 shared::sessions_purge_expired(&self.pool).await
+            }
+
+            async fn record_audit(
+                &self,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<(), StoreError> {
+                shared::record_audit(&self.pool, event).await
             }
 
             async fn close(&self) {

@@ -91,6 +91,18 @@ pub struct SessionRow {
     pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// A security event for the `audit_events` table.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEvent {
+    pub kind: &'static str,
+    pub outcome: &'static str,
+    pub actor_id: Option<i64>,
+    pub actor: Option<String>,
+    pub client_ip: Option<String>,
+    pub request_id: Option<String>,
+    pub details: serde_json::Value,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -114,6 +126,7 @@ pub trait Store: Send + Sync + 'static {
     async fn session_delete(&self, id_hash: &str) -> Result<(), StoreError>;
     /// Deletes expired records; returns how many.
     async fn sessions_purge_expired(&self) -> Result<u64, StoreError>;
+    async fn record_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
     async fn close(&self);
 }
 

@@ -20,6 +20,9 @@ pub enum AppError {
     MethodNotAllowed,
     #[error("{0}")]
     BadRequest(String),
+    /// A sign-in that could not complete; the page offers to try again.
+    #[error("sign-in failed: {0}")]
+    SignInFailed(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -58,6 +61,7 @@ impl AppError {
                 None,
             ),
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m, None),
+            AppError::SignInFailed(m) => (StatusCode::BAD_REQUEST, "sign_in_failed", m, None),
             AppError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m, None),
             AppError::Internal(e) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -92,6 +96,7 @@ struct ErrorPage<'a> {
     status: u16,
     reason: &'a str,
     message: &'a str,
+    retry_sign_in: bool,
 }
 
 /// Whether a path is answered in JSON rather than HTML.
@@ -118,6 +123,7 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
             status: report.status.as_u16(),
             reason: report.status.canonical_reason().unwrap_or("Error"),
             message: &report.message,
+            retry_sign_in: report.code == "sign_in_failed",
         };
         match page.render() {
             Ok(html) => Html(html).into_response(),

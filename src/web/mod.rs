@@ -2,6 +2,7 @@
 //! stack. Business logic lives in the feature folders.
 
 pub mod assets;
+pub mod client_ip;
 pub mod error;
 pub mod health;
 pub mod metrics;
@@ -11,6 +12,7 @@ pub mod pages;
 use axum::Router;
 use axum::routing::get;
 
+use crate::auth;
 use crate::state::AppState;
 use error::AppError;
 
@@ -18,6 +20,10 @@ pub fn router(state: AppState) -> Router {
     let metrics_on = state.config.metrics_bind.is_some();
     let mut routes = Router::new()
         .route("/", get(pages::show_home))
+        .route("/auth/login", get(auth::routes::start_login))
+        .route("/auth/callback", get(auth::routes::finish_login))
+        .route("/auth/logout", axum::routing::post(auth::routes::logout))
+        .route("/profile", get(auth::routes::show_profile))
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/static/{name}", get(assets::serve_asset))

@@ -40,3 +40,32 @@ pub async fn show_home(State(state): State<AppState>) -> Result<HomePage, AppErr
         dev_mode: state.config.is_dev_mode(),
     })
 }
+
+#[derive(Template)]
+#[template(path = "hop.html")]
+struct HopPage<'a> {
+    layout: Layout,
+    heading: &'a str,
+    target: &'a str,
+}
+
+/// A 200 page that moves on by `<meta http-equiv="refresh">`. Used where a redirect would
+/// lose something: after the provider's cross-site return (a Strict cookie is sent again on
+/// the same-origin hop) and after a form POST whose next stop is another origin (CSP
+/// `form-action 'self'` would block a redirect there).
+pub fn hop_page(heading: &str, target: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let page = HopPage {
+        layout: Layout::new(heading),
+        heading,
+        target,
+    };
+    match page.render() {
+        Ok(html) => (
+            [(axum::http::header::CACHE_CONTROL, "no-store")],
+            axum::response::Html(html),
+        )
+            .into_response(),
+        Err(e) => AppError::Internal(e.into()).into_response(),
+    }
+}

@@ -5,6 +5,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::signin::{Jar, location};
 use crate::support::http;
 use crate::support::idp::{IdpOptions, TestIdp};
 
@@ -137,45 +138,6 @@ async fn check_reaches_the_configured_provider_and_fails_on_a_wrong_issuer() {
     let (code, stdout) = run(&format!("{}/wrong", idp.issuer));
     assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("oidc: FAIL: "), "{stdout}");
-}
-
-/// Cookies by name, as a browser would keep them for the provider's origin.
-#[derive(Default)]
-struct Jar(std::collections::BTreeMap<String, String>);
-
-impl Jar {
-    fn take(&mut self, response: &reqwest::Response) {
-        for value in response.headers().get_all(reqwest::header::SET_COOKIE) {
-            let pair = value
-                .to_str()
-                .expect("ascii")
-                .split(';')
-                .next()
-                .unwrap_or_default();
-            if let Some((name, value)) = pair.split_once('=') {
-                self.0.insert(name.to_string(), value.to_string());
-            }
-        }
-    }
-
-    fn header(&self) -> String {
-        self.0
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-}
-
-fn location(response: &reqwest::Response, base: &str) -> String {
-    let loc = response.headers()[reqwest::header::LOCATION]
-        .to_str()
-        .expect("ascii");
-    url::Url::parse(base)
-        .expect("base")
-        .join(loc)
-        .expect("location")
-        .to_string()
 }
 
 /// The sign-in the next feature builds on, driven without a browser: authorization code with

@@ -6,5 +6,6 @@ mod cli;
 mod http;
 mod idp;
 mod readme;
+mod signin;
 mod store;
 mod support;

@@ -31,12 +31,24 @@ pub fn config(pairs: &[(&str, &str)]) -> Config {
 
 impl TestApp {
     /// Starts the app with these settings; the database URL is required, the bind is free.
+    /// Without `GATEHOUSE_BIND`, a free port is chosen and `GATEHOUSE_PUBLIC_URL` points at it.
     pub async fn start(pairs: &[(&str, &str)]) -> TestApp {
-        let config = Arc::new(config(pairs));
+        let mut pairs: Vec<(&str, String)> =
+            pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        if !pairs.iter().any(|(k, _)| *k == "GATEHOUSE_BIND") {
+            let port = super::free_port();
+            pairs.push(("GATEHOUSE_BIND", format!("127.0.0.1:{port}")));
+            if !pairs.iter().any(|(k, _)| *k == "GATEHOUSE_PUBLIC_URL") {
+                pairs.push(("GATEHOUSE_PUBLIC_URL", format!("http://127.0.0.1:{port}")));
+            }
+        }
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let config = Arc::new(config(&refs));
+        let bind = config.bind;
         let state = prepare(config).await.expect("app prepares");
-        let server = Server::bind(state.clone(), "127.0.0.1:0".parse().expect("addr"))
+        let server = Server::bind(state.clone(), bind)
             .await
-            .expect("bind a free port");
+            .expect("bind the chosen port");
         let addr = server.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(server.run(async {

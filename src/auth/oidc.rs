@@ -1,0 +1,439 @@
+//! The OpenID Connect relying party: discovery (lazy, retried), the authorization request
+//! with PKCE, and the callback's checks — code exchange, ID token, userinfo.
+//!
+//! Written on `reqwest` and our own JWKS cache rather than the `openidconnect` crate: that
+//! crate never refreshes keys after discovery, and sign-in must share the one cache the API
+//! uses; what remains here (building a URL, posting a form) is small and fully tested.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::RwLock;
+use url::Url;
+
+use super::jwks::{DEFAULT_COOLDOWN, JwksCache};
+use super::verify::{
+    IdClaims, IdTokenCheck, OneOrMany, TokenError, constant_time_eq, verify_id_token,
+};
+
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who the provider is and how Gatehouse is registered there.
+#[derive(Clone)]
+pub struct RelyingParty {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    /// Explicit endpoints (a provider without discovery); discovery fills the rest.
+    pub explicit: Endpoints,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Endpoints {
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub userinfo_endpoint: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub end_session_endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Discovery {
+    issuer: String,
+    #[serde(flatten)]
+    endpoints: Endpoints,
+    #[serde(default)]
+    scopes_supported: Option<Vec<String>>,
+}
+
+/// Metadata in use: explicit endpoints over discovered ones.
+pub struct Metadata {
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub userinfo_endpoint: Option<String>,
+    pub end_session_endpoint: Option<String>,
+    pub scopes: Vec<String>,
+    pub jwks: Arc<JwksCache>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("the identity provider is unreachable: {0}")]
+    ProviderUnavailable(String),
+    #[error("the sign-in has expired or was already used")]
+    UnknownTransaction,
+    #[error("the state parameter does not match this sign-in")]
+    StateMismatch,
+    #[error("the response names issuer {0}, not ours")]
+    IssuerMismatch(String),
+    #[error("the identity provider refused: {error}{}", description.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    ProviderError {
+        error: String,
+        description: Option<String>,
+    },
+    #[error("the callback lacks the code parameter")]
+    MissingCode,
+    #[error("the code exchange failed: {0}")]
+    TokenExchange(String),
+    #[error("the ID token was refused: {0}")]
+    IdToken(#[from] TokenError),
+    #[error("userinfo failed: {0}")]
+    Userinfo(String),
+    #[error("userinfo is about another user")]
+    UserinfoSubjectMismatch,
+}
+
+impl LoginError {
+    /// Short code for logs and audit events.
+    pub fn code(&self) -> String {
+        match self {
+            LoginError::ProviderUnavailable(_) => "provider_unavailable".into(),
+            LoginError::UnknownTransaction => "unknown_transaction".into(),
+            LoginError::StateMismatch => "state_mismatch".into(),
+            LoginError::IssuerMismatch(_) => "issuer_mismatch".into(),
+            LoginError::ProviderError { error, .. } => format!("provider_error:{error}"),
+            LoginError::MissingCode => "missing_code".into(),
+            LoginError::TokenExchange(_) => "token_exchange".into(),
+            LoginError::IdToken(e) => format!("id_token:{}", e.code()),
+            LoginError::Userinfo(_) => "userinfo".into(),
+            LoginError::UserinfoSubjectMismatch => "userinfo_sub_mismatch".into(),
+        }
+    }
+}
+
+/// Everything the callback needs to finish one sign-in; kept server-side.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginTransaction {
+    pub state: String,
+    pub nonce: String,
+    pub verifier: String,
+    pub next: String,
+}
+
+/// The callback's query parameters.
+#[derive(Debug, Default, Deserialize)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub iss: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// A verified sign-in: ID token claims, with userinfo filling what the ID token lacks.
+#[derive(Debug, Clone)]
+pub struct VerifiedLogin {
+    pub claims: IdClaims,
+    pub id_token: String,
+}
+
+pub struct OidcClient {
+    rp: RelyingParty,
+    http: reqwest::Client,
+    metadata: RwLock<Option<Arc<Metadata>>>,
+    jwks_cooldown: Duration,
+}
+
+pub fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn pkce_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+impl OidcClient {
+    pub fn new(rp: RelyingParty, jwks_cooldown: Option<Duration>) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(HTTP_TIMEOUT)
+            // Token and userinfo responses are never followed elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(OidcClient {
+            rp,
+            http,
+            metadata: RwLock::new(None),
+            jwks_cooldown: jwks_cooldown.unwrap_or(DEFAULT_COOLDOWN),
+        })
+    }
+
+    pub fn relying_party(&self) -> &RelyingParty {
+        &self.rp
+    }
+
+    /// Provider metadata, discovered on first use and retried on later calls until it works,
+    /// so Gatehouse starts while the provider is briefly unreachable.
+    pub async fn metadata(&self) -> Result<Arc<Metadata>, LoginError> {
+        if let Some(m) = self.metadata.read().await.as_ref() {
+            return Ok(Arc::clone(m));
+        }
+        let mut slot = self.metadata.write().await;
+        if let Some(m) = slot.as_ref() {
+            return Ok(Arc::clone(m));
+        }
+        let meta = Arc::new(self.discover().await?);
+        *slot = Some(Arc::clone(&meta));
+        Ok(meta)
+    }
+
+    async fn discover(&self) -> Result<Metadata, LoginError> {
+        let e = &self.rp.explicit;
+        let complete = e.authorization_endpoint.is_some()
+            && e.token_endpoint.is_some()
+            && e.jwks_uri.is_some();
+        let discovered = if complete {
+            None
+        } else {
+            let url = format!(
+                "{}/.well-known/openid-configuration",
+                self.rp.issuer.trim_end_matches('/')
+            );
+            let mut last = String::new();
+            let mut found = None;
+            for attempt in 0..3u32 {
+                match self.fetch_discovery(&url).await {
+                    Ok(d) => {
+                        found = Some(d);
+                        break;
+                    }
+                    Err(err) => {
+                        last = err;
+                        tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+                    }
+                }
+            }
+            let d = found.ok_or(LoginError::ProviderUnavailable(last))?;
+            if d.issuer.trim_end_matches('/') != self.rp.issuer.trim_end_matches('/') {
+                return Err(LoginError::ProviderUnavailable(format!(
+                    "{url} names issuer {}, not {}",
+                    d.issuer, self.rp.issuer
+                )));
+            }
+            Some(d)
+        };
+        let pick = |explicit: &Option<String>, found: Option<&Option<String>>| {
+            explicit.clone().or_else(|| found.and_then(|f| f.clone()))
+        };
+        let d = discovered.as_ref();
+        let de = d.map(|d| &d.endpoints);
+        let missing = |what: &str| LoginError::ProviderUnavailable(format!("no {what} known"));
+        let jwks_uri =
+            pick(&e.jwks_uri, de.map(|x| &x.jwks_uri)).ok_or_else(|| missing("jwks_uri"))?;
+        // Ask only for scopes the provider offers; say which were dropped.
+        let scopes = match d.and_then(|d| d.scopes_supported.as_ref()) {
+            Some(supported) => {
+                let (kept, dropped): (Vec<String>, Vec<String>) = self
+                    .rp
+                    .scopes
+                    .iter()
+                    .cloned()
+                    .partition(|s| s == "openid" || supported.contains(s));
+                if !dropped.is_empty() {
+                    tracing::warn!(dropped = ?dropped, "the provider does not offer these scopes");
+                }
+                kept
+            }
+            None => self.rp.scopes.clone(),
+        };
+        Ok(Metadata {
+            authorization_endpoint: pick(
+                &e.authorization_endpoint,
+                de.map(|x| &x.authorization_endpoint),
+            )
+            .ok_or_else(|| missing("authorization_endpoint"))?,
+            token_endpoint: pick(&e.token_endpoint, de.map(|x| &x.token_endpoint))
+                .ok_or_else(|| missing("token_endpoint"))?,
+            userinfo_endpoint: pick(&e.userinfo_endpoint, de.map(|x| &x.userinfo_endpoint)),
+            end_session_endpoint: pick(
+                &e.end_session_endpoint,
+                de.map(|x| &x.end_session_endpoint),
+            ),
+            scopes,
+            jwks: Arc::new(JwksCache::new(
+                jwks_uri,
+                self.http.clone(),
+                self.jwks_cooldown,
+            )),
+        })
+    }
+
+    async fn fetch_discovery(&self, url: &str) -> Result<Discovery, String> {
+        let r = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if !r.status().is_success() {
+            return Err(format!("{url} answered {}", r.status()));
+        }
+        r.json()
+            .await
+            .map_err(|e| format!("{url}: not a discovery document ({e})"))
+    }
+
+    /// A fresh transaction and the URL that sends the browser to the provider.
+    pub async fn begin(&self, next: String) -> Result<(String, LoginTransaction), LoginError> {
+        let meta = self.metadata().await?;
+        let tx = LoginTransaction {
+            state: random_token(),
+            nonce: random_token(),
+            verifier: random_token(),
+            next,
+        };
+        let mut url = Url::parse(&meta.authorization_endpoint).map_err(|e| {
+            LoginError::ProviderUnavailable(format!("bad authorization_endpoint: {e}"))
+        })?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.rp.client_id)
+            .append_pair("redirect_uri", &self.rp.redirect_uri)
+            .append_pair("scope", &meta.scopes.join(" "))
+            .append_pair("state", &tx.state)
+            .append_pair("nonce", &tx.nonce)
+            .append_pair("code_challenge", &pkce_challenge(&tx.verifier))
+            .append_pair("code_challenge_method", "S256");
+        Ok((url.into(), tx))
+    }
+
+    /// Every check of the callback, in order; nothing is trusted before it is verified.
+    pub async fn finish(
+        &self,
+        tx: &LoginTransaction,
+        params: &CallbackParams,
+    ) -> Result<VerifiedLogin, LoginError> {
+        let state = params.state.as_deref().unwrap_or_default();
+        if !constant_time_eq(state.as_bytes(), tx.state.as_bytes()) {
+            return Err(LoginError::StateMismatch);
+        }
+        // RFC 9207: when the provider names itself, it must be the one we asked.
+        if let Some(iss) = params
+            .iss
+            .as_ref()
+            .filter(|iss| iss.trim_end_matches('/') != self.rp.issuer.trim_end_matches('/'))
+        {
+            return Err(LoginError::IssuerMismatch(iss.clone()));
+        }
+        if let Some(error) = &params.error {
+            return Err(LoginError::ProviderError {
+                error: error.chars().take(100).collect(),
+                description: params
+                    .error_description
+                    .as_ref()
+                    .map(|d| d.chars().take(300).collect()),
+            });
+        }
+        let code = params.code.as_deref().ok_or(LoginError::MissingCode)?;
+        let meta = self.metadata().await?;
+        let tokens = self.exchange(&meta, code, &tx.verifier).await?;
+        let mut claims = verify_id_token(
+            &tokens.id_token,
+            &meta.jwks,
+            &IdTokenCheck {
+                issuer: &self.rp.issuer,
+                client_id: &self.rp.client_id,
+                nonce: &tx.nonce,
+            },
+        )
+        .await?;
+        if let Some(endpoint) = &meta.userinfo_endpoint {
+            let info = self.userinfo(endpoint, &tokens.access_token).await?;
+            if info.sub != claims.sub {
+                return Err(LoginError::UserinfoSubjectMismatch);
+            }
+            // The ID token wins; userinfo fills the gaps (Okta's org server puts groups only there).
+            claims.email = claims.email.or(info.email);
+            claims.email_verified = claims.email_verified.or(info.email_verified);
+            claims.name = claims.name.or(info.name);
+            claims.preferred_username = claims.preferred_username.or(info.preferred_username);
+            claims.groups = claims.groups.or(info.groups);
+        }
+        Ok(VerifiedLogin {
+            claims,
+            id_token: tokens.id_token,
+        })
+    }
+
+    async fn exchange(
+        &self,
+        meta: &Metadata,
+        code: &str,
+        verifier: &str,
+    ) -> Result<TokenResponse, LoginError> {
+        // client_secret_basic: both parts form-encoded before Base64 (RFC 6749 2.3.1).
+        let form = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let response = self
+            .http
+            .post(&meta.token_endpoint)
+            .basic_auth(
+                form(&self.rp.client_id),
+                Some(form(self.rp.client_secret.expose_secret())),
+            )
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &self.rp.redirect_uri),
+                ("code_verifier", verifier),
+            ])
+            .send()
+            .await
+            .map_err(|e| LoginError::TokenExchange(e.to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            return Err(LoginError::TokenExchange(format!(
+                "{status}: {}",
+                body["error"].as_str().unwrap_or("no error code")
+            )));
+        }
+        response
+            .json::<TokenResponse>()
+            .await
+            .map_err(|e| LoginError::TokenExchange(format!("unexpected answer ({e})")))
+    }
+
+    async fn userinfo(&self, endpoint: &str, access_token: &str) -> Result<UserInfo, LoginError> {
+        let response = self
+            .http
+            .get(endpoint)
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .map_err(|e| LoginError::Userinfo(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(LoginError::Userinfo(format!(
+                "answered {}",
+                response.status()
+            )));
+        }
+        response
+            .json::<UserInfo>()
+            .await
+            .map_err(|e| LoginError::Userinfo(format!("unexpected answer ({e})")))
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    id_token: String,
+    access_token: String,
+}
+
+#[derive(Deserialize)]
+struct UserInfo {
+    #[serde(default)]
+    sub: String,
+    email: Option<String>,
+    email_verified: Option<bool>,
+    name: Option<String>,
+    preferred_username: Option<String>,
+    groups: Option<OneOrMany>,
+}

@@ -1,0 +1,329 @@
+//! Sign-in, callback, sign-out and the profile page.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::CurrentUser;
+use super::oidc::{CallbackParams, LoginError};
+use super::verify::constant_time_eq;
+use crate::state::AppState;
+use crate::store::{AuditEvent, User, UserLogin};
+use crate::web::client_ip::client_ip;
+use crate::web::error::AppError;
+use crate::web::pages::{Layout, hop_page};
+
+pub const LOGIN_COOKIE: &str = "gatehouse_login";
+const DEFAULT_NEXT: &str = "/profile";
+
+/// Only a same-site relative path is a place to go after sign-in: `/x`, never `//host`,
+/// `/\host`, a scheme, or anything with control characters.
+pub fn safe_next(next: Option<&str>) -> String {
+    let Some(next) = next else {
+        return DEFAULT_NEXT.into();
+    };
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control() || c == '\\')
+        && next.len() <= 2048;
+    if ok {
+        next.to_string()
+    } else {
+        DEFAULT_NEXT.into()
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+pub async fn start_login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Query(query): Query<LoginQuery>,
+) -> Result<Response, AppError> {
+    // The login cookie and the callback live on PUBLIC_URL's host: start there.
+    let public = &state.config.public_url;
+    let expected_host = match public.port() {
+        Some(p) => format!("{}:{p}", public.host_str().unwrap_or_default()),
+        None => public.host_str().unwrap_or_default().to_string(),
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if !host.eq_ignore_ascii_case(&expected_host) {
+        let target = format!(
+            "{}{}",
+            public.as_str().trim_end_matches('/'),
+            uri.path_and_query().map_or("/auth/login", |p| p.as_str())
+        );
+        return Ok(Redirect::to(&target).into_response());
+    }
+    let next = safe_next(query.next.as_deref());
+    let (url, tx) = state
+        .auth
+        .oidc
+        .begin(next)
+        .await
+        .map_err(|e| AppError::Unavailable(format!("{e}. Please try again in a moment.")))?;
+    let id = state
+        .auth
+        .sessions
+        .save_login(&tx)
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    let cookie = Cookie::build((LOGIN_COOKIE, id))
+        .path("/auth")
+        .http_only(true)
+        .secure(state.auth.secure_cookies)
+        // Lax: it must come back on the provider's cross-site top-level redirect.
+        .same_site(SameSite::Lax)
+        .max_age(time::Duration::seconds(600))
+        .build();
+    Ok((CookieJar::new().add(cookie), Redirect::to(&url)).into_response())
+}
+
+pub async fn finish_login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Query(params): Query<CallbackParams>,
+) -> Result<Response, AppError> {
+    let ip = client_ip(Some(peer), &headers, &state.config.trusted_proxies).map(|i| i.to_string());
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let cleared = jar
+        .clone()
+        .remove(Cookie::build(LOGIN_COOKIE).path("/auth"));
+    let outcome = async {
+        let id = jar
+            .get(LOGIN_COOKIE)
+            .map(|c| c.value().to_string())
+            .ok_or(LoginError::UnknownTransaction)?;
+        let tx = state
+            .auth
+            .sessions
+            .take_login(&id)
+            .await
+            .map_err(|e| LoginError::ProviderUnavailable(e.to_string()))?
+            .ok_or(LoginError::UnknownTransaction)?;
+        let verified = state.auth.oidc.finish(&tx, &params).await?;
+        Ok::<_, LoginError>((tx, verified))
+    }
+    .await;
+    let (tx, verified) = match outcome {
+        Ok(ok) => ok,
+        Err(e) => {
+            tracing::warn!(reason = e.code(), client_ip = ?ip, error = %e, "sign-in failed");
+            let _ = state
+                .store
+                .record_audit(&AuditEvent {
+                    kind: "login",
+                    outcome: "failure",
+                    client_ip: ip.clone(),
+                    request_id,
+                    details: json!({ "reason": e.code(), "message": e.to_string() }),
+                    ..AuditEvent::default()
+                })
+                .await;
+            let page = match e {
+                LoginError::ProviderUnavailable(m) => AppError::Unavailable(format!(
+                    "The identity provider could not be reached ({m}). Please try again."
+                )),
+                LoginError::UnknownTransaction => {
+                    AppError::SignInFailed("This sign-in has expired or was already used.".into())
+                }
+                LoginError::ProviderError { error, .. } if error == "access_denied" => {
+                    AppError::SignInFailed("The identity provider did not let you in.".into())
+                }
+                other => {
+                    AppError::SignInFailed(format!("Sign-in could not be completed: {other}."))
+                }
+            };
+            return Ok((cleared, page).into_response());
+        }
+    };
+    let claims = verified.claims;
+    let groups: Vec<String> = claims
+        .groups
+        .as_ref()
+        .map(|g| g.as_slice().to_vec())
+        .unwrap_or_default();
+    let user = state
+        .store
+        .upsert_user(&UserLogin {
+            issuer: claims.iss.clone(),
+            subject: claims.sub.clone(),
+            email: claims.email.as_ref().map(|e| e.to_ascii_lowercase()),
+            // Only an explicit `false` withholds trust (SPEC §3).
+            email_verified: claims.email_verified != Some(false),
+            name: claims.name.clone().or(claims.preferred_username.clone()),
+            is_admin: state.auth.is_admin(&groups),
+            groups,
+        })
+        .await?;
+    // A new id at every sign-in; any session the browser had is ended.
+    if let Some(old) = jar.get(state.auth.session_cookie()) {
+        let _ = state.auth.sessions.destroy(old.value()).await;
+    }
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(300).collect());
+    let (session_id, _) = state
+        .auth
+        .sessions
+        .create(user.id, Some(verified.id_token), ip.clone(), user_agent)
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    tracing::info!(user = ?user.email, client_ip = ?ip, "signed in");
+    let _ = state
+        .store
+        .record_audit(&AuditEvent {
+            kind: "login",
+            outcome: "success",
+            actor_id: Some(user.id),
+            actor: user.email.clone(),
+            client_ip: ip,
+            request_id,
+            details: json!({ "admin": user.is_admin }),
+        })
+        .await;
+    let cookie = Cookie::build((state.auth.session_cookie(), session_id))
+        .path("/")
+        .http_only(true)
+        .secure(state.auth.secure_cookies)
+        .same_site(SameSite::Strict)
+        .build();
+    let mut response = hop_page("Signing you in…", &tx.next);
+    // The callback URL carries the code: never leak it as a referrer.
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    Ok((cleared.add(cookie), response).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    csrf_token: Option<String>,
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Form(form): Form<LogoutForm>,
+) -> Result<Response, AppError> {
+    let cookie_name = state.auth.session_cookie();
+    let Some(id) = jar.get(cookie_name).map(|c| c.value().to_string()) else {
+        return Ok(Redirect::to("/").into_response());
+    };
+    let session = state
+        .auth
+        .sessions
+        .load(&id)
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    let Some(session) = session else {
+        let cleared = jar.remove(Cookie::build(cookie_name).path("/"));
+        return Ok((cleared, Redirect::to("/")).into_response());
+    };
+    let token = form.csrf_token.unwrap_or_default();
+    if !constant_time_eq(token.as_bytes(), session.csrf.as_bytes()) {
+        return Err(AppError::BadRequest("CSRF validation failed.".into()));
+    }
+    state
+        .auth
+        .sessions
+        .destroy(&id)
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    let user = state.store.user(session.user_id).await?;
+    let _ = state
+        .store
+        .record_audit(&AuditEvent {
+            kind: "logout",
+            outcome: "success",
+            actor_id: Some(session.user_id),
+            actor: user.and_then(|u| u.email),
+            client_ip: session.client_ip.clone(),
+            ..AuditEvent::default()
+        })
+        .await;
+    let cleared = jar.remove(Cookie::build(cookie_name).path("/"));
+    let end_session = match state.auth.oidc.metadata().await {
+        Ok(meta) => meta.end_session_endpoint.clone(),
+        Err(_) => None,
+    };
+    let Some(endpoint) = end_session else {
+        return Ok((cleared, Redirect::to("/")).into_response());
+    };
+    let mut url = url::Url::parse(&endpoint)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("end_session_endpoint: {e}")))?;
+    {
+        let mut q = url.query_pairs_mut();
+        if let Some(hint) = &session.id_token {
+            q.append_pair("id_token_hint", hint);
+        }
+        q.append_pair("client_id", &state.auth.oidc.relying_party().client_id)
+            .append_pair("post_logout_redirect_uri", state.config.public_url.as_str());
+    }
+    // A 303 to the provider would be blocked by CSP form-action 'self'; a page that moves
+    // on by itself is not.
+    Ok((cleared, hop_page("Signing you out…", url.as_str())).into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "profile.html")]
+pub struct ProfilePage {
+    layout: Layout,
+    user: User,
+    csrf: String,
+}
+
+pub async fn show_profile(current: CurrentUser) -> ProfilePage {
+    ProfilePage {
+        layout: Layout::new("Your profile — Gatehouse"),
+        csrf: current.session.csrf,
+        user: current.user,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_a_same_site_path_or_the_profile() {
+        assert_eq!(safe_next(None), "/profile");
+        assert_eq!(safe_next(Some("/gh/search?q=a")), "/gh/search?q=a");
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "profile",
+            "",
+            "/a\nb",
+            "/a\\b",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/profile", "{bad:?}");
+        }
+    }
+}
