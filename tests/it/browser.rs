@@ -138,3 +138,145 @@ async fn landing_page_in_chromium() {
     browser.close().await.expect("closes");
     app.stop().await;
 }
+
+/// The whole sign-in in a real browser, with the provider on another site (`localhost`) than
+/// Gatehouse (`127.0.0.1`): the provider's real login form, its cross-site redirect back, the
+/// same-origin hop, and the profile shown signed in without a reload. Then sign-out through
+/// the provider's logout page and back.
+#[tokio::test]
+async fn sign_in_and_out_across_sites_in_chromium() {
+    let rig = crate::signin::rig(TestDb::sqlite(), &[]).await;
+    assert!(rig.idp.issuer.starts_with("http://localhost:"));
+    assert!(rig.app.base.starts_with("http://127.0.0.1:"));
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().expect("profile dir");
+    let browser = driver.browser(profile.path()).await;
+
+    // A guarded page sends the person to sign in and back to it.
+    browser
+        .goto(&rig.app.url("/profile"))
+        .await
+        .expect("open profile");
+    let login = browser
+        .wait()
+        .for_element(Locator::Css("input[name=login]"))
+        .await
+        .expect("the provider's login form");
+    assert!(
+        browser
+            .current_url()
+            .await
+            .expect("url")
+            .as_str()
+            .starts_with(&rig.idp.issuer)
+    );
+    login.send_keys("alice").await.expect("type login");
+    browser
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .expect("password field")
+        .send_keys("any password")
+        .await
+        .expect("type password");
+    browser
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .expect("submit")
+        .click()
+        .await
+        .expect("sign in");
+
+    let email = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=email]"))
+        .await
+        .expect("the profile, signed in");
+    assert_eq!(email.text().await.expect("text"), "alice@example.com");
+    assert_eq!(
+        browser.current_url().await.expect("url").as_str(),
+        rig.app.url("/profile")
+    );
+    let who = browser
+        .find(Locator::Css("[data-testid=signed-in-as]"))
+        .await
+        .expect("signed-in marker");
+    assert_eq!(who.text().await.expect("text"), "alice@example.com");
+    let shot = browser.screenshot().await.expect("screenshot");
+    let dir = repo_root().join("target/screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    std::fs::write(dir.join("profile.png"), shot).expect("write screenshot");
+
+    // A link from another site to a page must not look signed out (the Strict cookie is not
+    // sent on it; the same-origin hop brings it back).
+    let chat = format!(
+        "data:text/html,<a id=deep href='{}'>the profile</a>",
+        rig.app.url("/profile")
+    );
+    let authorizations = || async {
+        let stats: serde_json::Value = reqwest::get(format!("{}/__test/stats", rig.idp.issuer))
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json");
+        stats["authorization_requests"].as_u64().expect("counter")
+    };
+    let before = authorizations().await;
+    browser.goto(&chat).await.expect("a page on another site");
+    browser
+        .find(Locator::Id("deep"))
+        .await
+        .expect("link")
+        .click()
+        .await
+        .expect("follow the deep link");
+    let email = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=email]"))
+        .await
+        .expect("the deep link lands signed in");
+    assert_eq!(email.text().await.expect("text"), "alice@example.com");
+    assert_eq!(
+        authorizations().await,
+        before,
+        "still the same session: no new trip to the provider"
+    );
+
+    // Sign out: the form posts, Gatehouse ends the session and moves on to the provider.
+    browser
+        .find(Locator::Css("button.link"))
+        .await
+        .expect("sign-out button")
+        .click()
+        .await
+        .expect("sign out");
+    let confirm = browser
+        .wait()
+        .for_element(Locator::Css("button[name=logout]"))
+        .await
+        .expect("the provider's logout confirmation");
+    confirm.click().await.expect("confirm logout");
+    browser
+        .wait()
+        .for_element(Locator::Css("h1"))
+        .await
+        .expect("back on Gatehouse");
+    let back = browser.current_url().await.expect("url");
+    assert_eq!(
+        back.as_str(),
+        rig.app.url("/"),
+        "the provider sends the browser home"
+    );
+    browser
+        .goto(&rig.app.url("/profile"))
+        .await
+        .expect("profile again");
+    browser
+        .wait()
+        .for_element(Locator::Css("input[name=login]"))
+        .await
+        .expect("signed out: the provider asks again");
+
+    browser.close().await.expect("closes");
+    rig.app.stop().await;
+}
