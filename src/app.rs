@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::service::Auth;
 use crate::config::Config;
+use crate::devidp::DevIdp;
 use crate::redis_client::RedisHandle;
 use crate::sample;
 use crate::state::AppState;
@@ -50,7 +51,18 @@ pub async fn prepare(config: Arc<Config>) -> anyhow::Result<AppState> {
         redis.clone(),
         &dev_client_secret,
     )?);
-    Ok(AppState::new(config, store, redis, auth))
+    let dev_idp = match &config.identity {
+        crate::config::IdentityProvider::Dev { issuer } => Some(Arc::new(DevIdp::new(
+            issuer.clone(),
+            crate::auth::service::DEV_CLIENT_ID.to_string(),
+            dev_client_secret,
+            crate::config::callback_url(&config.public_url),
+            config.public_url.to_string(),
+            config.api.audience.clone(),
+        )?)),
+        crate::config::IdentityProvider::External(_) => None,
+    };
+    Ok(AppState::new(config, store, redis, auth, dev_idp))
 }
 
 async fn load_sample_data(store: &dyn Store) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod devidp;
 pub mod logging;
 pub mod redis_client;
 pub mod sample;

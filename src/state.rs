@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::auth::service::Auth;
 use crate::config::Config;
+use crate::devidp::DevIdp;
 use crate::redis_client::RedisHandle;
 use crate::store::Store;
 
@@ -16,6 +17,8 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     pub redis: Option<Arc<RedisHandle>>,
     pub auth: Arc<Auth>,
+    /// The built-in provider, in dev mode only.
+    pub dev_idp: Option<Arc<DevIdp>>,
 }
 
 impl AppState {
@@ -24,12 +27,14 @@ impl AppState {
         store: Arc<dyn Store>,
         redis: Option<Arc<RedisHandle>>,
         auth: Arc<Auth>,
+        dev_idp: Option<Arc<DevIdp>>,
     ) -> Self {
         AppState(Arc::new(Inner {
             config,
             store,
             redis,
             auth,
+            dev_idp,
         }))
     }
 }

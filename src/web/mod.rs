@@ -18,6 +18,7 @@ use error::AppError;
 
 pub fn router(state: AppState) -> Router {
     let metrics_on = state.config.metrics_bind.is_some();
+    let dev_idp = state.dev_idp.clone();
     let mut routes = Router::new()
         .route("/", get(pages::show_home))
         .route("/auth/login", get(auth::routes::start_login))
@@ -30,6 +31,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
+    if let Some(idp) = dev_idp {
+        routes = routes.merge(crate::devidp::router(idp));
+    }
     if metrics_on {
         routes = routes.layer(axum::middleware::from_fn(metrics::record));
     }

@@ -6,6 +6,7 @@ use axum::extract::State;
 
 use super::assets;
 use super::error::AppError;
+use crate::auth::extract::{CurrentUser, SignedOut};
 use crate::state::AppState;
 use crate::store::DirectorySummary;
 
@@ -30,14 +31,27 @@ pub struct HomePage {
     layout: Layout,
     summary: DirectorySummary,
     dev_mode: bool,
+    user: Option<crate::store::User>,
+    csrf: String,
 }
 
-pub async fn show_home(State(state): State<AppState>) -> Result<HomePage, AppError> {
+pub async fn show_home(
+    State(state): State<AppState>,
+    current: Result<CurrentUser, SignedOut>,
+) -> Result<HomePage, AppError> {
     let summary = state.store.directory_summary().await?;
+    let (user, csrf) = match current {
+        Ok(c) => (Some(c.user), c.session.csrf),
+        // Storage trouble is an error; simply not being signed in is not.
+        Err(SignedOut::Failed(e)) => return Err(e),
+        Err(_) => (None, String::new()),
+    };
     Ok(HomePage {
         layout: Layout::new("Gatehouse"),
         summary,
         dev_mode: state.config.is_dev_mode(),
+        user,
+        csrf,
     })
 }
 

@@ -58,6 +58,9 @@ impl Driver {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--no-first-run", "--window-size=1280,900",
+                    // Chromium still reaches out on its own (autofill, updates); resolve
+                    // nothing but the loopback names the tests use.
+                    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
                     format!("--user-data-dir={}", profile.display()),
                 ],
             }),
@@ -279,4 +282,56 @@ async fn sign_in_and_out_across_sites_in_chromium() {
 
     browser.close().await.expect("closes");
     rig.app.stop().await;
+}
+
+/// What a person does on a fresh checkout: open Gatehouse, sign in with the built-in dev
+/// provider, see the profile, sign out.
+#[tokio::test]
+async fn dev_mode_sign_in_and_out_in_chromium() {
+    let db = TestDb::sqlite();
+    let app = TestApp::start(&[("GATEHOUSE_DATABASE_URL", db.url())]).await;
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().expect("profile dir");
+    let browser = driver.browser(profile.path()).await;
+
+    browser.goto(&app.url("/")).await.expect("home");
+    browser
+        .find(Locator::Css("[data-testid=sign-in]"))
+        .await
+        .expect("a sign-in button")
+        .click()
+        .await
+        .expect("sign in");
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=pick-alice]"))
+        .await
+        .expect("the pick-a-demo-user page")
+        .click()
+        .await
+        .expect("pick alice");
+    let email = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=email]"))
+        .await
+        .expect("the profile");
+    assert_eq!(email.text().await.expect("text"), "alice@example.com");
+    browser
+        .find(Locator::Css("button.link"))
+        .await
+        .expect("sign-out button")
+        .click()
+        .await
+        .expect("sign out");
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=sign-in]"))
+        .await
+        .expect("home again, signed out");
+    assert_eq!(
+        browser.current_url().await.expect("url").as_str(),
+        app.url("/")
+    );
+    browser.close().await.expect("closes");
+    app.stop().await;
 }

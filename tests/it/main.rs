@@ -3,6 +3,7 @@
 
 mod browser;
 mod cli;
+mod devidp;
 mod http;
 mod idp;
 mod readme;

@@ -1,0 +1,111 @@
+//! The built-in identity provider for dev mode (SPEC §6): a real, minimal OpenID provider at
+//! `/dev-idp` on the same server, so a fresh checkout can sign in with no setup. Sign-in uses
+//! exactly the production relying-party code against it. Only ever mounted in dev mode, which
+//! only listens on loopback.
+
+mod routes;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::auth::signing::SigningKey;
+
+pub use routes::router;
+
+/// The machine client for trying the API in dev mode (loopback only, so a fixed secret).
+pub const DEV_MACHINE_CLIENT_ID: &str = "gatehouse-dev-machine";
+pub const DEV_MACHINE_CLIENT_SECRET: &str = "dev-machine-secret";
+pub const DEV_SCOPES: &str = "directory.read directory.write";
+
+pub struct DemoUser {
+    pub sub: &'static str,
+    pub name: &'static str,
+    pub email: &'static str,
+    pub groups: &'static [&'static str],
+}
+
+pub const DEMO_USERS: &[DemoUser] = &[
+    DemoUser {
+        sub: "alice",
+        name: "Alice Example",
+        email: "alice@example.com",
+        groups: &["gatehouse-admins", "engineering"],
+    },
+    DemoUser {
+        sub: "bob",
+        name: "Bob Example",
+        email: "bob@example.com",
+        groups: &["engineering"],
+    },
+];
+
+impl DemoUser {
+    fn claims(&self) -> Value {
+        json!({
+            "sub": self.sub,
+            "name": self.name,
+            "preferred_username": self.sub,
+            "email": self.email,
+            "email_verified": true,
+            "groups": self.groups,
+        })
+    }
+}
+
+fn find_user(sub: &str) -> Option<&'static DemoUser> {
+    DEMO_USERS.iter().find(|u| u.sub == sub)
+}
+
+/// An authorization code waiting for its token request.
+struct Grant {
+    sub: &'static str,
+    nonce: Option<String>,
+    challenge: String,
+    redirect_uri: String,
+    scope: String,
+    issued: Instant,
+}
+
+pub struct DevIdp {
+    pub issuer: String,
+    pub client_id: String,
+    client_secret: SecretString,
+    /// Where the relying party's callback is: the only redirect URI this provider accepts.
+    redirect_uri: String,
+    /// Where sign-out may send the browser back to.
+    post_logout_redirect_uri: String,
+    api_audience: String,
+    key: SigningKey,
+    verify_key: jsonwebtoken::DecodingKey,
+    codes: Mutex<HashMap<String, Grant>>,
+}
+
+impl DevIdp {
+    pub fn new(
+        issuer: String,
+        client_id: String,
+        client_secret: SecretString,
+        redirect_uri: String,
+        post_logout_redirect_uri: String,
+        api_audience: String,
+    ) -> anyhow::Result<DevIdp> {
+        let key = SigningKey::generate()?;
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.public_jwk.clone())?;
+        let verify_key = jsonwebtoken::DecodingKey::from_jwk(&jwk)?;
+        Ok(DevIdp {
+            issuer,
+            client_id,
+            client_secret,
+            redirect_uri,
+            post_logout_redirect_uri,
+            api_audience,
+            key,
+            verify_key,
+            codes: Mutex::new(HashMap::new()),
+        })
+    }
+}
