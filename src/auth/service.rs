@@ -56,7 +56,7 @@ impl Auth {
             },
         };
         Ok(Auth {
-            oidc: OidcClient::new(rp, None)?,
+            oidc: OidcClient::new(rp, Some(config.jwks_cooldown))?,
             sessions: Sessions::new(store, redis, config.session.ttl, config.session.idle),
             admin_groups: config.admin_groups.clone(),
             secure_cookies: config.session.cookie_secure,

@@ -114,6 +114,7 @@ pub struct Config {
     pub identity: IdentityProvider,
     pub oidc_scopes: Vec<String>,
     pub admin_groups: Vec<String>,
+    pub jwks_cooldown: Duration,
     pub api: ApiConfig,
     pub session: SessionConfig,
     pub trusted_proxies: TrustedProxies,
@@ -302,6 +303,9 @@ impl Raw {
             .parse("GATEHOUSE_ADMIN_GROUPS", |v| Ok(values::list(v)))?
             .unwrap_or_default();
 
+        let jwks_cooldown = self
+            .parse("GATEHOUSE_JWKS_COOLDOWN", values::duration)?
+            .unwrap_or_default();
         let audience = self
             .get("GATEHOUSE_API_AUDIENCE")
             .0
@@ -424,6 +428,7 @@ impl Raw {
             identity,
             oidc_scopes,
             admin_groups,
+            jwks_cooldown,
             api: ApiConfig {
                 audience,
                 issuers: api_issuers,

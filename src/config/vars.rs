@@ -36,6 +36,7 @@ vars! {
     "GATEHOUSE_OIDC_CONFIG", "", "one JSON payload ({\"web\":{…}} or flat keys) with issuer, client id/secret, optional explicit endpoints and jwks_uri (secret reference)";
     "GATEHOUSE_OIDC_SCOPES", "openid email profile groups", "requested scopes (space or comma separated)";
     "GATEHOUSE_ADMIN_GROUPS", "gatehouse-admins", "comma list of IdP groups whose members are admins";
+    "GATEHOUSE_JWKS_COOLDOWN", "30s", "least time between two JWKS fetches caused by tokens with an unknown kid (a key rotation is picked up after at most this long)";
     "GATEHOUSE_API_AUDIENCE", "api://default", "required aud of Bearer tokens";
     "GATEHOUSE_API_ISSUERS", "", "accepted Bearer token issuers (comma); default: the OIDC issuer";
     "GATEHOUSE_API_CLIENT_IDS", "", "allowlist of cid/azp/client_id values; unset = any";
