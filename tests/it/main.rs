@@ -8,5 +8,6 @@ mod http;
 mod idp;
 mod readme;
 mod signin;
+mod signin_refusals;
 mod store;
 mod support;

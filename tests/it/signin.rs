@@ -433,8 +433,16 @@ async fn a_signing_key_rotation_at_the_provider_is_picked_up_without_restart() {
     let new_kid = rig.idp.rotate_keys().await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let second = sign_in(&rig, "bob", "/profile").await;
-    assert_eq!(second.response.status(), StatusCode::OK, "signed with {new_kid}");
-    let page = get_with(&second.jar, &rig.app.url("/profile")).await.text().await.expect("page");
+    assert_eq!(
+        second.response.status(),
+        StatusCode::OK,
+        "signed with {new_kid}"
+    );
+    let page = get_with(&second.jar, &rig.app.url("/profile"))
+        .await
+        .text()
+        .await
+        .expect("page");
     assert!(page.contains("bob@example.com"));
     let stats: serde_json::Value = http()
         .get(format!("{}/__test/stats", rig.idp.issuer))
@@ -444,7 +452,10 @@ async fn a_signing_key_rotation_at_the_provider_is_picked_up_without_restart() {
         .json()
         .await
         .expect("json");
-    assert_eq!(stats["jwks_requests"], 2, "one fetch at start, one for the new kid");
+    assert_eq!(
+        stats["jwks_requests"], 2,
+        "one fetch at start, one for the new kid"
+    );
     assert_eq!(stats["discovery_requests"], 1, "discovery is cached");
     rig.app.stop().await;
 }

@@ -1,0 +1,278 @@
+//! Every way the callback must refuse, end to end through the router, against a provider
+//! that misbehaves on purpose. Each refusal is a clear 400 page and a stored audit event.
+
+use std::collections::HashMap;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::signin::{Jar, get_with, location};
+use crate::support::fake_idp::{CLIENT_ID, CLIENT_SECRET, FakeIdp, Tamper};
+use crate::support::{TestApp, TestDb, http};
+
+struct Attempt {
+    jar: Jar,
+    state: String,
+    nonce: String,
+    scope: String,
+}
+
+async fn start(app: &TestApp, idp: &FakeIdp) -> Attempt {
+    let r = http()
+        .get(app.url("/auth/login"))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let mut jar = Jar::default();
+    jar.take(&r);
+    let url = location(&r, &app.base);
+    assert!(
+        url.starts_with(&format!("{}/authorize?", idp.issuer)),
+        "{url}"
+    );
+    let q: HashMap<String, String> = url::Url::parse(&url)
+        .expect("url")
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["client_id"], CLIENT_ID);
+    assert_eq!(q["redirect_uri"], app.url("/auth/callback"));
+    idp.set_nonce(&q["nonce"]);
+    Attempt {
+        jar,
+        state: q["state"].clone(),
+        nonce: q["nonce"].clone(),
+        scope: q["scope"].clone(),
+    }
+}
+
+async fn callback(app: &TestApp, attempt: &Attempt, query: &str) -> reqwest::Response {
+    get_with(&attempt.jar, &app.url(&format!("/auth/callback?{query}"))).await
+}
+
+async fn last_login_audit(db: &TestDb) -> Value {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(db.url())
+        .await
+        .expect("sqlite");
+    let (outcome, details, ip): (String, String, Option<String>) = sqlx::query_as(
+        "SELECT outcome, details, client_ip FROM audit_events WHERE kind = 'login' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("an audit event");
+    let mut v: Value = serde_json::from_str(&details).expect("json");
+    v["outcome"] = json!(outcome);
+    v["client_ip"] = json!(ip);
+    v
+}
+
+async fn app_for(idp: &FakeIdp, db: &TestDb) -> TestApp {
+    TestApp::start(&[
+        ("GATEHOUSE_DATABASE_URL", db.url()),
+        ("GATEHOUSE_OIDC_ISSUER", &idp.issuer),
+        ("GATEHOUSE_OIDC_CLIENT_ID", CLIENT_ID),
+        ("GATEHOUSE_OIDC_CLIENT_SECRET", CLIENT_SECRET),
+        ("GATEHOUSE_SESSION_KEY", &"k".repeat(40)),
+        ("GATEHOUSE_JWKS_COOLDOWN", "0s"),
+    ])
+    .await
+}
+
+#[tokio::test]
+async fn the_fake_provider_signs_in_when_it_behaves() {
+    let idp = FakeIdp::start(vec!["openid", "email", "profile"]).await;
+    let db = TestDb::sqlite();
+    let app = app_for(&idp, &db).await;
+    let attempt = start(&app, &idp).await;
+    // Only scopes the provider offers are asked for.
+    assert_eq!(attempt.scope, "openid email profile");
+    let r = callback(&app, &attempt, &format!("code=c&state={}", attempt.state)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let audit = last_login_audit(&db).await;
+    assert_eq!(audit["outcome"], "success");
+    assert_eq!(audit["client_ip"], "127.0.0.1");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_bad_callback_is_refused_with_its_reason() {
+    let idp = FakeIdp::start(vec!["openid", "email", "profile", "groups"]).await;
+    let db = TestDb::sqlite();
+    let app = app_for(&idp, &db).await;
+    let now = chrono::Utc::now().timestamp();
+    let cases: Vec<(&str, Tamper, &str)> = vec![
+        (
+            "bad signature",
+            Tamper::ForeignKeySameKid,
+            "id_token:bad_signature",
+        ),
+        ("alg none", Tamper::AlgNone, "id_token:malformed"),
+        (
+            "HS256 keyed with the public key",
+            Tamper::Hs256WithPublicKey,
+            "id_token:disallowed_algorithm",
+        ),
+        ("unknown kid", Tamper::UnknownKid, "id_token:unknown_key"),
+        (
+            "wrong iss",
+            Tamper::Claims(json!({"iss": "https://evil.example"})),
+            "id_token:wrong_issuer",
+        ),
+        (
+            "wrong aud",
+            Tamper::Claims(json!({"aud": "other-client"})),
+            "id_token:wrong_audience",
+        ),
+        (
+            "expired",
+            Tamper::Claims(json!({"exp": now - 600})),
+            "id_token:expired",
+        ),
+        (
+            "missing iat",
+            Tamper::Claims(json!({"iat": null})),
+            "id_token:missing_claim",
+        ),
+        (
+            "wrong nonce",
+            Tamper::Claims(json!({"nonce": "replayed"})),
+            "id_token:nonce_mismatch",
+        ),
+        (
+            "missing nonce",
+            Tamper::Claims(json!({"nonce": null})),
+            "id_token:missing_claim",
+        ),
+        (
+            "missing sub",
+            Tamper::Claims(json!({"sub": null})),
+            "id_token:missing_claim",
+        ),
+        (
+            "userinfo about someone else",
+            Tamper::UserinfoSub("eve".into()),
+            "userinfo_sub_mismatch",
+        ),
+    ];
+    for (name, tamper, reason) in cases {
+        idp.tamper(tamper);
+        let attempt = start(&app, &idp).await;
+        let r = callback(&app, &attempt, &format!("code=c&state={}", attempt.state)).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{name}");
+        assert!(
+            r.headers().get_all("set-cookie").iter().all(|c| !c
+                .to_str()
+                .unwrap_or_default()
+                .starts_with("gatehouse_session=")),
+            "{name}: no session"
+        );
+        assert!(
+            r.text()
+                .await
+                .expect("page")
+                .contains("Try signing in again"),
+            "{name}"
+        );
+        let audit = last_login_audit(&db).await;
+        assert_eq!(audit["outcome"], "failure", "{name}");
+        assert_eq!(audit["reason"], reason, "{name}: {audit}");
+        assert_eq!(audit["client_ip"], "127.0.0.1", "{name}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn state_and_issuer_mismatches_and_replays_are_refused() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let app = app_for(&idp, &db).await;
+
+    let attempt = start(&app, &idp).await;
+    let r = callback(&app, &attempt, "code=c&state=forged").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(last_login_audit(&db).await["reason"], "state_mismatch");
+    // The transaction is used up by the failed attempt: the right state now finds nothing.
+    let r = callback(&app, &attempt, &format!("code=c&state={}", attempt.state)).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(last_login_audit(&db).await["reason"], "unknown_transaction");
+
+    let attempt = start(&app, &idp).await;
+    let r = callback(
+        &app,
+        &attempt,
+        &format!(
+            "code=c&state={}&iss=https%3A%2F%2Fevil.example",
+            attempt.state
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(last_login_audit(&db).await["reason"], "issuer_mismatch");
+
+    // A good callback, then the same one again.
+    let attempt = start(&app, &idp).await;
+    let query = format!("code=c&state={}", attempt.state);
+    assert_eq!(
+        callback(&app, &attempt, &query).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        callback(&app, &attempt, &query).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(last_login_audit(&db).await["reason"], "unknown_transaction");
+    let _ = attempt.nonce;
+
+    // The provider's own error response.
+    let attempt = start(&app, &idp).await;
+    let r = callback(
+        &app,
+        &attempt,
+        &format!(
+            "error=access_denied&error_description=no&state={}",
+            attempt.state
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        last_login_audit(&db).await["reason"],
+        "provider_error:access_denied"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_a_503_page_not_a_crash() {
+    let db = TestDb::sqlite();
+    let port = crate::support::free_port();
+    let app = TestApp::start(&[
+        ("GATEHOUSE_DATABASE_URL", db.url()),
+        ("GATEHOUSE_OIDC_ISSUER", &format!("http://127.0.0.1:{port}")),
+        ("GATEHOUSE_OIDC_CLIENT_ID", CLIENT_ID),
+        ("GATEHOUSE_OIDC_CLIENT_SECRET", CLIENT_SECRET),
+        ("GATEHOUSE_SESSION_KEY", &"k".repeat(40)),
+    ])
+    .await;
+    // Serving started although the provider is down; sign-in says so clearly.
+    let r = http()
+        .get(app.url("/auth/login"))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.text().await.expect("page").contains("try again"));
+    assert_eq!(
+        http()
+            .get(app.url("/"))
+            .send()
+            .await
+            .expect("home")
+            .status(),
+        StatusCode::OK
+    );
+    app.stop().await;
+}

@@ -1,0 +1,174 @@
+//! A scriptable, misbehaving OpenID provider for negative tests: it answers the token request
+//! with whatever ID token the test asks for (tokens are still real RS256 signatures, or the
+//! exact forgeries an attacker would send), and userinfo with any `sub`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gatehouse::auth::signing::SigningKey;
+use serde_json::{Value, json};
+
+pub const CLIENT_ID: &str = "fake-client";
+pub const CLIENT_SECRET: &str = "fake-secret";
+
+#[derive(Clone, Debug)]
+pub enum Tamper {
+    None,
+    /// Overrides of the ID token's claims; `null` removes a claim.
+    Claims(Value),
+    AlgNone,
+    Hs256WithPublicKey,
+    /// Signed by a key the provider never published, under the published key's `kid`.
+    ForeignKeySameKid,
+    /// Signed by an unpublished key with a `kid` of its own.
+    UnknownKid,
+    UserinfoSub(String),
+}
+
+struct Inner {
+    issuer: String,
+    key: SigningKey,
+    rogue: SigningKey,
+    tamper: Mutex<Tamper>,
+    nonce: Mutex<String>,
+    scopes_supported: Vec<&'static str>,
+}
+
+pub struct FakeIdp {
+    inner: Arc<Inner>,
+    pub issuer: String,
+}
+
+fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).expect("json"))
+}
+
+impl Inner {
+    fn claims(&self) -> Value {
+        let now = chrono::Utc::now().timestamp();
+        let nonce = self.nonce.lock().map(|n| n.clone()).unwrap_or_default();
+        json!({
+            "iss": self.issuer, "sub": "mallory", "aud": CLIENT_ID, "iat": now, "exp": now + 300,
+            "nonce": nonce, "email": "mallory@example.com", "email_verified": true,
+            "groups": ["staff"],
+        })
+    }
+
+    fn id_token(&self) -> String {
+        let tamper = self
+            .tamper
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or(Tamper::None);
+        let mut claims = self.claims();
+        match tamper {
+            Tamper::None | Tamper::UserinfoSub(_) => self.key.sign("JWT", &claims).expect("sign"),
+            Tamper::Claims(overrides) => {
+                for (k, v) in overrides.as_object().expect("object") {
+                    if v.is_null() {
+                        claims.as_object_mut().expect("object").remove(k);
+                    } else {
+                        claims[k] = v.clone();
+                    }
+                }
+                self.key.sign("JWT", &claims).expect("sign")
+            }
+            Tamper::AlgNone => format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "kid": self.key.kid})),
+                b64(&claims)
+            ),
+            Tamper::Hs256WithPublicKey => {
+                let secret = URL_SAFE_NO_PAD
+                    .decode(self.key.public_jwk["n"].as_str().expect("n"))
+                    .expect("modulus");
+                let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+                header.kid = Some(self.key.kid.clone());
+                jsonwebtoken::encode(
+                    &header,
+                    &claims,
+                    &jsonwebtoken::EncodingKey::from_secret(&secret),
+                )
+                .expect("sign")
+            }
+            Tamper::ForeignKeySameKid => {
+                let real = self.rogue.sign("JWT", &claims).expect("sign");
+                let rest = real.split_once('.').expect("jwt").1;
+                format!(
+                    "{}.{rest}",
+                    b64(&json!({"alg": "RS256", "kid": self.key.kid}))
+                )
+            }
+            Tamper::UnknownKid => self.rogue.sign("JWT", &claims).expect("sign"),
+        }
+    }
+}
+
+async fn discovery(State(i): State<Arc<Inner>>) -> Json<Value> {
+    Json(json!({
+        "issuer": i.issuer,
+        "authorization_endpoint": format!("{}/authorize", i.issuer),
+        "token_endpoint": format!("{}/token", i.issuer),
+        "userinfo_endpoint": format!("{}/userinfo", i.issuer),
+        "jwks_uri": format!("{}/jwks", i.issuer),
+        "scopes_supported": i.scopes_supported,
+    }))
+}
+
+async fn jwks(State(i): State<Arc<Inner>>) -> Json<Value> {
+    Json(json!({ "keys": [i.key.public_jwk] }))
+}
+
+async fn token(State(i): State<Arc<Inner>>) -> Json<Value> {
+    Json(json!({ "id_token": i.id_token(), "access_token": "opaque-at", "token_type": "Bearer" }))
+}
+
+async fn userinfo(State(i): State<Arc<Inner>>) -> Json<Value> {
+    let mut info = i.claims();
+    if let Ok(Tamper::UserinfoSub(sub)) = i.tamper.lock().map(|t| t.clone()) {
+        info["sub"] = json!(sub);
+    }
+    Json(info)
+}
+
+impl FakeIdp {
+    pub async fn start(scopes_supported: Vec<&'static str>) -> FakeIdp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let issuer = format!("http://{}", listener.local_addr().expect("addr"));
+        let inner = Arc::new(Inner {
+            issuer: issuer.clone(),
+            key: SigningKey::generate().expect("key"),
+            rogue: SigningKey::generate().expect("rogue key"),
+            tamper: Mutex::new(Tamper::None),
+            nonce: Mutex::new(String::new()),
+            scopes_supported,
+        });
+        let app = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .route("/token", post(token))
+            .route("/userinfo", get(userinfo))
+            .with_state(Arc::clone(&inner));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeIdp { inner, issuer }
+    }
+
+    pub fn tamper(&self, t: Tamper) {
+        if let Ok(mut slot) = self.inner.tamper.lock() {
+            *slot = t;
+        }
+    }
+
+    /// The nonce of the sign-in in progress, as the relying party sent it.
+    pub fn set_nonce(&self, nonce: &str) {
+        if let Ok(mut slot) = self.inner.nonce.lock() {
+            *slot = nonce.to_string();
+        }
+    }
+}
