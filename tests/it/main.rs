@@ -7,6 +7,7 @@ mod devidp;
 mod http;
 mod idp;
 mod readme;
+mod sessions;
 mod signin;
 mod signin_refusals;
 mod store;

@@ -29,6 +29,13 @@ impl Jar {
         }
     }
 
+    /// Adds every cookie of another jar (a browser keeps one jar per site).
+    pub fn take_from(&mut self, other: &Jar) {
+        for (k, v) in &other.0 {
+            self.0.insert(k.clone(), v.clone());
+        }
+    }
+
     pub fn header(&self) -> String {
         self.0
             .iter()

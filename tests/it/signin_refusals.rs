@@ -10,14 +10,14 @@ use crate::signin::{Jar, get_with, location};
 use crate::support::fake_idp::{CLIENT_ID, CLIENT_SECRET, FakeIdp, Tamper};
 use crate::support::{TestApp, TestDb, http};
 
-struct Attempt {
-    jar: Jar,
-    state: String,
-    nonce: String,
-    scope: String,
+pub struct Attempt {
+    pub jar: Jar,
+    pub state: String,
+    pub nonce: String,
+    pub scope: String,
 }
 
-async fn start(app: &TestApp, idp: &FakeIdp) -> Attempt {
+pub async fn start(app: &TestApp, idp: &FakeIdp) -> Attempt {
     let r = http()
         .get(app.url("/auth/login"))
         .send()
@@ -38,7 +38,13 @@ async fn start(app: &TestApp, idp: &FakeIdp) -> Attempt {
         .collect();
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["client_id"], CLIENT_ID);
-    assert_eq!(q["redirect_uri"], app.url("/auth/callback"));
+    // Built from PUBLIC_URL (its scheme may be https in front of this plain-HTTP port).
+    let host_and_path = app.url("/auth/callback").replace("http://", "://");
+    assert!(
+        q["redirect_uri"].ends_with(&host_and_path),
+        "{}",
+        q["redirect_uri"]
+    );
     idp.set_nonce(&q["nonce"]);
     Attempt {
         jar,
@@ -48,7 +54,7 @@ async fn start(app: &TestApp, idp: &FakeIdp) -> Attempt {
     }
 }
 
-async fn callback(app: &TestApp, attempt: &Attempt, query: &str) -> reqwest::Response {
+pub async fn callback(app: &TestApp, attempt: &Attempt, query: &str) -> reqwest::Response {
     get_with(&attempt.jar, &app.url(&format!("/auth/callback?{query}"))).await
 }
 
@@ -69,16 +75,32 @@ async fn last_login_audit(db: &TestDb) -> Value {
     v
 }
 
-async fn app_for(idp: &FakeIdp, db: &TestDb) -> TestApp {
-    TestApp::start(&[
+pub async fn app_for(idp: &FakeIdp, db: &TestDb) -> TestApp {
+    app_with(idp, db, &[]).await
+}
+
+pub async fn app_with(idp: &FakeIdp, db: &TestDb, extra: &[(&str, &str)]) -> TestApp {
+    let key = "k".repeat(40);
+    let mut pairs = vec![
         ("GATEHOUSE_DATABASE_URL", db.url()),
-        ("GATEHOUSE_OIDC_ISSUER", &idp.issuer),
+        ("GATEHOUSE_OIDC_ISSUER", idp.issuer.as_str()),
         ("GATEHOUSE_OIDC_CLIENT_ID", CLIENT_ID),
         ("GATEHOUSE_OIDC_CLIENT_SECRET", CLIENT_SECRET),
-        ("GATEHOUSE_SESSION_KEY", &"k".repeat(40)),
+        ("GATEHOUSE_SESSION_KEY", key.as_str()),
         ("GATEHOUSE_JWKS_COOLDOWN", "0s"),
-    ])
-    .await
+    ];
+    pairs.extend_from_slice(extra);
+    TestApp::start(&pairs).await
+}
+
+/// A complete sign-in at the (behaving) fake provider; the app's cookies afterwards.
+pub async fn signed_in(app: &TestApp, idp: &FakeIdp) -> (Jar, reqwest::Response) {
+    let attempt = start(app, idp).await;
+    let r = callback(app, &attempt, &format!("code=c&state={}", attempt.state)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut jar = attempt.jar.clone();
+    jar.take(&r);
+    (jar, r)
 }
 
 #[tokio::test]

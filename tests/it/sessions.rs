@@ -1,0 +1,155 @@
+//! Session lifetimes, rotation and cookie attributes, and a provider without discovery.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::signin::{Jar, get_with};
+use crate::signin_refusals::{app_with, callback, signed_in, start};
+use crate::support::fake_idp::{CLIENT_ID, CLIENT_SECRET, FakeIdp, Tamper};
+use crate::support::{TestDb, free_port};
+
+#[tokio::test]
+async fn signing_in_again_rotates_the_session_id() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let app = app_with(&idp, &db, &[]).await;
+    let (first, _) = signed_in(&app, &idp).await;
+    assert_eq!(
+        get_with(&first, &app.url("/profile")).await.status(),
+        StatusCode::OK
+    );
+    // The same browser signs in again: it gets a new id, and the old one is dead.
+    let attempt = start(&app, &idp).await;
+    let mut jar = Jar::default();
+    jar.take_from(&first);
+    jar.take_from(&attempt.jar);
+    let merged = crate::signin_refusals::Attempt { jar, ..attempt };
+    let r = callback(&app, &merged, &format!("code=c&state={}", merged.state)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut second = merged.jar.clone();
+    second.take(&r);
+    assert_ne!(second.header(), first.header());
+    assert_eq!(
+        get_with(&second, &app.url("/profile")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_with(&first, &app.url("/profile")).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_end_at_their_absolute_lifetime() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let app = app_with(
+        &idp,
+        &db,
+        &[
+            ("GATEHOUSE_SESSION_TTL", "2s"),
+            ("GATEHOUSE_SESSION_IDLE", "1h"),
+        ],
+    )
+    .await;
+    let (jar, _) = signed_in(&app, &idp).await;
+    assert_eq!(
+        get_with(&jar, &app.url("/profile")).await.status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(
+        get_with(&jar, &app.url("/profile")).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_end_when_idle() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let app = app_with(&idp, &db, &[("GATEHOUSE_SESSION_IDLE", "1s")]).await;
+    let (jar, _) = signed_in(&app, &idp).await;
+    assert_eq!(
+        get_with(&jar, &app.url("/profile")).await.status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        get_with(&jar, &app.url("/profile")).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn https_public_url_gives_host_prefixed_secure_cookies() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let public = format!("https://127.0.0.1:{port}");
+    // TLS is terminated in front; the app itself still speaks plain HTTP on its port.
+    let app = app_with(
+        &idp,
+        &db,
+        &[("GATEHOUSE_BIND", &bind), ("GATEHOUSE_PUBLIC_URL", &public)],
+    )
+    .await;
+    let attempt = start(&app, &idp).await;
+    let login_cookie = attempt.jar.header();
+    assert!(
+        login_cookie.starts_with("gatehouse_login="),
+        "{login_cookie}"
+    );
+    let r = callback(&app, &attempt, &format!("code=c&state={}", attempt.state)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_string())
+        .find(|c| c.starts_with("__Host-gatehouse_session="))
+        .expect("a __Host- session cookie");
+    for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(session.contains(attr), "{attr} missing: {session}");
+    }
+    assert!(!session.contains("Domain="), "{session}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_provider_without_discovery_works_from_explicit_endpoints() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    // The issuer has no discovery document; everything comes from the JSON payload.
+    let issuer = format!("{}/no-discovery", idp.issuer);
+    let payload = json!({"web": {
+        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "issuer": issuer,
+        "auth_uri": format!("{}/authorize", idp.issuer),
+        "token_uri": format!("{}/token", idp.issuer),
+        "userinfo_uri": format!("{}/userinfo", idp.issuer),
+        "jwks_uri": format!("{}/jwks", idp.issuer),
+    }})
+    .to_string();
+    let app = app_with(
+        &idp,
+        &db,
+        &[
+            ("GATEHOUSE_OIDC_ISSUER", ""),
+            ("GATEHOUSE_OIDC_CONFIG", &payload),
+        ],
+    )
+    .await;
+    idp.tamper(Tamper::Claims(json!({ "iss": issuer })));
+    let (jar, _) = signed_in(&app, &idp).await;
+    let page = get_with(&jar, &app.url("/profile"))
+        .await
+        .text()
+        .await
+        .expect("profile");
+    assert!(page.contains("mallory@example.com"), "{page}");
+    app.stop().await;
+}
