@@ -57,7 +57,13 @@ impl Auth {
         };
         Ok(Auth {
             oidc: OidcClient::new(rp, Some(config.jwks_cooldown))?,
-            sessions: Sessions::new(store, redis, config.session.ttl, config.session.idle),
+            sessions: Sessions::new(
+                store,
+                redis,
+                config.session.ttl,
+                config.session.idle,
+                &config.session.keys,
+            ),
             admin_groups: config.admin_groups.clone(),
             secure_cookies: config.session.cookie_secure,
         })

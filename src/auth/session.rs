@@ -1,12 +1,16 @@
 //! Server-side sessions and login transactions, in Redis when configured, else the database.
-//! The cookie holds only an opaque random id; stores see only its SHA-256, so a dump of
-//! either hands out no live session.
+//! The cookie holds only an opaque random id. Stores see only an HMAC of it keyed by
+//! `GATEHOUSE_SESSION_KEY`, so a dump of either hands out no live session, and neither can a
+//! guess at the storage key without the secret. With several keys the first names new
+//! records and all are tried on lookup, so a key can be rotated without signing anyone out.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_lc_rs::hmac;
 use chrono::Utc;
 use redis::AsyncCommands;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -46,8 +50,11 @@ pub struct Sessions {
     backend: Backend,
     ttl: Duration,
     idle: Duration,
+    /// Newest first; never empty.
+    keys: Vec<hmac::Key>,
 }
 
+/// A public, unkeyed hash of a session id: what pages may show as a session's handle.
 pub fn hash_id(id: &str) -> String {
     hex::encode(Sha256::digest(id.as_bytes()))
 }
@@ -57,17 +64,50 @@ fn secs(d: Duration) -> i64 {
 }
 
 impl Sessions {
+    /// `secrets` empty (dev mode without a key) means a random key for this process.
     pub fn new(
         store: Arc<dyn Store>,
         redis: Option<Arc<RedisHandle>>,
         ttl: Duration,
         idle: Duration,
+        secrets: &[SecretString],
     ) -> Self {
         let backend = match redis {
             Some(r) => Backend::Redis(r),
             None => Backend::Database(store),
         };
-        Sessions { backend, ttl, idle }
+        let mut keys: Vec<hmac::Key> = secrets
+            .iter()
+            .map(|s| hmac::Key::new(hmac::HMAC_SHA256, s.expose_secret().as_bytes()))
+            .collect();
+        if keys.is_empty() {
+            let random: [u8; 32] = rand::random();
+            keys.push(hmac::Key::new(hmac::HMAC_SHA256, &random));
+        }
+        Sessions {
+            backend,
+            ttl,
+            idle,
+            keys,
+        }
+    }
+
+    /// Storage keys for a cookie value, newest secret first.
+    fn storage_keys(&self, kind: &str, id: &str) -> Vec<String> {
+        self.keys
+            .iter()
+            .map(|k| {
+                let tag = hmac::sign(k, format!("{kind}\0{id}").as_bytes());
+                format!("gatehouse:{kind}:{}", hex::encode(tag.as_ref()))
+            })
+            .collect()
+    }
+
+    fn newest_key(&self, kind: &str, id: &str) -> String {
+        self.storage_keys(kind, id)
+            .into_iter()
+            .next()
+            .unwrap_or_default()
     }
 
     /// A new session for a user who just signed in; the id is new, never reused (rotation).
@@ -95,55 +135,80 @@ impl Sessions {
 
     /// The live session for a cookie value, enforcing idle and absolute lifetimes.
     pub async fn load(&self, id: &str) -> Result<Option<SessionData>, SessionError> {
-        let Some(mut data) = self.read(&key("session", id)).await? else {
+        let mut found = None;
+        for k in self.storage_keys("session", id) {
+            if let Some(data) = self.read(&k).await? {
+                found = Some((k, data));
+                break;
+            }
+        }
+        let Some((storage_key, mut data)) = found else {
             return Ok(None);
         };
         let now = Utc::now().timestamp();
         if now - data.created_at >= secs(self.ttl) || now - data.last_seen >= secs(self.idle) {
-            self.destroy(id).await?;
+            self.delete(&storage_key).await?;
             return Ok(None);
         }
         if now - data.last_seen >= TOUCH_EVERY_SECS {
             data.last_seen = now;
-            self.write(id, &data).await?;
+            self.write_at(&storage_key, &data).await?;
         }
         Ok(Some(data))
     }
 
     pub async fn destroy(&self, id: &str) -> Result<(), SessionError> {
-        self.delete(&key("session", id)).await
+        for k in self.storage_keys("session", id) {
+            self.delete(&k).await?;
+        }
+        Ok(())
     }
 
     pub async fn save_login(&self, tx: &LoginTransaction) -> Result<String, SessionError> {
         let id = random_token();
         let value = serde_json::to_value(tx).map_err(|e| SessionError(e.to_string()))?;
-        self.put(&key("login", &id), None, value, LOGIN_TTL, None, None)
-            .await?;
+        self.put(
+            &self.newest_key("login", &id),
+            None,
+            value,
+            LOGIN_TTL,
+            None,
+            None,
+        )
+        .await?;
         Ok(id)
     }
 
     /// The transaction for a login cookie, at most once.
     pub async fn take_login(&self, id: &str) -> Result<Option<LoginTransaction>, SessionError> {
-        let k = key("login", id);
-        let value = match &self.backend {
-            Backend::Database(store) => store.session_take(&k).await.map_err(err)?,
-            Backend::Redis(redis) => {
-                let mut conn = redis.connection().await.map_err(err)?;
-                let raw: Option<String> = conn.get_del(&k).await.map_err(err)?;
-                raw.and_then(|r| serde_json::from_str(&r).ok())
+        for k in self.storage_keys("login", id) {
+            let value = match &self.backend {
+                Backend::Database(store) => store.session_take(&k).await.map_err(err)?,
+                Backend::Redis(redis) => {
+                    let mut conn = redis.connection().await.map_err(err)?;
+                    let raw: Option<String> = conn.get_del(&k).await.map_err(err)?;
+                    raw.and_then(|r| serde_json::from_str(&r).ok())
+                }
+            };
+            if let Some(v) = value {
+                return Ok(serde_json::from_value(v).ok());
             }
-        };
-        Ok(value.and_then(|v| serde_json::from_value(v).ok()))
+        }
+        Ok(None)
     }
 
     async fn write(&self, id: &str, data: &SessionData) -> Result<(), SessionError> {
+        self.write_at(&self.newest_key("session", id), data).await
+    }
+
+    async fn write_at(&self, storage_key: &str, data: &SessionData) -> Result<(), SessionError> {
         let now = Utc::now().timestamp();
         let left = (data.created_at + secs(self.ttl) - now)
             .min(secs(self.idle))
             .max(1);
         let value = serde_json::to_value(data).map_err(|e| SessionError(e.to_string()))?;
         self.put(
-            &key("session", id),
+            storage_key,
             Some(data.user_id),
             value,
             Duration::from_secs(left.unsigned_abs()),
@@ -209,11 +274,6 @@ impl Sessions {
             }
         }
     }
-}
-
-/// Storage key: a namespace and the hash of the cookie value.
-fn key(kind: &str, id: &str) -> String {
-    format!("gatehouse:{kind}:{}", hash_id(id))
 }
 
 fn err(e: impl std::fmt::Display) -> SessionError {

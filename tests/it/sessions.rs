@@ -153,3 +153,30 @@ async fn a_provider_without_discovery_works_from_explicit_endpoints() {
     assert!(page.contains("mallory@example.com"), "{page}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn session_keys_rotate_without_signing_anyone_out() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let old = "old-key-".repeat(5);
+    let new = "new-key-".repeat(5);
+    let app = app_with(&idp, &db, &[("GATEHOUSE_SESSION_KEY", &old)]).await;
+    let (jar, _) = signed_in(&app, &idp).await;
+    app.stop().await;
+
+    let both = format!("{new},{old}");
+    let app = app_with(&idp, &db, &[("GATEHOUSE_SESSION_KEY", &both)]).await;
+    assert_eq!(
+        get_with(&jar, &app.url("/profile")).await.status(),
+        StatusCode::OK
+    );
+    app.stop().await;
+
+    // Once the old key is dropped, sessions made with it are gone.
+    let app = app_with(&idp, &db, &[("GATEHOUSE_SESSION_KEY", &new)]).await;
+    assert_eq!(
+        get_with(&jar, &app.url("/profile")).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    app.stop().await;
+}
