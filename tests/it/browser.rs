@@ -73,6 +73,30 @@ impl Driver {
     }
 }
 
+/// Waits for the element (pages load after clicks) and clicks it.
+async fn click(browser: &Client, css: &str, what: &str) {
+    browser
+        .wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking {what}: {e}"));
+}
+
+/// Waits for the element and returns its text.
+async fn text_of(browser: &Client, css: &str, what: &str) -> String {
+    browser
+        .wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("text of {what}: {e}"))
+}
+
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -181,20 +205,12 @@ async fn sign_in_and_out_across_sites_in_chromium() {
         .send_keys("any password")
         .await
         .expect("type password");
-    browser
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .expect("submit")
-        .click()
-        .await
-        .expect("sign in");
+    click(&browser, "button[type=submit]", "submit").await;
 
-    let email = browser
-        .wait()
-        .for_element(Locator::Css("[data-testid=email]"))
-        .await
-        .expect("the profile, signed in");
-    assert_eq!(email.text().await.expect("text"), "alice@example.com");
+    assert_eq!(
+        text_of(&browser, "[data-testid=email]", "the profile, signed in").await,
+        "alice@example.com"
+    );
     assert_eq!(
         browser.current_url().await.expect("url").as_str(),
         rig.app.url("/profile")
@@ -233,12 +249,15 @@ async fn sign_in_and_out_across_sites_in_chromium() {
         .click()
         .await
         .expect("follow the deep link");
-    let email = browser
-        .wait()
-        .for_element(Locator::Css("[data-testid=email]"))
-        .await
-        .expect("the deep link lands signed in");
-    assert_eq!(email.text().await.expect("text"), "alice@example.com");
+    assert_eq!(
+        text_of(
+            &browser,
+            "[data-testid=email]",
+            "the deep link lands signed in"
+        )
+        .await,
+        "alice@example.com"
+    );
     assert_eq!(
         authorizations().await,
         before,
@@ -246,13 +265,7 @@ async fn sign_in_and_out_across_sites_in_chromium() {
     );
 
     // Sign out: the form posts, Gatehouse ends the session and moves on to the provider.
-    browser
-        .find(Locator::Css("button.link"))
-        .await
-        .expect("sign-out button")
-        .click()
-        .await
-        .expect("sign out");
+    click(&browser, "button.link", "sign-out button").await;
     let confirm = browser
         .wait()
         .for_element(Locator::Css("button[name=logout]"))
@@ -295,34 +308,18 @@ async fn dev_mode_sign_in_and_out_in_chromium() {
     let browser = driver.browser(profile.path()).await;
 
     browser.goto(&app.url("/")).await.expect("home");
-    browser
-        .find(Locator::Css("[data-testid=sign-in]"))
-        .await
-        .expect("a sign-in button")
-        .click()
-        .await
-        .expect("sign in");
-    browser
-        .wait()
-        .for_element(Locator::Css("[data-testid=pick-alice]"))
-        .await
-        .expect("the pick-a-demo-user page")
-        .click()
-        .await
-        .expect("pick alice");
-    let email = browser
-        .wait()
-        .for_element(Locator::Css("[data-testid=email]"))
-        .await
-        .expect("the profile");
-    assert_eq!(email.text().await.expect("text"), "alice@example.com");
-    browser
-        .find(Locator::Css("button.link"))
-        .await
-        .expect("sign-out button")
-        .click()
-        .await
-        .expect("sign out");
+    click(&browser, "[data-testid=sign-in]", "a sign-in button").await;
+    click(
+        &browser,
+        "[data-testid=pick-alice]",
+        "the pick-a-demo-user page",
+    )
+    .await;
+    assert_eq!(
+        text_of(&browser, "[data-testid=email]", "the profile").await,
+        "alice@example.com"
+    );
+    click(&browser, "button.link", "sign-out button").await;
     browser
         .wait()
         .for_element(Locator::Css("[data-testid=sign-in]"))
