@@ -69,6 +69,8 @@ pub enum LoginError {
     ProviderUnavailable(String),
     #[error("the sign-in has expired or was already used")]
     UnknownTransaction,
+    #[error("{0}")]
+    SessionStorage(String),
     #[error("the state parameter does not match this sign-in")]
     StateMismatch,
     #[error("the response names issuer {0}, not ours")]
@@ -96,6 +98,7 @@ impl LoginError {
         match self {
             LoginError::ProviderUnavailable(_) => "provider_unavailable".into(),
             LoginError::UnknownTransaction => "unknown_transaction".into(),
+            LoginError::SessionStorage(_) => "session_storage".into(),
             LoginError::StateMismatch => "state_mismatch".into(),
             LoginError::IssuerMismatch(_) => "issuer_mismatch".into(),
             LoginError::ProviderError { error, .. } => format!("provider_error:{error}"),

@@ -121,7 +121,7 @@ pub async fn finish_login(
             .sessions
             .take_login(&id)
             .await
-            .map_err(|e| LoginError::ProviderUnavailable(e.to_string()))?
+            .map_err(|e| LoginError::SessionStorage(e.to_string()))?
             .ok_or(LoginError::UnknownTransaction)?;
         let verified = state.auth.oidc.finish(&tx, &params).await?;
         Ok::<_, LoginError>((tx, verified))
@@ -146,6 +146,9 @@ pub async fn finish_login(
                 LoginError::ProviderUnavailable(m) => AppError::Unavailable(format!(
                     "The identity provider could not be reached ({m}). Please try again."
                 )),
+                LoginError::SessionStorage(m) => {
+                    AppError::Unavailable(format!("{m}. Please try again in a moment."))
+                }
                 LoginError::UnknownTransaction => {
                     AppError::SignInFailed("This sign-in has expired or was already used.".into())
                 }

@@ -298,3 +298,32 @@ async fn an_unreachable_provider_is_a_503_page_not_a_crash() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn session_storage_down_is_a_503_page_not_a_crash() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let dead = format!("redis://127.0.0.1:{}", crate::support::free_port());
+    let app = app_with(&idp, &db, &[("GATEHOUSE_REDIS_URL", &dead)]).await;
+    let r = http()
+        .get(app.url("/auth/login"))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let r = http()
+        .get(app.url("/profile"))
+        .header("cookie", "gatehouse_session=anything")
+        .send()
+        .await
+        .expect("profile");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let r = http()
+        .get(app.url("/auth/callback?code=c&state=s"))
+        .header("cookie", "gatehouse_login=anything")
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    app.stop().await;
+}
