@@ -1,6 +1,7 @@
 //! Gatehouse: the secure internal portal. `main` parses the command line and calls `cli::run`;
 //! tests call `build_app` and `app::start` directly.
 
+pub mod account;
 pub mod app;
 pub mod auth;
 pub mod check;

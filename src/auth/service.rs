@@ -63,6 +63,7 @@ impl Auth {
                 config.session.ttl,
                 config.session.idle,
                 &config.session.keys,
+                &config.redis_prefix,
             ),
             admin_groups: config.admin_groups.clone(),
             secure_cookies: config.session.cookie_secure,

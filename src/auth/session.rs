@@ -52,11 +52,8 @@ pub struct Sessions {
     idle: Duration,
     /// Newest first; never empty.
     keys: Vec<hmac::Key>,
-}
-
-/// A public, unkeyed hash of a session id: what pages may show as a session's handle.
-pub fn hash_id(id: &str) -> String {
-    hex::encode(Sha256::digest(id.as_bytes()))
+    /// Namespace of every Redis key (`GATEHOUSE_REDIS_PREFIX`); the database needs none.
+    prefix: String,
 }
 
 fn secs(d: Duration) -> i64 {
@@ -71,6 +68,7 @@ impl Sessions {
         ttl: Duration,
         idle: Duration,
         secrets: &[SecretString],
+        prefix: &str,
     ) -> Self {
         let backend = match redis {
             Some(r) => Backend::Redis(r),
@@ -89,6 +87,7 @@ impl Sessions {
             ttl,
             idle,
             keys,
+            prefix: prefix.to_string(),
         }
     }
 
@@ -98,7 +97,7 @@ impl Sessions {
             .iter()
             .map(|k| {
                 let tag = hmac::sign(k, format!("{kind}\0{id}").as_bytes());
-                format!("gatehouse:{kind}:{}", hex::encode(tag.as_ref()))
+                format!("{kind}:{}", hex::encode(tag.as_ref()))
             })
             .collect()
     }
@@ -186,7 +185,8 @@ impl Sessions {
                 Backend::Database(store) => store.session_take(&k).await.map_err(err)?,
                 Backend::Redis(redis) => {
                     let mut conn = redis.connection().await.map_err(err)?;
-                    let raw: Option<String> = conn.get_del(&k).await.map_err(err)?;
+                    let raw: Option<String> =
+                        conn.get_del(self.redis_key(&k)).await.map_err(err)?;
                     raw.and_then(|r| serde_json::from_str(&r).ok())
                 }
             };
@@ -245,11 +245,101 @@ impl Sessions {
             }
             Backend::Redis(redis) => {
                 let mut conn = redis.connection().await.map_err(err)?;
-                conn.set_ex::<_, _, ()>(k, value.to_string(), ttl.as_secs().max(1))
-                    .await
-                    .map_err(err)
+                let ttl_secs = ttl.as_secs().max(1);
+                let mut pipe = redis::pipe();
+                pipe.atomic()
+                    .set_ex(self.redis_key(k), value.to_string(), ttl_secs)
+                    .ignore();
+                // Each user's sessions are indexed so they can be listed and revoked; the
+                // index outlives its members at most by one session lifetime, and listing
+                // drops members that have expired.
+                if let Some(user) = user_id {
+                    let index = self.user_index(user);
+                    pipe.sadd(&index, k)
+                        .ignore()
+                        .expire(&index, secs(self.ttl).max(1))
+                        .ignore();
+                }
+                pipe.query_async::<()>(&mut conn).await.map_err(err)
             }
         }
+    }
+
+    /// A user's live sessions as (storage key, data).
+    async fn for_user(&self, user_id: i64) -> Result<Vec<(String, SessionData)>, SessionError> {
+        let raw: Vec<(String, serde_json::Value)> = match &self.backend {
+            Backend::Database(store) => store.sessions_for_user(user_id).await.map_err(err)?,
+            Backend::Redis(redis) => {
+                let mut conn = redis.connection().await.map_err(err)?;
+                let index = self.user_index(user_id);
+                let keys: Vec<String> = conn.smembers(&index).await.map_err(err)?;
+                if keys.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let redis_keys: Vec<String> = keys.iter().map(|k| self.redis_key(k)).collect();
+                let values: Vec<Option<String>> = conn.mget(&redis_keys).await.map_err(err)?;
+                let mut live = Vec::new();
+                for (k, v) in keys.into_iter().zip(values) {
+                    match v.and_then(|v| serde_json::from_str(&v).ok()) {
+                        Some(v) => live.push((k, v)),
+                        None => conn.srem::<_, _, ()>(&index, &k).await.map_err(err)?,
+                    }
+                }
+                live
+            }
+        };
+        Ok(raw
+            .into_iter()
+            .filter_map(|(k, v)| serde_json::from_value(v).ok().map(|d| (k, d)))
+            .collect())
+    }
+
+    fn redis_key(&self, k: &str) -> String {
+        format!("{}:{k}", self.prefix)
+    }
+
+    fn user_index(&self, user_id: i64) -> String {
+        format!("{}:user-sessions:{user_id}", self.prefix)
+    }
+
+    /// The handles of a cookie value: what `/account/sessions` shows for it.
+    pub fn handles_of(&self, id: &str) -> Vec<String> {
+        self.storage_keys("session", id)
+            .iter()
+            .map(|k| handle(k))
+            .collect()
+    }
+
+    /// A user's live sessions with their handles, newest first.
+    pub async fn list(&self, user_id: i64) -> Result<Vec<(String, SessionData)>, SessionError> {
+        let mut sessions: Vec<(String, SessionData)> = self
+            .for_user(user_id)
+            .await?
+            .into_iter()
+            .map(|(k, d)| (handle(&k), d))
+            .collect();
+        sessions.sort_by_key(|(_, d)| std::cmp::Reverse(d.created_at));
+        Ok(sessions)
+    }
+
+    /// Ends one of the user's sessions by handle; `false` if the user has no such session.
+    pub async fn revoke(&self, user_id: i64, wanted: &str) -> Result<bool, SessionError> {
+        for (k, _) in self.for_user(user_id).await? {
+            if handle(&k) == wanted {
+                self.delete(&k).await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Ends every session of a user; returns how many there were.
+    pub async fn revoke_all(&self, user_id: i64) -> Result<usize, SessionError> {
+        let sessions = self.for_user(user_id).await?;
+        for (k, _) in &sessions {
+            self.delete(k).await?;
+        }
+        Ok(sessions.len())
     }
 
     async fn read(&self, k: &str) -> Result<Option<SessionData>, SessionError> {
@@ -257,7 +347,7 @@ impl Sessions {
             Backend::Database(store) => store.session_get(k).await.map_err(err)?,
             Backend::Redis(redis) => {
                 let mut conn = redis.connection().await.map_err(err)?;
-                let raw: Option<String> = conn.get(k).await.map_err(err)?;
+                let raw: Option<String> = conn.get(self.redis_key(k)).await.map_err(err)?;
                 raw.and_then(|r| serde_json::from_str(&r).ok())
             }
         };
@@ -270,10 +360,16 @@ impl Sessions {
             Backend::Database(store) => store.session_delete(k).await.map_err(err),
             Backend::Redis(redis) => {
                 let mut conn = redis.connection().await.map_err(err)?;
-                conn.del::<_, ()>(k).await.map_err(err)
+                conn.del::<_, ()>(self.redis_key(k)).await.map_err(err)
             }
         }
     }
+}
+
+/// A session's public handle: a hash of its storage key, which is itself keyed; neither the
+/// id nor the storage key can be recovered from it.
+fn handle(storage_key: &str) -> String {
+    hex::encode(&Sha256::digest(storage_key.as_bytes())[..16])
 }
 
 fn err(e: impl std::fmt::Display) -> SessionError {

@@ -111,6 +111,7 @@ pub struct Config {
     pub database: DatabaseUrl,
     pub database_tls: DatabaseTls,
     pub redis: Option<RedisUrl>,
+    pub redis_prefix: String,
     pub identity: IdentityProvider,
     pub oidc_scopes: Vec<String>,
     pub admin_groups: Vec<String>,
@@ -272,6 +273,15 @@ impl Raw {
             None => None,
         };
 
+        let redis_prefix = self
+            .parse("GATEHOUSE_REDIS_PREFIX", |v| {
+                if v.is_empty() || v.contains(char::is_whitespace) {
+                    Err(format!("'{v}' must be a non-empty word without spaces"))
+                } else {
+                    Ok(v.trim_end_matches(':').to_string())
+                }
+            })?
+            .unwrap_or_default();
         let identity = oidc::identity_provider(&self, &public_url)?;
         let dev_mode = matches!(identity, IdentityProvider::Dev { .. });
         if dev_mode && !bind.ip().is_loopback() {
@@ -425,6 +435,7 @@ impl Raw {
             database,
             database_tls,
             redis,
+            redis_prefix,
             identity,
             oidc_scopes,
             admin_groups,

@@ -30,6 +30,7 @@ vars! {
     "GATEHOUSE_DATABASE_CERT", "", "PostgreSQL TLS: client certificate (PEM; secret reference)";
     "GATEHOUSE_DATABASE_KEY", "", "PostgreSQL TLS: client key (PEM; secret reference)";
     "GATEHOUSE_REDIS_URL", "", "Redis for sessions and rate-limit counters; unset = database sessions, in-process limits";
+    "GATEHOUSE_REDIS_PREFIX", "gatehouse", "namespace of every Redis key, so several deployments can share one Redis";
     "GATEHOUSE_OIDC_ISSUER", "", "OpenID issuer URL (discovery at /.well-known/openid-configuration); unset with OIDC_CONFIG unset = dev mode";
     "GATEHOUSE_OIDC_CLIENT_ID", "", "confidential client id";
     "GATEHOUSE_OIDC_CLIENT_SECRET", "", "confidential client secret (secret reference)";

@@ -251,6 +251,20 @@ macro_rules! shared_queries {
             Ok(())
         }
 
+        pub async fn sessions_for_user(
+            pool: &Pool,
+            user_id: i64,
+        ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+            let rows: Vec<(String, sqlx::types::Json<serde_json::Value>)> = sqlx::query_as(
+                "SELECT id_hash, data FROM sessions WHERE user_id = $1 AND expires_at > $2",
+            )
+            .bind(user_id)
+            .bind(Utc::now())
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.into_iter().map(|(k, d)| (k, d.0)).collect())
+        }
+
         pub async fn sessions_purge_expired(pool: &Pool) -> Result<u64, StoreError> {
             let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
                 .bind(Utc::now())
@@ -369,6 +383,13 @@ macro_rules! impl_store {
 
             async fn session_delete(&self, id_hash: &str) -> Result<(), StoreError> {
                 shared::session_delete(&self.pool, id_hash).await
+            }
+
+            async fn sessions_for_user(
+                &self,
+                user_id: i64,
+            ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+                shared::sessions_for_user(&self.pool, user_id).await
             }
 
             async fn sessions_purge_expired(&self) -> Result<u64, StoreError> {

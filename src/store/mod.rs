@@ -124,6 +124,11 @@ pub trait Store: Send + Sync + 'static {
     /// callbacks race.
     async fn session_take(&self, id_hash: &str) -> Result<Option<serde_json::Value>, StoreError>;
     async fn session_delete(&self, id_hash: &str) -> Result<(), StoreError>;
+    /// A user's unexpired session records as (storage key, data).
+    async fn sessions_for_user(
+        &self,
+        user_id: i64,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
     /// Deletes expired records; returns how many.
     async fn sessions_purge_expired(&self) -> Result<u64, StoreError>;
     async fn record_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;

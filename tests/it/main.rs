@@ -1,6 +1,7 @@
 //! Integration tests: one binary (one link step), real PostgreSQL, Redis, node oidc-provider
 //! and Chromium, each started or reached on loopback by `support`.
 
+mod account;
 mod browser;
 mod cli;
 mod devidp;

@@ -42,6 +42,13 @@ impl TestApp {
                 pairs.push(("GATEHOUSE_PUBLIC_URL", format!("http://127.0.0.1:{port}")));
             }
         }
+        // Tests share one Redis: each app gets its own key namespace unless told otherwise.
+        if !pairs.iter().any(|(k, _)| *k == "GATEHOUSE_REDIS_PREFIX") {
+            pairs.push((
+                "GATEHOUSE_REDIS_PREFIX",
+                format!("test-{}", uuid::Uuid::new_v4().simple()),
+            ));
+        }
         let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let config = Arc::new(config(&refs));
         let bind = config.bind;
@@ -75,6 +82,23 @@ impl TestApp {
             task.await
                 .expect("server task")
                 .expect("server stops cleanly");
+        }
+        // Nothing left behind in the shared Redis: every key under this app's namespace.
+        if let Some(redis) = &self.state.redis {
+            let mut conn = redis.connection().await.expect("redis");
+            let pattern = format!("{}:*", self.state.config.redis_prefix);
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(&pattern)
+                .query_async(&mut conn)
+                .await
+                .expect("keys");
+            if !keys.is_empty() {
+                let _: () = redis::cmd("DEL")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("del");
+            }
         }
     }
 }
