@@ -59,6 +59,19 @@ pub enum Command {
     Migrate,
     /// Validate the configuration and reach every configured dependency; exit 1 on a problem.
     Check,
+    /// Break-glass administrators, for when the identity provider sends no groups.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Make the user with this (verified) email an administrator.
+    Grant { email: String },
+    /// Take a break-glass grant away again.
+    Revoke { email: String },
+    /// List the break-glass grants.
+    List,
 }
 
 impl GlobalArgs {
@@ -119,6 +132,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match command {
         Command::Serve | Command::Check => serve(config).await,
         Command::Migrate => migrate(config).await,
+        Command::Admin(action) => admin(config, action).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -135,6 +149,63 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
     let state = app::prepare(config).await?;
     let server = app::Server::bind(state, bind).await?;
     server.run(app::shutdown_signal()).await
+}
+
+async fn admin(config: Arc<Config>, action: AdminCommand) -> anyhow::Result<()> {
+    use crate::store::AuditEvent;
+    let store = crate::store::connect(&config).await?;
+    store.migrate().await?;
+    let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let by = format!("command line ({operator})");
+    let result = match &action {
+        AdminCommand::Grant { email } | AdminCommand::Revoke { email } => {
+            let email = email.trim().to_lowercase();
+            if !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
+                anyhow::bail!("'{email}' is not an email address");
+            }
+            let (changed, kind, done, already) = if matches!(action, AdminCommand::Grant { .. }) {
+                (
+                    store.admin_grant(&email, &by).await?,
+                    "admin_grant",
+                    "is now an administrator (break-glass)",
+                    "already had a break-glass grant",
+                )
+            } else {
+                (
+                    store.admin_revoke(&email).await?,
+                    "admin_revoke",
+                    "no longer has a break-glass grant",
+                    "had no break-glass grant",
+                )
+            };
+            if changed {
+                store
+                    .record_audit(&AuditEvent {
+                        kind,
+                        outcome: "success",
+                        actor: Some(by.clone()),
+                        details: serde_json::json!({ "email": email }),
+                        ..AuditEvent::default()
+                    })
+                    .await?;
+            }
+            println!("{email} {}", if changed { done } else { already });
+            Ok(())
+        }
+        AdminCommand::List => {
+            for g in store.admin_grants().await? {
+                println!(
+                    "{}\t{}\t{}",
+                    g.email,
+                    g.granted_by,
+                    g.granted_at.to_rfc3339()
+                );
+            }
+            Ok(())
+        }
+    };
+    store.close().await;
+    result
 }
 
 async fn migrate(config: Arc<Config>) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! tests call `build_app` and `app::start` directly.
 
 pub mod account;
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod check;

@@ -298,14 +298,25 @@ pub struct ProfilePage {
     layout: Layout,
     user: User,
     csrf: String,
+    admin: bool,
 }
 
-pub async fn show_profile(current: CurrentUser) -> ProfilePage {
-    ProfilePage {
+pub async fn show_profile(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<ProfilePage, AppError> {
+    let reason = crate::admin::access::admin_reason(
+        state.store.as_ref(),
+        &state.auth.admin_groups,
+        &current.user,
+    )
+    .await?;
+    Ok(ProfilePage {
         layout: Layout::new("Your profile — Gatehouse"),
         csrf: current.session.csrf,
         user: current.user,
-    }
+        admin: reason.is_admin(),
+    })
 }
 
 #[cfg(test)]

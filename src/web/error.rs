@@ -20,6 +20,8 @@ pub enum AppError {
     MethodNotAllowed,
     #[error("{0}")]
     BadRequest(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// A sign-in that could not complete; the page offers to try again.
     #[error("sign-in failed: {0}")]
     SignInFailed(String),
@@ -61,6 +63,7 @@ impl AppError {
                 None,
             ),
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m, None),
+            AppError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m, None),
             AppError::SignInFailed(m) => (StatusCode::BAD_REQUEST, "sign_in_failed", m, None),
             AppError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m, None),
             AppError::Internal(e) => (

@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", axum::routing::post(auth::routes::logout))
         .route("/profile", get(auth::routes::show_profile))
         .merge(crate::account::router())
+        .merge(crate::admin::router())
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/static/{name}", get(assets::serve_asset))

@@ -2,6 +2,7 @@
 //! and Chromium, each started or reached on loopback by `support`.
 
 mod account;
+mod admin;
 mod browser;
 mod cli;
 mod devidp;

@@ -58,23 +58,30 @@ impl Inner {
         })
     }
 
+    /// The claims with the test's overrides applied (ID token and userinfo alike).
+    fn effective_claims(&self) -> Value {
+        let mut claims = self.claims();
+        if let Ok(Tamper::Claims(overrides)) = self.tamper.lock().map(|t| t.clone()) {
+            for (k, v) in overrides.as_object().expect("object") {
+                if v.is_null() {
+                    claims.as_object_mut().expect("object").remove(k);
+                } else {
+                    claims[k] = v.clone();
+                }
+            }
+        }
+        claims
+    }
+
     fn id_token(&self) -> String {
         let tamper = self
             .tamper
             .lock()
             .map(|t| t.clone())
             .unwrap_or(Tamper::None);
-        let mut claims = self.claims();
+        let claims = self.effective_claims();
         match tamper {
-            Tamper::None | Tamper::UserinfoSub(_) => self.key.sign("JWT", &claims).expect("sign"),
-            Tamper::Claims(overrides) => {
-                for (k, v) in overrides.as_object().expect("object") {
-                    if v.is_null() {
-                        claims.as_object_mut().expect("object").remove(k);
-                    } else {
-                        claims[k] = v.clone();
-                    }
-                }
+            Tamper::None | Tamper::UserinfoSub(_) | Tamper::Claims(_) => {
                 self.key.sign("JWT", &claims).expect("sign")
             }
             Tamper::AlgNone => format!(
@@ -128,7 +135,14 @@ async fn token(State(i): State<Arc<Inner>>) -> Json<Value> {
 }
 
 async fn userinfo(State(i): State<Arc<Inner>>) -> Json<Value> {
-    let mut info = i.claims();
+    let mut info = i.effective_claims();
+    // A userinfo answer carries no token claims.
+    for k in ["iss", "aud", "iat", "exp", "nonce"] {
+        info.as_object_mut().expect("object").remove(k);
+    }
+    if info.get("sub").is_none() {
+        info["sub"] = json!("mallory");
+    }
     if let Ok(Tamper::UserinfoSub(sub)) = i.tamper.lock().map(|t| t.clone()) {
         info["sub"] = json!(sub);
     }

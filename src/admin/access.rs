@@ -1,0 +1,175 @@
+//! Who may do what: admin (from IdP groups or a break-glass grant) and roles (assigned, or
+//! mapped from IdP groups), with the reasons, so pages can explain them. Looked up on every
+//! request, so a role change applies at the next one.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde::Serialize;
+
+use crate::auth::extract::{CurrentUser, SignedOut};
+use crate::state::AppState;
+use crate::store::{Role, Store, StoreError, User};
+use crate::web::error::AppError;
+
+/// Why a user is (or is not) an admin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum AdminReason {
+    Groups(Vec<String>),
+    BreakGlass { granted_by: String },
+    NotAdmin,
+}
+
+impl AdminReason {
+    pub fn is_admin(&self) -> bool {
+        !matches!(self, AdminReason::NotAdmin)
+    }
+}
+
+pub async fn admin_reason(
+    store: &dyn Store,
+    admin_groups: &[String],
+    user: &User,
+) -> Result<AdminReason, StoreError> {
+    let via: Vec<String> = user
+        .groups
+        .iter()
+        .filter(|g| admin_groups.contains(g))
+        .cloned()
+        .collect();
+    if !via.is_empty() {
+        return Ok(AdminReason::Groups(via));
+    }
+    // A break-glass grant is by email, so only an email the provider vouches for counts.
+    let email = user
+        .email
+        .as_deref()
+        .filter(|_| user.email_verified)
+        .map(str::to_lowercase);
+    if let Some(email) = email {
+        let grants = store.admin_grants().await?;
+        if let Some(grant) = grants.into_iter().find(|g| g.email == email) {
+            return Ok(AdminReason::BreakGlass {
+                granted_by: grant.granted_by,
+            });
+        }
+    }
+    Ok(AdminReason::NotAdmin)
+}
+
+/// Where a role of a user comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum RoleSource {
+    Assigned,
+    Group(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldRole {
+    pub role: Role,
+    pub sources: Vec<RoleSource>,
+}
+
+impl HeldRole {
+    pub fn is_assigned(&self) -> bool {
+        self.sources.contains(&RoleSource::Assigned)
+    }
+}
+
+pub async fn effective_roles(store: &dyn Store, user: &User) -> Result<Vec<HeldRole>, StoreError> {
+    let mut held: Vec<HeldRole> = store
+        .assigned_roles(user.id)
+        .await?
+        .into_iter()
+        .map(|role| HeldRole {
+            role,
+            sources: vec![RoleSource::Assigned],
+        })
+        .collect();
+    for mapping in store.group_mappings().await? {
+        if !user.groups.contains(&mapping.group_name) {
+            continue;
+        }
+        let source = RoleSource::Group(mapping.group_name.clone());
+        match held.iter_mut().find(|h| h.role.id == mapping.role.id) {
+            Some(h) => h.sources.push(source),
+            None => held.push(HeldRole {
+                role: mapping.role,
+                sources: vec![source],
+            }),
+        }
+    }
+    held.sort_by(|a, b| a.role.name.cmp(&b.role.name));
+    Ok(held)
+}
+
+/// `*` matches any run of characters; everything else matches itself, case-insensitively.
+pub fn pattern_matches(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
+/// The data sets a user's roles grant.
+pub struct Access {
+    pub roles: Vec<HeldRole>,
+}
+
+impl Access {
+    pub fn may_see_repo(&self, repo: &str) -> bool {
+        self.roles
+            .iter()
+            .flat_map(|h| h.role.repo_patterns.iter())
+            .any(|p| pattern_matches(p, repo))
+    }
+}
+
+/// An admin, as an extractor: a handler that takes one can only be reached by admins.
+pub struct AdminUser {
+    pub current: CurrentUser,
+    pub reason: AdminReason,
+}
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = SignedOut;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, SignedOut> {
+        let current = CurrentUser::from_request_parts(parts, state).await?;
+        let reason = admin_reason(
+            state.store.as_ref(),
+            &state.auth.admin_groups,
+            &current.user,
+        )
+        .await
+        .map_err(|e| SignedOut::Failed(e.into()))?;
+        if !reason.is_admin() {
+            tracing::warn!(user = ?current.user.email, path = %parts.uri.path(), "admin page refused");
+            return Err(SignedOut::Failed(AppError::Forbidden(
+                "This page is for administrators.".into(),
+            )));
+        }
+        Ok(AdminUser { current, reason })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        assert!(pattern_matches("platform-*", "platform-api"));
+        assert!(pattern_matches("PLATFORM-*", "platform-api"));
+        assert!(pattern_matches("website", "website"));
+        assert!(pattern_matches("*", "anything"));
+        assert!(pattern_matches("*-app", "mobile-app"));
+        assert!(!pattern_matches("website", "website-old"));
+        assert!(!pattern_matches("platform-*", "the-platform-api"));
+        assert!(!pattern_matches("", "x"));
+    }
+}

@@ -1,0 +1,353 @@
+//! Administration: users and their roles, group → role mappings, revoking anyone's sessions.
+//! Every handler takes an `AdminUser`, so only admins reach it; every change is audited.
+
+pub mod access;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::account::when;
+use crate::state::AppState;
+use crate::store::{AdminGrant, AuditEvent, GroupMapping, Role, User, UserListing};
+use crate::web::error::AppError;
+use crate::web::pages::Layout;
+use access::{AdminReason, AdminUser, HeldRole, RoleSource, admin_reason, effective_roles};
+
+const PAGE_SIZE: i64 = 50;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/users", get(list_users))
+        .route("/admin/users/{id}", get(show_user))
+        .route("/admin/users/{id}/roles", post(change_user_roles))
+        .route(
+            "/admin/users/{id}/sessions/revoke",
+            post(revoke_user_sessions),
+        )
+        .route("/admin/groups", get(show_groups).post(change_groups))
+}
+
+impl AdminUser {
+    async fn audit(&self, state: &AppState, kind: &'static str, details: serde_json::Value) {
+        let result = state
+            .store
+            .record_audit(&AuditEvent {
+                kind,
+                outcome: "success",
+                actor_id: Some(self.current.user.id),
+                actor: self.current.user.email.clone(),
+                client_ip: self.current.session.client_ip.clone(),
+                details,
+                ..AuditEvent::default()
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, kind, "audit event not stored");
+        }
+    }
+
+    fn name(&self) -> String {
+        self.current
+            .user
+            .email
+            .clone()
+            .unwrap_or_else(|| self.current.user.subject.clone())
+    }
+}
+
+#[derive(Deserialize)]
+struct UsersQuery {
+    q: Option<String>,
+    page: Option<i64>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin_users.html")]
+struct UsersPage {
+    layout: Layout,
+    user: User,
+    csrf: String,
+    q: String,
+    rows: Vec<(UserListing, String)>,
+    total: i64,
+    page: i64,
+    pages: i64,
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Query(query): Query<UsersQuery>,
+) -> Result<UsersPage, AppError> {
+    let q = query.q.unwrap_or_default().trim().to_string();
+    let page = query.page.unwrap_or(1).max(1);
+    let (rows, total) = state
+        .store
+        .list_users(&q, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        .await?;
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            let seen = r
+                .last_login_at
+                .map_or_else(|| "never".into(), |t| when(t.timestamp()));
+            (r, seen)
+        })
+        .collect();
+    Ok(UsersPage {
+        layout: Layout::new("Users — Gatehouse"),
+        csrf: admin.current.session.csrf.clone(),
+        user: admin.current.user,
+        q,
+        rows,
+        total,
+        page,
+        pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin_user.html")]
+struct UserPage {
+    layout: Layout,
+    user: User,
+    csrf: String,
+    subject: User,
+    reason: AdminReason,
+    held: Vec<HeldRole>,
+    assignable: Vec<Role>,
+    sessions: usize,
+}
+
+async fn show_user(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(id): Path<i64>,
+) -> Result<UserPage, AppError> {
+    let subject = state.store.user(id).await?.ok_or(AppError::NotFound)?;
+    let reason = admin_reason(state.store.as_ref(), &state.auth.admin_groups, &subject).await?;
+    let held = effective_roles(state.store.as_ref(), &subject).await?;
+    let assignable = state
+        .store
+        .roles()
+        .await?
+        .into_iter()
+        .filter(|r| !held.iter().any(|h| h.role.id == r.id && h.is_assigned()))
+        .collect();
+    let sessions = state
+        .auth
+        .sessions
+        .list(id)
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?
+        .len();
+    Ok(UserPage {
+        layout: Layout::new("User — Gatehouse"),
+        csrf: admin.current.session.csrf.clone(),
+        user: admin.current.user,
+        subject,
+        reason,
+        held,
+        assignable,
+        sessions,
+    })
+}
+
+#[derive(Deserialize)]
+struct RoleChange {
+    csrf_token: Option<String>,
+    action: String,
+    role_id: i64,
+}
+
+async fn change_user_roles(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(id): Path<i64>,
+    Form(form): Form<RoleChange>,
+) -> Result<Response, AppError> {
+    admin.current.check_csrf(form.csrf_token.as_deref())?;
+    let subject = state.store.user(id).await?.ok_or(AppError::NotFound)?;
+    let role = state
+        .store
+        .roles()
+        .await?
+        .into_iter()
+        .find(|r| r.id == form.role_id)
+        .ok_or_else(|| AppError::BadRequest("No such role.".into()))?;
+    let changed = match form.action.as_str() {
+        "add" => state.store.assign_role(id, role.id, &admin.name()).await?,
+        "remove" => state.store.remove_role(id, role.id).await?,
+        _ => return Err(AppError::BadRequest("Unknown action.".into())),
+    };
+    if changed {
+        admin
+            .audit(
+                &state,
+                "role_change",
+                json!({ "action": form.action, "role": role.name, "user_id": id, "user": subject.email }),
+            )
+            .await;
+    }
+    Ok(Redirect::to(&format!("/admin/users/{id}")).into_response())
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    csrf_token: Option<String>,
+}
+
+async fn revoke_user_sessions(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, AppError> {
+    admin.current.check_csrf(form.csrf_token.as_deref())?;
+    let subject = state.store.user(id).await?.ok_or(AppError::NotFound)?;
+    let count = state
+        .auth
+        .sessions
+        .revoke_all(id)
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    admin
+        .audit(
+            &state,
+            "session_revoked",
+            json!({ "user_id": id, "user": subject.email, "sessions": count, "by": "admin" }),
+        )
+        .await;
+    Ok(Redirect::to(&format!("/admin/users/{id}")).into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin_groups.html")]
+struct GroupsPage {
+    layout: Layout,
+    user: User,
+    csrf: String,
+    mappings: Vec<GroupMapping>,
+    roles: Vec<Role>,
+    admin_groups: Vec<String>,
+    grants: Vec<(AdminGrant, String)>,
+}
+
+async fn show_groups(
+    State(state): State<AppState>,
+    admin: AdminUser,
+) -> Result<GroupsPage, AppError> {
+    let grants = state
+        .store
+        .admin_grants()
+        .await?
+        .into_iter()
+        .map(|g| {
+            let at = when(g.granted_at.timestamp());
+            (g, at)
+        })
+        .collect();
+    Ok(GroupsPage {
+        layout: Layout::new("Groups and roles — Gatehouse"),
+        csrf: admin.current.session.csrf.clone(),
+        user: admin.current.user,
+        mappings: state.store.group_mappings().await?,
+        roles: state.store.roles().await?,
+        admin_groups: state.auth.admin_groups.clone(),
+        grants,
+    })
+}
+
+#[derive(Deserialize)]
+struct GroupChange {
+    csrf_token: Option<String>,
+    action: String,
+    group: Option<String>,
+    role_id: Option<i64>,
+    name: Option<String>,
+    description: Option<String>,
+    repos: Option<String>,
+}
+
+async fn change_groups(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Form(form): Form<GroupChange>,
+) -> Result<Response, AppError> {
+    admin.current.check_csrf(form.csrf_token.as_deref())?;
+    let text = |v: &Option<String>, what: &str| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && s.len() <= 200)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                AppError::BadRequest(format!("{what} is required (at most 200 characters)."))
+            })
+    };
+    match form.action.as_str() {
+        "create_role" => {
+            let name = text(&form.name, "A role name")?;
+            let repos: Vec<String> = form
+                .repos
+                .unwrap_or_default()
+                .split([',', '\n', ' '])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            let description = form.description.unwrap_or_default();
+            let role = state
+                .store
+                .create_role(&name, description.trim(), &repos)
+                .await?
+                .ok_or_else(|| {
+                    AppError::BadRequest(format!("A role named {name} exists already."))
+                })?;
+            admin
+                .audit(
+                    &state,
+                    "role_created",
+                    json!({ "role": role.name, "repos": role.repo_patterns }),
+                )
+                .await;
+        }
+        action @ ("map" | "unmap") => {
+            let group = text(&form.group, "A group name")?;
+            let role_id = form
+                .role_id
+                .ok_or_else(|| AppError::BadRequest("A role is required.".into()))?;
+            let role = state
+                .store
+                .roles()
+                .await?
+                .into_iter()
+                .find(|r| r.id == role_id)
+                .ok_or_else(|| AppError::BadRequest("No such role.".into()))?;
+            let changed = if action == "map" {
+                state
+                    .store
+                    .map_group(&group, role.id, &admin.name())
+                    .await?
+            } else {
+                state.store.unmap_group(&group, role.id).await?
+            };
+            if changed {
+                admin
+                    .audit(
+                        &state,
+                        "group_mapping",
+                        json!({ "action": action, "group": group, "role": role.name }),
+                    )
+                    .await;
+            }
+        }
+        _ => return Err(AppError::BadRequest("Unknown action.".into())),
+    }
+    Ok(Redirect::to("/admin/groups").into_response())
+}

@@ -1,0 +1,330 @@
+//! Administration through the real router: who may enter, roles and group mappings, revoking
+//! anyone's sessions, and break-glass admins from the command line.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::signin::{Jar, get_with};
+use crate::signin_refusals::{app_with, signed_in};
+use crate::support::fake_idp::{FakeIdp, Tamper};
+use crate::support::{TestApp, TestDb, http};
+
+fn csrf_from(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("a csrf field") + marker.len();
+    html[start..start + html[start..].find('"').expect("end")].to_string()
+}
+
+async fn sign_in_as(app: &TestApp, idp: &FakeIdp, sub: &str, groups: &[&str]) -> (Jar, String) {
+    idp.tamper(Tamper::Claims(json!({
+        "sub": sub, "email": format!("{sub}@example.com"), "name": sub, "groups": groups,
+    })));
+    let (jar, _) = signed_in(app, idp).await;
+    idp.tamper(Tamper::None);
+    let page = get_with(&jar, &app.url("/profile"))
+        .await
+        .text()
+        .await
+        .expect("profile");
+    (jar, csrf_from(&page))
+}
+
+async fn post(app: &TestApp, jar: &Jar, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    http()
+        .post(app.url(path))
+        .header("cookie", jar.header())
+        .form(form)
+        .send()
+        .await
+        .expect("post")
+}
+
+const ADMIN_GETS: &[&str] = &["/admin/users", "/admin/users/1", "/admin/groups"];
+
+#[tokio::test]
+async fn non_admins_are_refused_on_every_admin_route() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let app = app_with(&idp, &db, &[]).await;
+    let (jar, csrf) = sign_in_as(&app, &idp, "bob", &["engineering"]).await;
+    for path in ADMIN_GETS {
+        let r = get_with(&jar, &app.url(path)).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+        assert!(
+            r.text().await.expect("page").contains("for administrators"),
+            "{path}"
+        );
+        // Signed out: sign in first.
+        let r = http().get(app.url(path)).send().await.expect("anon");
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+    }
+    let posts: &[(&str, &[(&str, &str)])] = &[
+        (
+            "/admin/users/1/roles",
+            &[("action", "add"), ("role_id", "1")],
+        ),
+        ("/admin/users/1/sessions/revoke", &[]),
+        (
+            "/admin/groups",
+            &[("action", "create_role"), ("name", "sneaky")],
+        ),
+    ];
+    for (path, fields) in posts {
+        let mut form = fields.to_vec();
+        form.push(("csrf_token", &csrf));
+        assert_eq!(
+            post(&app, &jar, path, &form).await.status(),
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    app.stop().await;
+}
+
+async fn roles_groups_and_revocation(db: TestDb, extra: &[(&str, &str)]) {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let app = app_with(&idp, &db, extra).await;
+    let (ann, csrf) = sign_in_as(&app, &idp, "ann", &["gatehouse-admins"]).await;
+    let (carl, _) = sign_in_as(&app, &idp, "carl", &["staff"]).await;
+
+    let users = get_with(&ann, &app.url("/admin/users?q=CARL"))
+        .await
+        .text()
+        .await
+        .expect("users");
+    assert!(users.contains("<td>carl@example.com</td>"), "{users}");
+    assert!(
+        !users.contains("<td>ann@example.com</td>"),
+        "the search filters: {users}"
+    );
+    let marker = "<a href=\"/admin/users/";
+    let at = users.find(marker).expect("a user link") + marker.len();
+    let carl_id: String = users[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+
+    // Roles are created, mapped from a group, and assigned; forms need the CSRF token.
+    let no_token = post(
+        &app,
+        &ann,
+        "/admin/groups",
+        &[("action", "create_role"), ("name", "x")],
+    )
+    .await;
+    assert_eq!(no_token.status(), StatusCode::BAD_REQUEST);
+    for (name, repos) in [("platform", "platform-*"), ("web", "website")] {
+        let r = post(
+            &app,
+            &ann,
+            "/admin/groups",
+            &[
+                ("csrf_token", &csrf),
+                ("action", "create_role"),
+                ("name", name),
+                ("repos", repos),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+    let dup = post(
+        &app,
+        &ann,
+        "/admin/groups",
+        &[
+            ("csrf_token", &csrf),
+            ("action", "create_role"),
+            ("name", "web"),
+        ],
+    )
+    .await;
+    assert_eq!(dup.status(), StatusCode::BAD_REQUEST);
+    let groups = get_with(&ann, &app.url("/admin/groups"))
+        .await
+        .text()
+        .await
+        .expect("groups");
+    let role_id = |name: &str| -> String {
+        let needle = format!(">{name}</option>");
+        let end = groups.find(&needle).expect("role option");
+        let start = groups[..end].rfind("value=\"").expect("value") + 7;
+        groups[start..end - 1].to_string()
+    };
+    let (platform, web) = (role_id("platform"), role_id("web"));
+    let r = post(
+        &app,
+        &ann,
+        "/admin/groups",
+        &[
+            ("csrf_token", &csrf),
+            ("action", "map"),
+            ("group", "staff"),
+            ("role_id", &platform),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = post(
+        &app,
+        &ann,
+        &format!("/admin/users/{carl_id}/roles"),
+        &[("csrf_token", &csrf), ("action", "add"), ("role_id", &web)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+    let detail = get_with(&ann, &app.url(&format!("/admin/users/{carl_id}")))
+        .await
+        .text()
+        .await
+        .expect("detail");
+    assert!(
+        detail.contains("group staff"),
+        "the mapped role says where it comes from"
+    );
+    assert!(detail.contains("assigned"));
+    assert!(
+        detail.contains("no: in none of the admin groups"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("data-testid=\"session-count\">1<"),
+        "{detail}"
+    );
+    let own = get_with(&ann, &app.url("/admin/users?q=ann"))
+        .await
+        .text()
+        .await
+        .expect("users");
+    let at = own.find(marker).expect("ann") + marker.len();
+    let ann_id: String = own[at..].chars().take_while(char::is_ascii_digit).collect();
+    let mine = get_with(&ann, &app.url(&format!("/admin/users/{ann_id}")))
+        .await
+        .text()
+        .await
+        .expect("me");
+    assert!(
+        mine.contains("yes, through the group(s) gatehouse-admins"),
+        "{mine}"
+    );
+
+    // Removing the assignment applies at once; the group's role stays.
+    let r = post(
+        &app,
+        &ann,
+        &format!("/admin/users/{carl_id}/roles"),
+        &[
+            ("csrf_token", &csrf),
+            ("action", "remove"),
+            ("role_id", &web),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let detail = get_with(&ann, &app.url(&format!("/admin/users/{carl_id}")))
+        .await
+        .text()
+        .await
+        .expect("detail");
+    assert!(
+        !detail.contains("<span class=\"tag\">assigned</span>"),
+        "{detail}"
+    );
+    assert!(detail.contains("group staff"));
+
+    // Signing carl out everywhere ends his session at once.
+    assert_eq!(
+        get_with(&carl, &app.url("/profile")).await.status(),
+        StatusCode::OK
+    );
+    let r = post(
+        &app,
+        &ann,
+        &format!("/admin/users/{carl_id}/sessions/revoke"),
+        &[("csrf_token", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        get_with(&carl, &app.url("/profile")).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        get_with(&ann, &app.url("/profile")).await.status(),
+        StatusCode::OK
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn roles_groups_and_revocation_on_postgres_with_redis() {
+    let redis = crate::support::redis_url();
+    roles_groups_and_revocation(TestDb::postgres().await, &[("GATEHOUSE_REDIS_URL", &redis)]).await;
+}
+
+#[tokio::test]
+async fn roles_groups_and_revocation_on_sqlite() {
+    roles_groups_and_revocation(TestDb::sqlite(), &[]).await;
+}
+
+#[tokio::test]
+async fn break_glass_grant_from_the_command_line() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::postgres().await;
+    let app = app_with(&idp, &db, &[]).await;
+    let (dana, _) = sign_in_as(&app, &idp, "dana", &[]).await;
+    assert_eq!(
+        get_with(&dana, &app.url("/admin/users")).await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .env_clear()
+            .env("GATEHOUSE_DATABASE_URL", db.url())
+            .args(args)
+            .output()
+            .expect("runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = cli(&["admin", "grant", "Dana@Example.com"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("dana@example.com is now an administrator"),
+        "{stdout}"
+    );
+    let (_, again, _) = cli(&["admin", "grant", "dana@example.com"]);
+    assert!(again.contains("already"), "{again}");
+    let (code, _, stderr) = cli(&["admin", "grant", "not-an-email"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("not an email address"), "{stderr}");
+
+    // No new sign-in needed: the next request sees the grant.
+    let r = get_with(&dana, &app.url("/admin/users")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let groups = get_with(&dana, &app.url("/admin/groups"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        groups.contains("dana@example.com") && groups.contains("command line"),
+        "{groups}"
+    );
+    let (_, listed, _) = cli(&["admin", "list"]);
+    assert!(listed.starts_with("dana@example.com\t"), "{listed}");
+
+    let (code, stdout, _) = cli(&["admin", "revoke", "dana@example.com"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("no longer"), "{stdout}");
+    assert_eq!(
+        get_with(&dana, &app.url("/admin/users")).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    app.stop().await;
+}
