@@ -62,7 +62,12 @@ pub async fn prepare(config: Arc<Config>) -> anyhow::Result<AppState> {
         )?)),
         crate::config::IdentityProvider::External(_) => None,
     };
-    Ok(AppState::new(config, store, redis, auth, dev_idp))
+    let limiter = Arc::new(crate::web::ratelimit::RateLimiter::new(
+        config.rate_limits.clone(),
+        redis.clone(),
+        &config.redis_prefix,
+    ));
+    Ok(AppState::new(config, store, redis, auth, dev_idp, limiter))
 }
 
 async fn load_sample_data(store: &dyn Store) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::devidp::DevIdp;
 use crate::redis_client::RedisHandle;
 use crate::store::Store;
+use crate::web::ratelimit::RateLimiter;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -19,6 +20,7 @@ pub struct Inner {
     pub auth: Arc<Auth>,
     /// The built-in provider, in dev mode only.
     pub dev_idp: Option<Arc<DevIdp>>,
+    pub limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -28,6 +30,7 @@ impl AppState {
         redis: Option<Arc<RedisHandle>>,
         auth: Arc<Auth>,
         dev_idp: Option<Arc<DevIdp>>,
+        limiter: Arc<RateLimiter>,
     ) -> Self {
         AppState(Arc::new(Inner {
             config,
@@ -35,6 +38,7 @@ impl AppState {
             redis,
             auth,
             dev_idp,
+            limiter,
         }))
     }
 }

@@ -14,6 +14,26 @@ use crate::store::User;
 use crate::web::error::{AppError, wants_json};
 use crate::web::pages::hop_page;
 
+/// The session found for a request's cookie, when a middleware (the rate limiter) already
+/// looked it up; saves the handler a second round trip to the session store.
+#[derive(Clone)]
+pub struct SessionLookup(pub Option<(String, SessionData)>);
+
+/// The session of a request's cookie, if any: what `CurrentUser` and the rate limiter share.
+pub async fn lookup_session(
+    headers: &axum::http::HeaderMap,
+    state: &AppState,
+) -> Result<Option<(String, SessionData)>, super::session::SessionError> {
+    let jar = CookieJar::from_headers(headers);
+    let Some(id) = jar
+        .get(state.auth.session_cookie())
+        .map(|c| c.value().to_string())
+    else {
+        return Ok(None);
+    };
+    Ok(state.auth.sessions.load(&id).await?.map(|s| (id, s)))
+}
+
 pub struct CurrentUser {
     pub user: User,
     pub session: SessionData,
@@ -94,17 +114,14 @@ impl FromRequestParts<AppState> for CurrentUser {
                 }
             }
         };
-        let jar = CookieJar::from_headers(&parts.headers);
-        let Some(id) = jar
-            .get(state.auth.session_cookie())
-            .map(|c| c.value().to_string())
-        else {
-            return Err(signed_out());
+        let found = match parts.extensions.get::<SessionLookup>() {
+            Some(SessionLookup(found)) => found.clone(),
+            None => lookup_session(&parts.headers, state)
+                .await
+                .map_err(|e| SignedOut::Failed(AppError::Unavailable(e.to_string())))?,
         };
-        let session = match state.auth.sessions.load(&id).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return Err(signed_out()),
-            Err(e) => return Err(SignedOut::Failed(AppError::Unavailable(e.to_string()))),
+        let Some((id, session)) = found else {
+            return Err(signed_out());
         };
         let user = match state.store.user(session.user_id).await {
             Ok(Some(u)) => u,

@@ -8,6 +8,7 @@ pub mod health;
 pub mod metrics;
 pub mod middleware;
 pub mod pages;
+pub mod ratelimit;
 
 use axum::Router;
 use axum::routing::get;
@@ -19,6 +20,7 @@ use error::AppError;
 pub fn router(state: AppState) -> Router {
     let metrics_on = state.config.metrics_bind.is_some();
     let dev_idp = state.dev_idp.clone();
+    let limiter_state = state.clone();
     let mut routes = Router::new()
         .route("/", get(pages::show_home))
         .route("/auth/login", get(auth::routes::start_login))
@@ -36,6 +38,10 @@ pub fn router(state: AppState) -> Router {
     if let Some(idp) = dev_idp {
         routes = routes.merge(crate::devidp::router(idp));
     }
+    routes = routes.layer(axum::middleware::from_fn_with_state(
+        limiter_state,
+        ratelimit::enforce,
+    ));
     if metrics_on {
         routes = routes.layer(axum::middleware::from_fn(metrics::record));
     }

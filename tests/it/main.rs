@@ -8,6 +8,7 @@ mod cli;
 mod devidp;
 mod http;
 mod idp;
+mod ratelimit;
 mod readme;
 mod sessions;
 mod signin;

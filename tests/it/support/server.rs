@@ -42,6 +42,15 @@ impl TestApp {
                 pairs.push(("GATEHOUSE_PUBLIC_URL", format!("http://127.0.0.1:{port}")));
             }
         }
+        // Tests sign in far more often than people do; tests of the limits set their own.
+        if !pairs.iter().any(|(k, _)| *k == "GATEHOUSE_RATE_LIMITS") {
+            pairs.push((
+                "GATEHOUSE_RATE_LIMITS",
+                "auth.login=10000/minute,auth.callback=10000/minute,profile=10000/minute,\
+                 default=10000/minute"
+                    .to_string(),
+            ));
+        }
         // Tests share one Redis: each app gets its own key namespace unless told otherwise.
         if !pairs.iter().any(|(k, _)| *k == "GATEHOUSE_REDIS_PREFIX") {
             pairs.push((

@@ -1,0 +1,273 @@
+//! Per-route rate limits (SPEC §4.3), shared across instances through Redis, in-process
+//! without it.
+//!
+//! Fixed windows, as the seed's limiter: one atomic `INCR` (+ `EXPIRE` on the first hit) per
+//! request in a Lua script, which makes `X-RateLimit-Remaining` and `-Reset` exact and costs
+//! one round trip. The price is that a client may spend up to twice the limit across a window
+//! boundary; for these limits (abuse brakes, not quotas) that is acceptable.
+//!
+//! Redis unreachable: every rule falls back to in-process counting on that instance, logged
+//! (at most once a minute). Deliberately neither open (no brake at all while Redis is down)
+//! nor closed (sign-in and everything else refused because a cache is down).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::client_ip::client_ip;
+use crate::auth::extract::{SessionLookup, lookup_session};
+use crate::config::RateLimit;
+use crate::redis_client::RedisHandle;
+use crate::state::AppState;
+use crate::store::AuditEvent;
+
+const SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+";
+
+/// The rule a path falls under; `None` for paths never limited.
+pub fn rule_for(path: &str) -> Option<&'static str> {
+    if path == "/health" || path.starts_with("/health/") || path.starts_with("/static/") {
+        return None;
+    }
+    Some(match path {
+        "/auth/login" => "auth.login",
+        "/auth/callback" => "auth.callback",
+        "/profile" => "profile",
+        "/lookup" => "lookup",
+        "/gh/search" => "gh.search",
+        "/gh/search.json" => "gh.search_json",
+        p if p.starts_with("/api/") => "api",
+        _ => "default",
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// When the window ends, in epoch seconds.
+    pub reset: i64,
+}
+
+pub struct RateLimiter {
+    rules: BTreeMap<String, RateLimit>,
+    redis: Option<Arc<RedisHandle>>,
+    prefix: String,
+    script: redis::Script,
+    local: Mutex<HashMap<String, u64>>,
+    last_warning: AtomicI64,
+}
+
+impl RateLimiter {
+    pub fn new(
+        rules: BTreeMap<String, RateLimit>,
+        redis: Option<Arc<RedisHandle>>,
+        prefix: &str,
+    ) -> Self {
+        RateLimiter {
+            rules,
+            redis,
+            prefix: prefix.to_string(),
+            script: redis::Script::new(SCRIPT),
+            local: Mutex::new(HashMap::new()),
+            last_warning: AtomicI64::new(0),
+        }
+    }
+
+    /// Counts one request of `key` against `rule`.
+    pub async fn hit(&self, rule: &str, key: &str) -> Option<Decision> {
+        let limit = *self.rules.get(rule)?;
+        let per = i64::try_from(limit.per.as_secs()).unwrap_or(60).max(1);
+        let now = chrono::Utc::now().timestamp();
+        let window = now / per;
+        let counter = format!("{}:rl:{rule}:{key}:{window}", self.prefix);
+        let count = match &self.redis {
+            Some(redis) => match self.hit_redis(redis, &counter, per).await {
+                Ok(n) => n,
+                Err(e) => {
+                    if now - self.last_warning.swap(now, Ordering::Relaxed) >= 60 {
+                        tracing::warn!(error = %e, "rate limits: Redis unreachable, counting in-process");
+                    }
+                    self.hit_local(&counter, window)
+                }
+            },
+            None => self.hit_local(&counter, window),
+        };
+        let max = u64::from(limit.count);
+        Some(Decision {
+            allowed: count <= max,
+            limit: limit.count,
+            remaining: u32::try_from(max.saturating_sub(count)).unwrap_or(0),
+            reset: (window + 1) * per,
+        })
+    }
+
+    async fn hit_redis(&self, redis: &RedisHandle, counter: &str, per: i64) -> Result<u64, String> {
+        let mut conn = redis.connection().await.map_err(|e| e.to_string())?;
+        self.script
+            .key(counter)
+            .arg(per)
+            .invoke_async::<u64>(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn hit_local(&self, counter: &str, window: i64) -> u64 {
+        let Ok(mut map) = self.local.lock() else {
+            return 0;
+        };
+        // Old windows are dropped now and then so the map stays small.
+        if map.len() > 50_000 {
+            let current = format!(":{window}");
+            map.retain(|k, _| k.ends_with(&current));
+        }
+        let n = map.entry(counter.to_string()).or_insert(0);
+        *n += 1;
+        *n
+    }
+}
+
+fn set_headers(headers: &mut HeaderMap, d: &Decision) {
+    for (name, value) in [
+        ("x-ratelimit-limit", d.limit.to_string()),
+        ("x-ratelimit-remaining", d.remaining.to_string()),
+        ("x-ratelimit-reset", d.reset.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+}
+
+/// The middleware: find the rule and the key (the signed-in user, else the client IP),
+/// count, and answer 429 past the limit.
+pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    let Some(rule) = rule_for(&path) else {
+        return next.run(request).await;
+    };
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let ip = client_ip(peer, request.headers(), &state.config.trusted_proxies)
+        .map_or_else(|| "unknown".to_string(), |i| i.to_string());
+    // The session is looked up once here and handed on to the handler.
+    let session = lookup_session(request.headers(), &state)
+        .await
+        .ok()
+        .flatten();
+    let key = match &session {
+        Some((_, s)) => format!("user:{}", s.user_id),
+        None => format!("ip:{ip}"),
+    };
+    let user_id = session.as_ref().map(|(_, s)| s.user_id);
+    request.extensions_mut().insert(SessionLookup(session));
+    let Some(decision) = state.limiter.hit(rule, &key).await else {
+        return next.run(request).await;
+    };
+    if !decision.allowed {
+        let limit = state
+            .config
+            .rate_limits
+            .get(rule)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        tracing::warn!(client_ip = %ip, path = %path, rule, limit = %limit, "rate limit exceeded");
+        // One audit row per key and window: the first refusal, not every one of a flood.
+        if decision.remaining == 0 && !state.limiter.already_reported(rule, &key, decision.reset) {
+            let _ = state
+                .store
+                .record_audit(&AuditEvent {
+                    kind: "rate_limited",
+                    outcome: "refused",
+                    actor_id: user_id,
+                    client_ip: Some(ip.clone()),
+                    details: json!({ "rule": rule, "limit": limit, "path": path }),
+                    ..AuditEvent::default()
+                })
+                .await;
+        }
+        let retry_after = (decision.reset - chrono::Utc::now().timestamp()).max(1);
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, retry_after.to_string())],
+            axum::Json(json!({
+                "error": "ratelimit exceeded",
+                "message": format!("Too many requests: the limit here is {limit}. Try again in {retry_after} seconds."),
+            })),
+        )
+            .into_response();
+        set_headers(response.headers_mut(), &decision);
+        return response;
+    }
+    let mut response = next.run(request).await;
+    set_headers(response.headers_mut(), &decision);
+    response
+}
+
+impl RateLimiter {
+    /// Whether this window's first refusal for the key was already audited (in-process memory
+    /// suffices: at worst each instance audits one refusal per window).
+    fn already_reported(&self, rule: &str, key: &str, reset: i64) -> bool {
+        let marker = format!("reported:{rule}:{key}:{reset}");
+        let Ok(mut map) = self.local.lock() else {
+            return true;
+        };
+        map.insert(marker, 1).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_by_path() {
+        assert_eq!(rule_for("/auth/login"), Some("auth.login"));
+        assert_eq!(rule_for("/gh/search.json"), Some("gh.search_json"));
+        assert_eq!(rule_for("/api/v1/me"), Some("api"));
+        assert_eq!(rule_for("/admin/users"), Some("default"));
+        assert_eq!(rule_for("/health"), None);
+        assert_eq!(rule_for("/health/ready"), None);
+        assert_eq!(rule_for("/static/gatehouse.css"), None);
+        assert_eq!(rule_for("/healthz"), Some("default"));
+    }
+
+    #[tokio::test]
+    async fn in_process_windows_count_and_refuse() {
+        let rules = crate::config::values::rate_limits(Some("auth.login=3/minute")).expect("rules");
+        let limiter = RateLimiter::new(rules, None, "t");
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            seen.push(limiter.hit("auth.login", "ip:1.2.3.4").await.expect("rule"));
+        }
+        assert_eq!(
+            seen.iter()
+                .map(|d| (d.allowed, d.remaining))
+                .collect::<Vec<_>>(),
+            vec![(true, 2), (true, 1), (true, 0), (false, 0), (false, 0)]
+        );
+        // Another client has its own budget.
+        assert!(
+            limiter
+                .hit("auth.login", "ip:5.6.7.8")
+                .await
+                .expect("rule")
+                .allowed
+        );
+        assert!(seen[0].reset > chrono::Utc::now().timestamp());
+        assert!(limiter.hit("no.such.rule", "x").await.is_none());
+    }
+}

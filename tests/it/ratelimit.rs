@@ -1,0 +1,149 @@
+//! Rate limits through the real router: headers, the 429 answer, per-client keys, counters
+//! shared by two instances on one Redis, and the fallback while Redis is down. Limits here
+//! are per hour so a test never straddles a window boundary.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::{TestApp, TestDb, free_port, http, redis_url};
+
+async fn hit(app: &TestApp, path: &str, xff: Option<&str>) -> reqwest::Response {
+    let mut req = http().get(app.url(path));
+    if let Some(x) = xff {
+        req = req.header("x-forwarded-for", x);
+    }
+    req.send().await.expect("request")
+}
+
+fn header(r: &reqwest::Response, name: &str) -> i64 {
+    r.headers()[name]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("number")
+}
+
+#[tokio::test]
+async fn the_limit_answers_429_with_headers_and_health_is_exempt() {
+    let db = TestDb::sqlite();
+    let app = TestApp::start(&[
+        ("GATEHOUSE_DATABASE_URL", db.url()),
+        ("GATEHOUSE_RATE_LIMITS", "default=3/hour"),
+    ])
+    .await;
+    for left in [2, 1, 0] {
+        let r = hit(&app, "/", None).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(header(&r, "x-ratelimit-limit"), 3);
+        assert_eq!(header(&r, "x-ratelimit-remaining"), left);
+        assert!(header(&r, "x-ratelimit-reset") > chrono::Utc::now().timestamp());
+    }
+    let r = hit(&app, "/", None).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry = header(&r, "retry-after");
+    assert!((1..=3600).contains(&retry), "{retry}");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "ratelimit exceeded");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("3/hour")
+    );
+    // Health and static assets are never limited.
+    for path in ["/health", "/health/ready", "/static/gatehouse.css"] {
+        let r = hit(&app, path, None).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert!(r.headers().get("x-ratelimit-limit").is_none(), "{path}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarded_for_does_not_buy_a_new_budget() {
+    let db = TestDb::sqlite();
+    let app = TestApp::start(&[
+        ("GATEHOUSE_DATABASE_URL", db.url()),
+        ("GATEHOUSE_RATE_LIMITS", "auth.login=2/hour"),
+    ])
+    .await;
+    for i in 0..2 {
+        let r = hit(&app, "/auth/login", Some(&format!("10.9.9.{i}"))).await;
+        assert_ne!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    let r = hit(&app, "/auth/login", Some("10.9.9.99")).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the untrusted header changes nothing"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_budget() {
+    let db = TestDb::sqlite();
+    let app = TestApp::start(&[
+        ("GATEHOUSE_DATABASE_URL", db.url()),
+        ("GATEHOUSE_RATE_LIMITS", "auth.login=1/hour"),
+        ("GATEHOUSE_TRUSTED_PROXIES", "1"),
+    ])
+    .await;
+    assert_ne!(
+        hit(&app, "/auth/login", Some("203.0.113.1")).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_ne!(
+        hit(&app, "/auth/login", Some("203.0.113.2")).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        hit(&app, "/auth/login", Some("203.0.113.1")).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_instances_on_one_redis_share_their_counters() {
+    let db = TestDb::postgres().await;
+    let redis = redis_url();
+    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let shared = [
+        ("GATEHOUSE_DATABASE_URL", db.url()),
+        ("GATEHOUSE_REDIS_URL", redis.as_str()),
+        ("GATEHOUSE_REDIS_PREFIX", prefix.as_str()),
+        ("GATEHOUSE_RATE_LIMITS", "default=4/hour"),
+    ];
+    let one = TestApp::start(&shared).await;
+    let two = TestApp::start(&shared).await;
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let app = if i % 2 == 0 { &one } else { &two };
+        statuses.push(hit(app, "/", None).await.status().as_u16());
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 200, 429, 429]);
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test]
+async fn with_redis_down_limits_fall_back_to_this_instance() {
+    let db = TestDb::sqlite();
+    let dead = format!("redis://127.0.0.1:{}", free_port());
+    let app = TestApp::start(&[
+        ("GATEHOUSE_DATABASE_URL", db.url()),
+        ("GATEHOUSE_REDIS_URL", &dead),
+        ("GATEHOUSE_RATE_LIMITS", "default=2/hour"),
+    ])
+    .await;
+    let statuses: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(hit(&app, "/", None).await.status().as_u16());
+        }
+        v
+    };
+    assert_eq!(statuses, vec![200, 200, 429], "still limited, never a 500");
+    app.stop().await;
+}
