@@ -163,17 +163,18 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         .map(|c| c.0);
     let ip = client_ip(peer, request.headers(), &state.config.trusted_proxies)
         .map_or_else(|| "unknown".to_string(), |i| i.to_string());
-    // The session is looked up once here and handed on to the handler.
-    let session = lookup_session(request.headers(), &state)
-        .await
-        .ok()
-        .flatten();
+    // The session is looked up once here and handed on to the handler. If the session
+    // store fails, the handler looks again and reports it; this request counts by IP.
+    let lookup = lookup_session(request.headers(), &state).await;
+    let session = lookup.as_ref().ok().cloned().flatten();
     let key = match &session {
         Some((_, s)) => format!("user:{}", s.user_id),
         None => format!("ip:{ip}"),
     };
     let user_id = session.as_ref().map(|(_, s)| s.user_id);
-    request.extensions_mut().insert(SessionLookup(session));
+    if lookup.is_ok() {
+        request.extensions_mut().insert(SessionLookup(session));
+    }
     let Some(decision) = state.limiter.hit(rule, &key).await else {
         return next.run(request).await;
     };
