@@ -84,6 +84,28 @@ async fn load_sample_data(store: &dyn Store) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Housekeeping: audit events past `GATEHOUSE_AUDIT_RETENTION` and expired database
+/// sessions are deleted. A plain function so tests can call it; `Server::run` repeats it hourly.
+pub async fn maintain(state: &AppState) -> anyhow::Result<(u64, u64)> {
+    let retention = chrono::Duration::from_std(state.config.audit_retention)
+        .context("GATEHOUSE_AUDIT_RETENTION is out of range")?;
+    let pruned = state
+        .store
+        .prune_audit(chrono::Utc::now() - retention)
+        .await?;
+    let purged = state.store.sessions_purge_expired().await?;
+    if pruned + purged > 0 {
+        tracing::info!(
+            audit_events = pruned,
+            sessions = purged,
+            "pruned old records"
+        );
+    }
+    Ok((pruned, purged))
+}
+
+const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// A bound, not yet serving, server; `addr` is known before serving (tests bind port 0).
 pub struct Server {
     listener: TcpListener,
@@ -141,6 +163,24 @@ impl Server {
                     .await
             })
         });
+        let maintenance = {
+            let state = self.state.clone();
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = maintain(&state).await {
+                        tracing::warn!(
+                            error = format!("{e:#}"),
+                            "housekeeping failed; retrying later"
+                        );
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(MAINTENANCE_EVERY) => {}
+                        _ = stop.wait_for(|s| *s) => break,
+                    }
+                }
+            })
+        };
         tracing::info!(%addr, public_url = %self.state.config.public_url, "listening");
         axum::serve(
             self.listener,
@@ -150,6 +190,7 @@ impl Server {
         .await
         .context("server failed")?;
         let _ = stop_tx.send(true);
+        let _ = maintenance.await;
         if let Some(task) = metrics_task {
             task.await
                 .context("metrics listener panicked")?

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::account::when;
 use crate::state::AppState;
-use crate::store::{AdminGrant, AuditEvent, GroupMapping, Role, User, UserListing};
+use crate::store::{AdminGrant, AuditEvent, AuditRecord, GroupMapping, Role, User, UserListing};
 use crate::web::error::AppError;
 use crate::web::pages::Layout;
 use access::{AdminReason, AdminUser, HeldRole, RoleSource, admin_reason, effective_roles};
@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
             post(revoke_user_sessions),
         )
         .route("/admin/groups", get(show_groups).post(change_groups))
+        .route("/admin/audit", get(show_audit))
 }
 
 impl AdminUser {
@@ -350,4 +351,65 @@ async fn change_groups(
         _ => return Err(AppError::BadRequest("Unknown action.".into())),
     }
     Ok(Redirect::to("/admin/groups").into_response())
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    kind: Option<String>,
+    actor: Option<String>,
+    page: Option<i64>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin_audit.html")]
+struct AuditPage {
+    layout: Layout,
+    user: User,
+    csrf: String,
+    kinds: Vec<String>,
+    kind: String,
+    actor: String,
+    rows: Vec<(AuditRecord, String, String)>,
+    total: i64,
+    page: i64,
+    pages: i64,
+}
+
+async fn show_audit(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Query(query): Query<AuditQuery>,
+) -> Result<AuditPage, AppError> {
+    let kind = query.kind.unwrap_or_default().trim().to_string();
+    let actor = query.actor.unwrap_or_default().trim().to_string();
+    let page = query.page.unwrap_or(1).max(1);
+    let (rows, total) = state
+        .store
+        .audit_events(
+            Some(kind.as_str()).filter(|k| !k.is_empty()),
+            Some(actor.as_str()).filter(|a| !a.is_empty()),
+            PAGE_SIZE,
+            (page - 1) * PAGE_SIZE,
+        )
+        .await?;
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            let at = r.occurred_at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+            let details = r.details.to_string();
+            (r, at, details)
+        })
+        .collect();
+    Ok(AuditPage {
+        layout: Layout::new("Audit log — Gatehouse"),
+        csrf: admin.current.session.csrf.clone(),
+        user: admin.current.user,
+        kinds: state.store.audit_kinds().await?,
+        kind,
+        actor,
+        rows,
+        total,
+        page,
+        pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+    })
 }

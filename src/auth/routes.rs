@@ -192,7 +192,13 @@ pub async fn finish_login(
     let (session_id, _) = state
         .auth
         .sessions
-        .create(user.id, Some(verified.id_token), ip.clone(), user_agent)
+        .create(
+            user.id,
+            user.email.clone(),
+            Some(verified.id_token),
+            ip.clone(),
+            user_agent,
+        )
         .await
         .map_err(|e| AppError::Unavailable(e.to_string()))?;
     tracing::info!(user = ?user.email, client_ip = ?ip, "signed in");

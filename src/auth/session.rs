@@ -31,6 +31,9 @@ pub struct SessionError(String);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionData {
     pub user_id: i64,
+    /// The user's email at sign-in, for the per-request audit log line.
+    #[serde(default)]
+    pub email: Option<String>,
     /// Per-session CSRF token for forms.
     pub csrf: String,
     pub created_at: i64,
@@ -113,6 +116,7 @@ impl Sessions {
     pub async fn create(
         &self,
         user_id: i64,
+        email: Option<String>,
         id_token: Option<String>,
         client_ip: Option<String>,
         user_agent: Option<String>,
@@ -121,6 +125,7 @@ impl Sessions {
         let now = Utc::now().timestamp();
         let data = SessionData {
             user_id,
+            email,
             csrf: random_token(),
             created_at: now,
             last_seen: now,

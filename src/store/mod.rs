@@ -121,6 +121,18 @@ pub struct AdminGrant {
     pub granted_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// A stored audit event, as the admin page lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+    pub kind: String,
+    pub outcome: String,
+    pub actor: Option<String>,
+    pub client_ip: Option<String>,
+    pub details: serde_json::Value,
+}
+
 /// A security event for the `audit_events` table.
 #[derive(Debug, Clone, Default)]
 pub struct AuditEvent {
@@ -162,6 +174,17 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes expired records; returns how many.
     async fn sessions_purge_expired(&self) -> Result<u64, StoreError>;
     async fn record_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Newest first; `kind` exact, `actor` a case-insensitive substring; and the total.
+    async fn audit_events(
+        &self,
+        kind: Option<&str>,
+        actor: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<AuditRecord>, i64), StoreError>;
+    async fn audit_kinds(&self) -> Result<Vec<String>, StoreError>;
+    /// Deletes audit events older than `before`; returns how many.
+    async fn prune_audit(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, StoreError>;
 
     /// Users whose name or email contains `query` (case-insensitive), by last sign-in; and
     /// how many match in all.

@@ -172,6 +172,9 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         None => format!("ip:{ip}"),
     };
     let user_id = session.as_ref().map(|(_, s)| s.user_id);
+    let email = session
+        .as_ref()
+        .map(|(_, s)| s.email.clone().unwrap_or_default());
     if lookup.is_ok() {
         request.extensions_mut().insert(SessionLookup(session));
     }
@@ -215,6 +218,17 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     }
     let mut response = next.run(request).await;
     set_headers(response.headers_mut(), &decision);
+    // The audit trail of every authenticated request (health and static are never here).
+    if let Some(email) = email {
+        tracing::info!(
+            target: "gatehouse::audit",
+            user = %email,
+            client_ip = %ip,
+            route = %path,
+            status = response.status().as_u16(),
+            "authenticated request"
+        );
+    }
     response
 }
 

@@ -39,7 +39,12 @@ async fn post(app: &TestApp, jar: &Jar, path: &str, form: &[(&str, &str)]) -> re
         .expect("post")
 }
 
-const ADMIN_GETS: &[&str] = &["/admin/users", "/admin/users/1", "/admin/groups"];
+const ADMIN_GETS: &[&str] = &[
+    "/admin/users",
+    "/admin/users/1",
+    "/admin/groups",
+    "/admin/audit",
+];
 
 #[tokio::test]
 async fn non_admins_are_refused_on_every_admin_route() {
