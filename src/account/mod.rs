@@ -5,8 +5,6 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::extract::CurrentUser;
@@ -14,11 +12,17 @@ use crate::state::AppState;
 use crate::store::{AuditEvent, User};
 use crate::web::error::AppError;
 use crate::web::pages::Layout;
+use crate::web::routes::Route;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/account/sessions", get(list_sessions))
-        .route("/account/sessions/{handle}/revoke", post(revoke_session))
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::new("/account/sessions", &["GET"], get(list_sessions)),
+        Route::new(
+            "/account/sessions/{handle}/revoke",
+            &["POST"],
+            post(revoke_session),
+        ),
+    ]
 }
 
 /// One row of the sessions table, ready to show.
@@ -76,18 +80,11 @@ async fn list_sessions(
     })
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    pub csrf_token: Option<String>,
-}
-
 async fn revoke_session(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(handle): Path<String>,
-    Form(form): Form<CsrfForm>,
 ) -> Result<Response, AppError> {
-    current.check_csrf(form.csrf_token.as_deref())?;
     let revoked = state
         .auth
         .sessions

@@ -5,10 +5,10 @@ pub mod access;
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -17,21 +17,32 @@ use crate::state::AppState;
 use crate::store::{AdminGrant, AuditEvent, AuditRecord, GroupMapping, Role, User, UserListing};
 use crate::web::error::AppError;
 use crate::web::pages::Layout;
+use crate::web::routes::Route;
 use access::{AdminReason, AdminUser, HeldRole, RoleSource, admin_reason, effective_roles};
 
 const PAGE_SIZE: i64 = 50;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/users", get(list_users))
-        .route("/admin/users/{id}", get(show_user))
-        .route("/admin/users/{id}/roles", post(change_user_roles))
-        .route(
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::new("/admin/users", &["GET"], get(list_users)),
+        Route::new("/admin/users/{id}", &["GET"], get(show_user)),
+        Route::new(
+            "/admin/users/{id}/roles",
+            &["POST"],
+            post(change_user_roles),
+        ),
+        Route::new(
             "/admin/users/{id}/sessions/revoke",
+            &["POST"],
             post(revoke_user_sessions),
-        )
-        .route("/admin/groups", get(show_groups).post(change_groups))
-        .route("/admin/audit", get(show_audit))
+        ),
+        Route::new(
+            "/admin/groups",
+            &["GET", "POST"],
+            get(show_groups).post(change_groups),
+        ),
+        Route::new("/admin/audit", &["GET"], get(show_audit)),
+    ]
 }
 
 impl AdminUser {
@@ -162,7 +173,6 @@ async fn show_user(
 
 #[derive(Deserialize)]
 struct RoleChange {
-    csrf_token: Option<String>,
     action: String,
     role_id: i64,
 }
@@ -173,7 +183,6 @@ async fn change_user_roles(
     Path(id): Path<i64>,
     Form(form): Form<RoleChange>,
 ) -> Result<Response, AppError> {
-    admin.current.check_csrf(form.csrf_token.as_deref())?;
     let subject = state.store.user(id).await?.ok_or(AppError::NotFound)?;
     let role = state
         .store
@@ -199,18 +208,11 @@ async fn change_user_roles(
     Ok(Redirect::to(&format!("/admin/users/{id}")).into_response())
 }
 
-#[derive(Deserialize)]
-struct CsrfOnly {
-    csrf_token: Option<String>,
-}
-
 async fn revoke_user_sessions(
     State(state): State<AppState>,
     admin: AdminUser,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfOnly>,
 ) -> Result<Response, AppError> {
-    admin.current.check_csrf(form.csrf_token.as_deref())?;
     let subject = state.store.user(id).await?.ok_or(AppError::NotFound)?;
     let count = state
         .auth
@@ -267,7 +269,6 @@ async fn show_groups(
 
 #[derive(Deserialize)]
 struct GroupChange {
-    csrf_token: Option<String>,
     action: String,
     group: Option<String>,
     role_id: Option<i64>,
@@ -281,7 +282,6 @@ async fn change_groups(
     admin: AdminUser,
     Form(form): Form<GroupChange>,
 ) -> Result<Response, AppError> {
-    admin.current.check_csrf(form.csrf_token.as_deref())?;
     let text = |v: &Option<String>, what: &str| {
         v.as_deref()
             .map(str::trim)

@@ -40,19 +40,6 @@ pub struct CurrentUser {
     pub session_id: String,
 }
 
-impl CurrentUser {
-    /// The per-session CSRF token of a form must match this session's.
-    pub fn check_csrf(&self, token: Option<&str>) -> Result<(), AppError> {
-        let token = token.unwrap_or_default();
-        if super::verify::constant_time_eq(token.as_bytes(), self.session.csrf.as_bytes()) {
-            Ok(())
-        } else {
-            tracing::warn!(user = ?self.user.email, client_ip = ?self.session.client_ip, "CSRF validation failed");
-            Err(AppError::BadRequest("CSRF validation failed.".into()))
-        }
-    }
-}
-
 pub enum SignedOut {
     /// A page: go sign in, then come back here.
     SignIn {

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -15,7 +14,6 @@ use serde_json::json;
 
 use super::extract::CurrentUser;
 use super::oidc::{CallbackParams, LoginError};
-use super::verify::constant_time_eq;
 use crate::state::AppState;
 use crate::store::{AuditEvent, User, UserLogin};
 use crate::web::client_ip::client_ip;
@@ -229,16 +227,8 @@ pub async fn finish_login(
     Ok((cleared.add(cookie), response).into_response())
 }
 
-#[derive(Deserialize)]
-pub struct LogoutForm {
-    csrf_token: Option<String>,
-}
-
-pub async fn logout(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    Form(form): Form<LogoutForm>,
-) -> Result<Response, AppError> {
+pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Result<Response, AppError> {
+    // The CSRF token was checked by the middleware (`web::csrf`) before this runs.
     let cookie_name = state.auth.session_cookie();
     let Some(id) = jar.get(cookie_name).map(|c| c.value().to_string()) else {
         return Ok(Redirect::to("/").into_response());
@@ -253,10 +243,6 @@ pub async fn logout(
         let cleared = jar.remove(Cookie::build(cookie_name).path("/"));
         return Ok((cleared, Redirect::to("/")).into_response());
     };
-    let token = form.csrf_token.unwrap_or_default();
-    if !constant_time_eq(token.as_bytes(), session.csrf.as_bytes()) {
-        return Err(AppError::BadRequest("CSRF validation failed.".into()));
-    }
     state
         .auth
         .sessions

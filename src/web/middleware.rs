@@ -91,7 +91,9 @@ async fn security_headers(mut response: Response) -> Response {
     );
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
-    set(headers, header::REFERRER_POLICY, "no-referrer");
+    // same-origin keeps URLs (and codes in them) from other sites while letting browsers
+    // send a real `Origin` on our own forms; the sign-in callback sets no-referrer itself.
+    set(headers, header::REFERRER_POLICY, "same-origin");
     set(
         headers,
         header::STRICT_TRANSPORT_SECURITY,

@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod browser;
 mod cli;
+mod csrf;
 mod devidp;
 mod http;
 mod idp;
