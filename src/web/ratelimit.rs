@@ -220,6 +220,10 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     set_headers(response.headers_mut(), &decision);
     // The audit trail of every authenticated request (health and static are never here).
     if let Some(email) = email {
+        // What a signed-in user sees is theirs: no shared or browser cache keeps it.
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         tracing::info!(
             target: "gatehouse::audit",
             user = %email,

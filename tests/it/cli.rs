@@ -262,7 +262,8 @@ async fn zero_config_serves_and_stops_on_sigterm() {
         status.success(),
         "graceful shutdown exits 0, got {status:?}"
     );
-    let rest: Vec<String> = rx.try_iter().collect();
+    // The process has exited: read its output to the end (the reader stops at EOF).
+    let rest: Vec<String> = rx.iter().collect();
     assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:#?}");
     // One JSON line per request with its request id; health probes only at DEBUG.
     let responses: Vec<serde_json::Value> = rest

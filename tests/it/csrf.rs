@@ -229,3 +229,64 @@ async fn origin_null_passes_only_as_a_same_origin_fetch() {
     );
     app.stop().await;
 }
+
+/// Every GET route of the table, signed in: the security headers, and no caching of what a
+/// signed-in user sees.
+#[tokio::test]
+async fn every_route_sends_the_security_headers() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let app = app_with(&idp, &db, &[]).await;
+    idp.tamper(Tamper::Claims(
+        json!({"sub": "ann", "email": "ann@example.com", "groups": ["gatehouse-admins"]}),
+    ));
+    let (jar, _) = signed_in(&app, &idp).await;
+    let mut checked = 0;
+    for route in gatehouse::web::routes::table() {
+        if !route.methods.contains(&"GET") {
+            continue;
+        }
+        let path = if route.path == "/static/{name}" {
+            "/static/gatehouse.css".to_string()
+        } else {
+            concrete(route.path)
+        };
+        let r = get_with(&jar, &app.url(&path)).await;
+        let h = r.headers();
+        let get = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("{path}: no {name}"))
+                .to_string()
+        };
+        let csp = get("content-security-policy");
+        for directive in [
+            "default-src 'none'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "object-src 'none'",
+            "form-action 'self'",
+        ] {
+            assert!(
+                csp.contains(directive),
+                "{path}: {directive} missing from {csp}"
+            );
+        }
+        assert!(!csp.contains("unsafe-inline"), "{path}");
+        assert!(
+            get("strict-transport-security").contains("max-age=31536000; includeSubDomains"),
+            "{path}"
+        );
+        assert_eq!(get("x-frame-options"), "DENY", "{path}");
+        assert_eq!(get("x-content-type-options"), "nosniff", "{path}");
+        assert!(!get("referrer-policy").is_empty(), "{path}");
+        assert_eq!(get("cross-origin-opener-policy"), "same-origin", "{path}");
+        assert_eq!(get("cross-origin-resource-policy"), "same-origin", "{path}");
+        if !path.starts_with("/static/") {
+            assert_eq!(get("cache-control"), "no-store", "{path}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 8, "{checked}");
+    app.stop().await;
+}

@@ -40,6 +40,8 @@ async fn signing_in_again_rotates_the_session_id() {
     app.stop().await;
 }
 
+// Lifetimes are kept in whole seconds: 3s lifetimes and 3.1s waits keep these tests from
+// depending on where a second boundary falls.
 #[tokio::test]
 async fn sessions_end_at_their_absolute_lifetime() {
     let idp = FakeIdp::start(vec!["openid"]).await;
@@ -48,7 +50,7 @@ async fn sessions_end_at_their_absolute_lifetime() {
         &idp,
         &db,
         &[
-            ("GATEHOUSE_SESSION_TTL", "2s"),
+            ("GATEHOUSE_SESSION_TTL", "3s"),
             ("GATEHOUSE_SESSION_IDLE", "1h"),
         ],
     )
@@ -58,7 +60,7 @@ async fn sessions_end_at_their_absolute_lifetime() {
         get_with(&jar, &app.url("/profile")).await.status(),
         StatusCode::OK
     );
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     assert_eq!(
         get_with(&jar, &app.url("/profile")).await.status(),
         StatusCode::SEE_OTHER
@@ -70,13 +72,13 @@ async fn sessions_end_at_their_absolute_lifetime() {
 async fn sessions_end_when_idle() {
     let idp = FakeIdp::start(vec!["openid"]).await;
     let db = TestDb::sqlite();
-    let app = app_with(&idp, &db, &[("GATEHOUSE_SESSION_IDLE", "1s")]).await;
+    let app = app_with(&idp, &db, &[("GATEHOUSE_SESSION_IDLE", "3s")]).await;
     let (jar, _) = signed_in(&app, &idp).await;
     assert_eq!(
         get_with(&jar, &app.url("/profile")).await.status(),
         StatusCode::OK
     );
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     assert_eq!(
         get_with(&jar, &app.url("/profile")).await.status(),
         StatusCode::SEE_OTHER
