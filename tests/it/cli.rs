@@ -109,7 +109,6 @@ fn check_reports_a_bad_configuration_and_exits_1() {
 fn serve_with_unreachable_database_exits_1_naming_the_redacted_url_and_cause() {
     let port = free_port();
     let url = format!("postgres://gatehouse:topsecret@127.0.0.1:{port}/gatehouse");
-    let started = Instant::now();
     let (out, stdout, stderr) = run(&[("GATEHOUSE_DATABASE_URL", &url)], &["serve"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -118,14 +117,10 @@ fn serve_with_unreachable_database_exits_1_naming_the_redacted_url_and_cause() {
         )),
         "{stderr}"
     );
+    // The cause itself, not a pool's "no connection within 5s".
     assert!(stderr.to_lowercase().contains("refused"), "{stderr}");
+    assert!(!stderr.contains("no connection within"), "{stderr}");
     assert!(!stderr.contains("topsecret") && !stdout.contains("topsecret"));
-    // A refused connection is reported at once, not after a pool timeout.
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
 }
 
 #[test]
