@@ -47,6 +47,16 @@ pub fn client_ip(
     }
 }
 
+/// The client address of a request as text, for logs, audit rows and rate-limit keys.
+pub fn of_request(request: &axum::extract::Request, trusted: &TrustedProxies) -> String {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    client_ip(peer, request.headers(), trusted)
+        .map_or_else(|| "unknown".to_string(), |i| i.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

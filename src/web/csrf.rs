@@ -3,16 +3,13 @@
 //! signed-in request must carry the session's token (`csrf_token` form field or
 //! `X-CSRF-Token` header). Without a session there is nothing to forge; the handler decides.
 
-use std::net::SocketAddr;
-
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::client_ip::client_ip;
 use super::error::AppError;
 use super::routes::csrf_exempt;
 use crate::auth::extract::{SessionLookup, lookup_session};
@@ -33,12 +30,7 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
     {
         return next.run(request).await;
     }
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    let ip = client_ip(peer, request.headers(), &state.config.trusted_proxies)
-        .map_or_else(|| "unknown".to_string(), |i| i.to_string());
+    let ip = super::client_ip::of_request(&request, &state.config.trusted_proxies);
     let refuse = |reason: &'static str, user_id: Option<i64>| {
         let state = state.clone();
         let ip = ip.clone();

@@ -11,17 +11,15 @@
 //! nor closed (sign-in and everything else refused because a cache is down).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::client_ip::client_ip;
 use crate::auth::extract::{SessionLookup, lookup_session};
 use crate::config::RateLimit;
 use crate::redis_client::RedisHandle;
@@ -157,12 +155,7 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     let Some(rule) = rule_for(&path) else {
         return next.run(request).await;
     };
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    let ip = client_ip(peer, request.headers(), &state.config.trusted_proxies)
-        .map_or_else(|| "unknown".to_string(), |i| i.to_string());
+    let ip = super::client_ip::of_request(&request, &state.config.trusted_proxies);
     // The session is looked up once here and handed on to the handler. If the session
     // store fails, the handler looks again and reports it; this request counts by IP.
     let lookup = lookup_session(request.headers(), &state).await;
