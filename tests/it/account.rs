@@ -3,16 +3,10 @@
 
 use reqwest::StatusCode;
 
-use crate::signin::get_with;
+use crate::signin::{csrf_from, get_with};
 use crate::signin_refusals::{app_with, signed_in};
 use crate::support::fake_idp::FakeIdp;
 use crate::support::{TestDb, http, redis_url};
-
-fn csrf_from(html: &str) -> String {
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = html.find(marker).expect("a csrf field") + marker.len();
-    html[start..start + html[start..].find('"').expect("end")].to_string()
-}
 
 fn handles(html: &str) -> Vec<String> {
     html.match_indices("data-testid=\"revoke-")

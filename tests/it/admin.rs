@@ -4,16 +4,10 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::signin::{Jar, get_with};
+use crate::signin::{Jar, csrf_from, get_with};
 use crate::signin_refusals::{app_with, signed_in};
 use crate::support::fake_idp::{FakeIdp, Tamper};
 use crate::support::{TestApp, TestDb, http};
-
-fn csrf_from(html: &str) -> String {
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = html.find(marker).expect("a csrf field") + marker.len();
-    html[start..start + html[start..].find('"').expect("end")].to_string()
-}
 
 async fn sign_in_as(app: &TestApp, idp: &FakeIdp, sub: &str, groups: &[&str]) -> (Jar, String) {
     idp.tamper(Tamper::Claims(json!({

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::signin::get_with;
+use crate::signin::{csrf_from, get_with};
 use crate::signin_refusals::{app_with, signed_in};
 use crate::support::TestDb;
 use crate::support::fake_idp::{FakeIdp, Tamper};
@@ -45,9 +45,7 @@ async fn every_state_changing_route_needs_the_token_and_our_origin() {
         .text()
         .await
         .expect("profile");
-    let marker = "name=\"csrf_token\" value=\"";
-    let at = page.find(marker).expect("token") + marker.len();
-    let token = page[at..at + page[at..].find('"').expect("end")].to_string();
+    let token = csrf_from(&page);
     let client = crate::support::http();
 
     let mut checked = 0;
@@ -202,9 +200,7 @@ async fn origin_null_passes_only_as_a_same_origin_fetch() {
         .text()
         .await
         .expect("profile");
-    let marker = "name=\"csrf_token\" value=\"";
-    let at = page.find(marker).expect("token") + marker.len();
-    let token = page[at..at + page[at..].find('"').expect("end")].to_string();
+    let token = csrf_from(&page);
     let post = |site: &'static str| {
         crate::support::http()
             .post(app.url("/auth/logout"))

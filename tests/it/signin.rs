@@ -177,7 +177,8 @@ pub async fn get_with(jar: &Jar, url: &str) -> reqwest::Response {
         .expect("request")
 }
 
-fn csrf_from(html: &str) -> String {
+/// The CSRF token of the first form on a page.
+pub fn csrf_from(html: &str) -> String {
     let marker = "name=\"csrf_token\" value=\"";
     let start = html.find(marker).expect("a csrf field") + marker.len();
     html[start..start + html[start..].find('"').expect("end")].to_string()
