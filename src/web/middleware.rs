@@ -46,8 +46,9 @@ pub fn apply(router: Router) -> Router {
                     .on_request(())
                     .on_response(log_response),
             )
-            // 3. Baseline security headers on every response, errors included.
-            .layer(middleware::map_response(security_headers))
+            // 3. Security headers on every response, errors included; a fresh CSP nonce per
+            //    request, which pages put on their stylesheet (and any script) tags.
+            .layer(middleware::from_fn(security_headers))
             // 4. Errors from anything below are rendered (HTML or JSON) and logged once.
             .layer(middleware::from_fn(render_errors))
             // 5. A panic becomes a rendered 500 instead of a dropped connection.
@@ -76,19 +77,42 @@ fn log_response(response: &Response, latency: Duration, _span: &Span) {
     }
 }
 
-/// A strict static set until the security layer adds per-request nonces.
-async fn security_headers(mut response: Response) -> Response {
+tokio::task_local! {
+    /// This request's CSP nonce, for templates (`Layout::new` reads it).
+    static CSP_NONCE: String;
+}
+
+/// The current request's CSP nonce; empty outside a request.
+pub fn csp_nonce() -> String {
+    CSP_NONCE.try_with(Clone::clone).unwrap_or_default()
+}
+
+async fn security_headers(request: Request, next: axum::middleware::Next) -> Response {
+    use base64::Engine;
+    // Health probes (many a second, JSON only) skip the nonce: nothing there is rendered.
+    let (mut response, sources) = if request.uri().path().starts_with("/health") {
+        (next.run(request).await, String::new())
+    } else {
+        let bytes: [u8; 16] = rand::random();
+        let nonce = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let sources = format!(" 'nonce-{nonce}'");
+        (CSP_NONCE.scope(nonce, next.run(request)).await, sources)
+    };
     let headers = response.headers_mut();
+    // No 'unsafe-inline' anywhere: anything inline would need this request's nonce.
+    let csp = format!(
+        "default-src 'none'; script-src 'self'{sources}; style-src 'self'{sources}; \
+         img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+         base-uri 'none'; object-src 'none'"
+    );
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        headers
+            .entry(header::CONTENT_SECURITY_POLICY)
+            .or_insert(value);
+    }
     let set = |h: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
         h.entry(name).or_insert(HeaderValue::from_static(value));
     };
-    set(
-        headers,
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
-         object-src 'none'",
-    );
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
     // same-origin keeps URLs (and codes in them) from other sites while letting browsers

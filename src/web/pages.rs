@@ -14,6 +14,8 @@ use crate::store::DirectorySummary;
 pub struct Layout {
     pub title: String,
     pub css_url: &'static str,
+    /// This request's CSP nonce, set on the page's stylesheet and script tags.
+    pub nonce: String,
 }
 
 impl Layout {
@@ -21,6 +23,7 @@ impl Layout {
         Layout {
             title: title.into(),
             css_url: assets::url("gatehouse.css"),
+            nonce: super::middleware::csp_nonce(),
         }
     }
 }

@@ -326,3 +326,33 @@ async fn metrics_are_served_on_their_own_listener_only() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_page_gets_a_fresh_csp_nonce_on_its_tags() {
+    let db = TestDb::sqlite();
+    let app = dev_app(&db).await;
+    let mut nonces = Vec::new();
+    for path in ["/", "/", "/no/such/page"] {
+        let r = http().get(app.url(path)).send().await.expect("page");
+        let csp = r.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        let start = csp.find("'nonce-").expect("a nonce in the CSP") + 7;
+        let nonce = csp[start..start + csp[start..].find('\'').expect("end")].to_string();
+        assert!(
+            csp.contains(&format!("style-src 'self' 'nonce-{nonce}'")),
+            "{csp}"
+        );
+        assert!(!csp.contains("unsafe-inline"));
+        let html = r.text().await.expect("html");
+        assert!(
+            html.contains(&format!("nonce=\"{nonce}\"")),
+            "{path}: the page carries it"
+        );
+        nonces.push(nonce);
+    }
+    assert_ne!(nonces[0], nonces[1], "a new nonce for every request");
+    assert!(nonces[0].len() >= 22);
+    app.stop().await;
+}
