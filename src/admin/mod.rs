@@ -22,6 +22,11 @@ use access::{AdminReason, AdminUser, HeldRole, RoleSource, admin_reason, effecti
 
 const PAGE_SIZE: i64 = 50;
 
+/// How many pages of `PAGE_SIZE` hold `total` rows (at least one, for an empty list).
+fn page_count(total: i64) -> i64 {
+    ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1)
+}
+
 pub fn routes() -> Vec<Route> {
     vec![
         Route::new("/admin/users", &["GET"], get(list_users)),
@@ -120,7 +125,7 @@ async fn list_users(
         rows,
         total,
         page,
-        pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+        pages: page_count(total),
     })
 }
 
@@ -410,6 +415,6 @@ async fn show_audit(
         rows,
         total,
         page,
-        pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+        pages: page_count(total),
     })
 }

@@ -21,10 +21,18 @@ pub fn router(state: AppState) -> Router {
     let metrics_on = state.config.metrics_bind.is_some();
     let dev_idp = state.dev_idp.clone();
     let limiter_state = state.clone();
+    // Health probes (many a second, never limited, never a form) skip the rate-limit and
+    // CSRF layers entirely rather than passing through them to be waved on.
+    let mut probes = Router::new();
     let mut routes = Router::new();
     for route in routes::table() {
-        routes = routes.route(route.path, route.handler);
+        if route.path.starts_with("/health") {
+            probes = probes.route(route.path, route.handler);
+        } else {
+            routes = routes.route(route.path, route.handler);
+        }
     }
+    let probes = probes.with_state(state.clone());
     let mut routes = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -41,7 +49,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             limiter_state,
             ratelimit::enforce,
-        ));
+        ))
+        .merge(probes);
     if metrics_on {
         routes = routes.layer(axum::middleware::from_fn(metrics::record));
     }
