@@ -6,9 +6,9 @@
 //! one round trip. The price is that a client may spend up to twice the limit across a window
 //! boundary; for these limits (abuse brakes, not quotas) that is acceptable.
 //!
-//! Redis unreachable: every rule falls back to in-process counting on that instance, logged
-//! (at most once a minute). Deliberately neither open (no brake at all while Redis is down)
-//! nor closed (sign-in and everything else refused because a cache is down).
+//! Redis unreachable: the choice is made per rule, in [`when_redis_down`], and logged (at most
+//! once a minute). No rule fails open: a brake that vanishes when a cache does is no brake.
+//! Sign-in rules fail closed (503), everything else counts on this instance.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -32,6 +32,9 @@ if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 ";
 
+/// How long a refused request is told to wait while Redis is down, in seconds.
+const REDIS_DOWN_RETRY: i64 = 30;
+
 /// The rule a path falls under; `None` for paths never limited.
 pub fn rule_for(path: &str) -> Option<&'static str> {
     if path == "/health" || path.starts_with("/health/") || path.starts_with("/static/") {
@@ -49,6 +52,29 @@ pub fn rule_for(path: &str) -> Option<&'static str> {
     })
 }
 
+/// What a rule does while Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenRedisDown {
+    /// Count on this instance alone: each instance allows the full limit, so N instances
+    /// allow N times it, which is still a brake.
+    CountHere,
+    /// Refuse with 503 until Redis is back.
+    Refuse,
+}
+
+/// The per-rule choice. `auth.login` and `auth.callback` refuse: with Redis configured, login
+/// transactions and sessions live in the same Redis, so a sign-in could not complete anyway;
+/// refusing up front answers clearly instead of sending people through the provider to an
+/// error, and the callback (which spends provider round trips) is never run unbraked.
+/// Every other rule guards reads whose users are already signed in, or anonymous pages;
+/// counting per instance keeps them braked and available.
+pub fn when_redis_down(rule: &str) -> WhenRedisDown {
+    match rule {
+        "auth.login" | "auth.callback" => WhenRedisDown::Refuse,
+        _ => WhenRedisDown::CountHere,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     pub allowed: bool,
@@ -56,6 +82,8 @@ pub struct Decision {
     pub remaining: u32,
     /// When the window ends, in epoch seconds.
     pub reset: i64,
+    /// Refused because the shared counters cannot be reached and the rule fails closed.
+    pub store_down: bool,
 }
 
 pub struct RateLimiter {
@@ -94,10 +122,26 @@ impl RateLimiter {
             Some(redis) => match self.hit_redis(redis, &counter, per).await {
                 Ok(n) => n,
                 Err(e) => {
+                    let choice = when_redis_down(rule);
                     if now - self.last_warning.swap(now, Ordering::Relaxed) >= 60 {
-                        tracing::warn!(error = %e, "rate limits: Redis unreachable, counting in-process");
+                        tracing::warn!(
+                            error = %e,
+                            rule,
+                            "rate limits: Redis unreachable; sign-in rules refuse, others count in-process"
+                        );
                     }
-                    self.hit_local(&counter, window)
+                    match choice {
+                        WhenRedisDown::CountHere => self.hit_local(&counter, window),
+                        WhenRedisDown::Refuse => {
+                            return Some(Decision {
+                                allowed: false,
+                                limit: limit.count,
+                                remaining: 0,
+                                reset: now + REDIS_DOWN_RETRY,
+                                store_down: true,
+                            });
+                        }
+                    }
                 }
             },
             None => self.hit_local(&counter, window),
@@ -108,6 +152,7 @@ impl RateLimiter {
             limit: limit.count,
             remaining: u32::try_from(max.saturating_sub(count)).unwrap_or(0),
             reset: (window + 1) * per,
+            store_down: false,
         })
     }
 
@@ -174,6 +219,18 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     let Some(decision) = state.limiter.hit(rule, &key).await else {
         return next.run(request).await;
     };
+    if decision.store_down {
+        tracing::warn!(client_ip = %ip, path = %path, rule, "refused: rate-limit store unreachable");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, REDIS_DOWN_RETRY.to_string())],
+            axum::Json(json!({
+                "error": "unavailable",
+                "message": "Sign-in is briefly unavailable: its shared store cannot be reached. Try again in a minute.",
+            })),
+        )
+            .into_response();
+    }
     if !decision.allowed {
         let limit = state
             .config
@@ -281,5 +338,52 @@ mod tests {
         );
         assert!(seen[0].reset > chrono::Utc::now().timestamp());
         assert!(limiter.hit("no.such.rule", "x").await.is_none());
+    }
+
+    #[test]
+    fn every_rule_has_a_deliberate_redis_down_choice() {
+        let rules = crate::config::values::rate_limits(None).expect("defaults");
+        let choices: Vec<(&str, WhenRedisDown)> = rules
+            .keys()
+            .map(|r| (r.as_str(), when_redis_down(r)))
+            .collect();
+        use WhenRedisDown::{CountHere, Refuse};
+        assert_eq!(
+            choices,
+            vec![
+                ("api", CountHere),
+                ("auth.callback", Refuse),
+                ("auth.login", Refuse),
+                ("default", CountHere),
+                ("gh.search", CountHere),
+                ("gh.search_json", CountHere),
+                ("lookup", CountHere),
+                ("profile", CountHere),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn with_redis_down_sign_in_refuses_and_the_rest_counts_here() {
+        let rules = crate::config::values::rate_limits(Some("default=2/hour")).expect("rules");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let url = crate::config::RedisUrl::parse(format!("redis://127.0.0.1:{port}").into())
+            .expect("url");
+        let redis = RedisHandle::new(&url).expect("client");
+        let limiter = RateLimiter::new(rules, Some(Arc::new(redis)), "t");
+        let login = limiter.hit("auth.login", "ip:1").await.expect("rule");
+        assert!(!login.allowed && login.store_down, "{login:?}");
+        let seen: Vec<bool> = [
+            limiter.hit("default", "ip:1").await,
+            limiter.hit("default", "ip:1").await,
+            limiter.hit("default", "ip:1").await,
+        ]
+        .iter()
+        .map(|d| d.expect("rule").allowed)
+        .collect();
+        assert_eq!(seen, vec![true, true, false]);
     }
 }

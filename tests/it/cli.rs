@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::signin::get_with;
 use crate::support::{TestDb, free_port, http, redis_url};
 
 fn gatehouse(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
@@ -195,7 +196,7 @@ fn every_subcommand_has_help() {
     }
 }
 
-/// Zero configuration but the port: SQLite file in the working directory, sample data,
+/// Zero configuration but the port (and the public URL that names it): SQLite file in the working directory, sample data,
 /// `/` and `/health/ready` answer 200, and SIGTERM stops it cleanly.
 #[tokio::test]
 async fn zero_config_serves_and_stops_on_sigterm() {
@@ -204,7 +205,11 @@ async fn zero_config_serves_and_stops_on_sigterm() {
     let bind = format!("127.0.0.1:{port}");
     let mut child = gatehouse(
         dir.path(),
-        &[("GATEHOUSE_BIND", &bind), ("GATEHOUSE_LOG_FORMAT", "json")],
+        &[
+            ("GATEHOUSE_BIND", &bind),
+            ("GATEHOUSE_PUBLIC_URL", &format!("http://{bind}")),
+            ("GATEHOUSE_LOG_FORMAT", "json"),
+        ],
         &[],
     )
     .stdout(Stdio::piped())
@@ -247,6 +252,13 @@ async fn zero_config_serves_and_stops_on_sigterm() {
             .expect(path);
         assert_eq!(r.status(), reqwest::StatusCode::OK, "{path}");
     }
+    // A signed-in user's requests leave one audit line each; health probes leave none.
+    let base = format!("http://{bind}");
+    let jar = crate::devidp::dev_sign_in(&base, "alice").await;
+    for path in ["/profile", "/health", "/health/ready"] {
+        let r = get_with(&jar, &format!("{base}{path}")).await;
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "{path}");
+    }
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -260,13 +272,36 @@ async fn zero_config_serves_and_stops_on_sigterm() {
     // The process has exited: read its output to the end (the reader stops at EOF).
     let rest: Vec<String> = rx.iter().collect();
     assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:#?}");
-    // One JSON line per request with its request id; health probes only at DEBUG.
-    let responses: Vec<serde_json::Value> = rest
+    let lines: Vec<serde_json::Value> = rest
         .iter()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .collect();
+    // One JSON line per request with its request id; health probes only at DEBUG.
+    let responses: Vec<&serde_json::Value> = lines
+        .iter()
         .filter(|v| v["message"] == "response")
         .collect();
-    assert_eq!(responses.len(), 1, "{rest:#?}");
+    assert!(
+        responses.iter().all(|v| !v["span"]["path"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("/health")),
+        "{responses:#?}"
+    );
+    let audit: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|v| v["target"] == "gatehouse::audit")
+        .collect();
+    assert_eq!(
+        audit.len(),
+        1,
+        "only /profile was asked for signed in: {audit:#?}"
+    );
+    assert_eq!(audit[0]["user"], "alice@example.com");
+    assert_eq!(audit[0]["client_ip"], "127.0.0.1");
+    assert_eq!(audit[0]["route"], "/profile");
+    assert_eq!(audit[0]["status"], 200);
+    assert_eq!(audit[0]["level"], "INFO");
     assert_eq!(responses[0]["span"]["path"], "/");
     assert_eq!(responses[0]["status"], 200);
     assert_eq!(

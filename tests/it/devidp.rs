@@ -29,6 +29,37 @@ fn hidden_fields(html: &str, user: &str) -> Vec<(String, String)> {
     fields
 }
 
+/// Signs `user` in through the built-in provider with plain HTTP requests, as a browser would.
+pub async fn dev_sign_in(base: &str, user: &str) -> Jar {
+    let start = http()
+        .get(format!("{base}/auth/login?next=/profile"))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    let mut jar = Jar::default();
+    jar.take(&start);
+    let html = http()
+        .get(location(&start, base))
+        .send()
+        .await
+        .expect("pick page")
+        .text()
+        .await
+        .expect("html");
+    let picked = http()
+        .post(format!("{base}/dev-idp/authorize"))
+        .form(&hidden_fields(&html, user))
+        .send()
+        .await
+        .expect("pick");
+    assert_eq!(picked.status(), StatusCode::SEE_OTHER);
+    let done = get_with(&jar, &location(&picked, base)).await;
+    assert_eq!(done.status(), StatusCode::OK);
+    jar.take(&done);
+    jar
+}
+
 #[tokio::test]
 async fn dev_mode_signs_in_a_demo_user_and_issues_machine_tokens() {
     let db = TestDb::sqlite();

@@ -128,7 +128,7 @@ async fn two_instances_on_one_redis_share_their_counters() {
 }
 
 #[tokio::test]
-async fn with_redis_down_limits_fall_back_to_this_instance() {
+async fn with_redis_down_sign_in_refuses_and_other_limits_count_here() {
     let db = TestDb::sqlite();
     let dead = format!("redis://127.0.0.1:{}", free_port());
     let app = TestApp::start(&[
@@ -145,5 +145,11 @@ async fn with_redis_down_limits_fall_back_to_this_instance() {
         v
     };
     assert_eq!(statuses, vec![200, 200, 429], "still limited, never a 500");
+    // Sign-in fails closed: a clear 503 with Retry-After, before any trip to the provider.
+    let login = hit(&app, "/auth/login", None).await;
+    assert_eq!(login.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&login, "retry-after"), 30);
+    let body: serde_json::Value = login.json().await.expect("json");
+    assert_eq!(body["error"], "unavailable");
     app.stop().await;
 }
