@@ -52,14 +52,18 @@ pub async fn prepare(config: Arc<Config>) -> anyhow::Result<AppState> {
         &dev_client_secret,
     )?);
     let dev_idp = match &config.identity {
-        crate::config::IdentityProvider::Dev { issuer } => Some(Arc::new(DevIdp::new(
-            issuer.clone(),
-            crate::auth::service::DEV_CLIENT_ID.to_string(),
-            dev_client_secret,
-            crate::config::callback_url(&config.public_url),
-            config.public_url.to_string(),
-            config.api.audience.clone(),
-        )?)),
+        crate::config::IdentityProvider::Dev { issuer } => {
+            let idp = Arc::new(DevIdp::new(
+                issuer.clone(),
+                crate::auth::service::DEV_CLIENT_ID.to_string(),
+                dev_client_secret,
+                crate::config::callback_url(&config.public_url),
+                config.public_url.to_string(),
+                config.api.audience.clone(),
+            ));
+            idp.warm_up();
+            Some(idp)
+        }
         crate::config::IdentityProvider::External(_) => None,
     };
     let limiter = Arc::new(crate::web::ratelimit::RateLimiter::new(

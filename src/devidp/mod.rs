@@ -79,8 +79,7 @@ pub struct DevIdp {
     /// Where sign-out may send the browser back to.
     post_logout_redirect_uri: String,
     api_audience: String,
-    key: SigningKey,
-    verify_key: jsonwebtoken::DecodingKey,
+    keys: tokio::sync::OnceCell<Keys>,
     codes: Mutex<HashMap<String, Grant>>,
 }
 
@@ -92,20 +91,53 @@ impl DevIdp {
         redirect_uri: String,
         post_logout_redirect_uri: String,
         api_audience: String,
-    ) -> anyhow::Result<DevIdp> {
-        let key = SigningKey::generate()?;
-        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.public_jwk.clone())?;
-        let verify_key = jsonwebtoken::DecodingKey::from_jwk(&jwk)?;
-        Ok(DevIdp {
+    ) -> DevIdp {
+        DevIdp {
             issuer,
             client_id,
             client_secret,
             redirect_uri,
             post_logout_redirect_uri,
             api_audience,
-            key,
-            verify_key,
+            keys: tokio::sync::OnceCell::new(),
             codes: Mutex::new(HashMap::new()),
-        })
+        }
+    }
+
+    /// The signing key, made on first use. RSA-2048 generation takes tens of milliseconds,
+    /// which dev-mode start-up should not wait for: `serve` warms it in the background
+    /// (see `warm_up`), and whichever comes first generates it, once.
+    pub async fn keys(&self) -> anyhow::Result<&Keys> {
+        self.keys
+            .get_or_try_init(|| async {
+                tokio::task::spawn_blocking(Keys::generate)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("key generation stopped: {e}"))?
+            })
+            .await
+    }
+
+    /// Generates the key now, off the caller's path.
+    pub fn warm_up(self: &std::sync::Arc<Self>) {
+        let idp = std::sync::Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = idp.keys().await {
+                tracing::error!(error = %e, "dev identity provider: no signing key");
+            }
+        });
+    }
+}
+
+pub struct Keys {
+    pub key: SigningKey,
+    pub verify_key: jsonwebtoken::DecodingKey,
+}
+
+impl Keys {
+    fn generate() -> anyhow::Result<Keys> {
+        let key = SigningKey::generate()?;
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.public_jwk.clone())?;
+        let verify_key = jsonwebtoken::DecodingKey::from_jwk(&jwk)?;
+        Ok(Keys { key, verify_key })
     }
 }

@@ -61,8 +61,20 @@ async fn discovery(State(idp): State<Arc<DevIdp>>) -> Json<Value> {
     }))
 }
 
-async fn jwks(State(idp): State<Arc<DevIdp>>) -> Json<Value> {
-    Json(json!({ "keys": [idp.key.public_jwk] }))
+async fn jwks(State(idp): State<Arc<DevIdp>>) -> Response {
+    match idp.keys().await {
+        Ok(keys) => Json(json!({ "keys": [keys.key.public_jwk] })).into_response(),
+        Err(e) => no_key(&e),
+    }
+}
+
+fn no_key(e: &anyhow::Error) -> Response {
+    tracing::error!(error = %e, "dev identity provider has no signing key");
+    oauth_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "no signing key",
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -281,7 +293,7 @@ async fn token(
                 "client_id": idp.client_id, "scope": grant.scope,
                 "iat": now, "exp": now + TOKEN_TTL_SECS, "jti": random_token(),
             });
-            sign_and_answer(&idp, &access_claims, Some(&id_claims))
+            sign_and_answer(&idp, &access_claims, Some(&id_claims)).await
         }
         Some("client_credentials") => {
             if client_id != DEV_MACHINE_CLIENT_ID
@@ -305,7 +317,7 @@ async fn token(
                 "client_id": DEV_MACHINE_CLIENT_ID, "cid": DEV_MACHINE_CLIENT_ID, "scope": requested,
                 "iat": now, "exp": now + TOKEN_TTL_SECS, "jti": random_token(),
             });
-            sign_and_answer(&idp, &access_claims, None)
+            sign_and_answer(&idp, &access_claims, None).await
         }
         _ => oauth_error(
             StatusCode::BAD_REQUEST,
@@ -315,9 +327,13 @@ async fn token(
     }
 }
 
-fn sign_and_answer(idp: &DevIdp, access: &Value, id: Option<&Value>) -> Response {
-    let signed = idp.key.sign("at+jwt", access).and_then(|at| {
-        let id_token = id.map(|c| idp.key.sign("JWT", c)).transpose()?;
+async fn sign_and_answer(idp: &DevIdp, access: &Value, id: Option<&Value>) -> Response {
+    let keys = match idp.keys().await {
+        Ok(keys) => keys,
+        Err(e) => return no_key(&e),
+    };
+    let signed = keys.key.sign("at+jwt", access).and_then(|at| {
+        let id_token = id.map(|c| keys.key.sign("JWT", c)).transpose()?;
         Ok((at, id_token))
     });
     match signed {
@@ -362,7 +378,10 @@ async fn userinfo(State(idp): State<Arc<DevIdp>>, headers: HeaderMap) -> Respons
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.set_issuer(&[&idp.issuer]);
     validation.set_audience(&[&idp.api_audience]);
-    let Ok(data) = jsonwebtoken::decode::<Value>(token, &idp.verify_key, &validation) else {
+    let Ok(keys) = idp.keys().await else {
+        return unauthorized();
+    };
+    let Ok(data) = jsonwebtoken::decode::<Value>(token, &keys.verify_key, &validation) else {
         return unauthorized();
     };
     match data.claims["sub"].as_str().and_then(find_user) {
