@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod devidp;
+pub mod directory;
 pub mod logging;
 pub mod redis_client;
 pub mod sample;

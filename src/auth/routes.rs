@@ -2,8 +2,6 @@
 
 use std::net::SocketAddr;
 
-use askama::Template;
-use askama_web::WebTemplate;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -12,13 +10,12 @@ use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::CurrentUser;
 use super::oidc::{CallbackParams, LoginError};
 use crate::state::AppState;
-use crate::store::{AuditEvent, User, UserLogin};
+use crate::store::{AuditEvent, UserLogin};
 use crate::web::client_ip::client_ip;
 use crate::web::error::AppError;
-use crate::web::pages::{Layout, hop_page};
+use crate::web::pages::hop_page;
 
 pub const LOGIN_COOKIE: &str = "gatehouse_login";
 const DEFAULT_NEXT: &str = "/profile";
@@ -282,33 +279,6 @@ pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Result<Res
     // A 303 to the provider would be blocked by CSP form-action 'self'; a page that moves
     // on by itself is not.
     Ok((cleared, hop_page("Signing you out…", url.as_str())).into_response())
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "profile.html")]
-pub struct ProfilePage {
-    layout: Layout,
-    user: User,
-    csrf: String,
-    admin: bool,
-}
-
-pub async fn show_profile(
-    State(state): State<AppState>,
-    current: CurrentUser,
-) -> Result<ProfilePage, AppError> {
-    let reason = crate::admin::access::admin_reason(
-        state.store.as_ref(),
-        &state.auth.admin_groups,
-        &current.user,
-    )
-    .await?;
-    Ok(ProfilePage {
-        layout: Layout::new("Your profile — Gatehouse"),
-        csrf: current.session.csrf,
-        user: current.user,
-        admin: reason.is_admin(),
-    })
 }
 
 #[cfg(test)]

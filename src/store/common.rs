@@ -319,22 +319,13 @@ macro_rules! shared_queries {
         }
 
         /// `%term%` for LIKE, with LIKE's own wildcards in the term taken literally.
-        fn like_pattern(term: &str) -> String {
-            let escaped = term
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            format!("%{escaped}%")
-        }
-
         pub async fn list_users(
             pool: &Pool,
             query: &str,
             limit: i64,
             offset: i64,
         ) -> Result<(Vec<crate::store::UserListing>, i64), StoreError> {
-            let pattern = like_pattern(query);
+            let pattern = like_pattern(&query.to_lowercase());
             let filter = "lower(coalesce(name, '')) LIKE $1 ESCAPE '\\' \
                           OR lower(coalesce(email, '')) LIKE $1 ESCAPE '\\'";
             let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM users WHERE {filter}"))
@@ -542,7 +533,7 @@ macro_rules! shared_queries {
             // Unset filters match everything: ($1 IS NULL OR …) keeps one statement.
             let filter = "($1 IS NULL OR kind = $1) \
                           AND ($2 IS NULL OR lower(coalesce(actor, '')) LIKE $2 ESCAPE '\\')";
-            let pattern = actor.map(like_pattern);
+            let pattern = actor.map(|a| like_pattern(&a.to_lowercase()));
             let total: i64 =
                 sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_events WHERE {filter}"))
                     .bind(kind)
@@ -619,10 +610,12 @@ macro_rules! shared_queries {
 
 pub mod pg {
     shared_queries!(sqlx::Postgres);
+    super::super::directory::directory_queries!(sqlx::Postgres);
 }
 
 pub mod lite {
     shared_queries!(sqlx::Sqlite);
+    super::super::directory::directory_queries!(sqlx::Sqlite);
 }
 
 /// `impl Store` for a backend struct with a `pool` field, its `shared` module and `MIGRATOR`.
@@ -654,6 +647,20 @@ macro_rules! impl_store {
 
             async fn load_sample_data(&self, data: &SampleData) -> Result<bool, StoreError> {
                 shared::load_sample_data(&self.pool, data).await
+            }
+
+            async fn search_identities(
+                &self,
+                query: &$crate::directory::search::SearchQuery,
+            ) -> Result<Vec<$crate::directory::Identity>, StoreError> {
+                shared::search_identities(&self.pool, query).await
+            }
+
+            async fn person_facts(
+                &self,
+                email: &str,
+            ) -> Result<$crate::directory::PersonFacts, StoreError> {
+                shared::person_facts(&self.pool, email).await
             }
 
             async fn upsert_user(

@@ -5,6 +5,7 @@
 //! own file. Features reach storage only through `Arc<dyn Store>`.
 
 mod common;
+mod directory;
 mod postgres;
 mod sqlite;
 
@@ -155,6 +156,14 @@ pub trait Store: Send + Sync + 'static {
     async fn directory_summary(&self) -> Result<DirectorySummary, StoreError>;
     /// Loads the demo data in one transaction if the directory is empty; `false` if it was not.
     async fn load_sample_data(&self, data: &SampleData) -> Result<bool, StoreError>;
+    /// Directory rows for one page: up to `query.limit + 1`, so the caller knows whether a
+    /// next page exists.
+    async fn search_identities(
+        &self,
+        query: &crate::directory::search::SearchQuery,
+    ) -> Result<Vec<crate::directory::Identity>, StoreError>;
+    /// Everything the directory holds for a (normalized) work email.
+    async fn person_facts(&self, email: &str) -> Result<crate::directory::PersonFacts, StoreError>;
     /// Inserts or refreshes the user and stamps the sign-in time.
     async fn upsert_user(&self, login: &UserLogin) -> Result<User, StoreError>;
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError>;

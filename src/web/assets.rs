@@ -21,11 +21,18 @@ pub struct Asset {
     pub url: String,
 }
 
-const FILES: &[(&str, &str, &[u8])] = &[(
-    "gatehouse.css",
-    "text/css; charset=utf-8",
-    include_bytes!("../../static/gatehouse.css"),
-)];
+const FILES: &[(&str, &str, &[u8])] = &[
+    (
+        "gatehouse.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/gatehouse.css"),
+    ),
+    (
+        "search.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/search.js"),
+    ),
+];
 
 pub static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
     FILES

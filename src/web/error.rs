@@ -104,7 +104,10 @@ struct ErrorPage<'a> {
 
 /// Whether a path is answered in JSON rather than HTML.
 pub fn wants_json(path: &str) -> bool {
-    path.starts_with("/api/") || path == "/api" || path.starts_with("/health")
+    path.starts_with("/api/")
+        || path == "/api"
+        || path.starts_with("/health")
+        || path.ends_with(".json")
 }
 
 /// Renders `ErrorReport`s left by handlers and extractors; the single place errors are logged.

@@ -35,11 +35,11 @@ pub fn table() -> Vec<Route> {
         Route::new("/auth/login", &["GET"], get(auth::routes::start_login)),
         Route::new("/auth/callback", &["GET"], get(auth::routes::finish_login)),
         Route::new("/auth/logout", &["POST"], post(auth::routes::logout)),
-        Route::new("/profile", &["GET"], get(auth::routes::show_profile)),
         Route::new("/health", &["GET"], get(health::live)),
         Route::new("/health/ready", &["GET"], get(health::ready)),
         Route::new("/static/{name}", &["GET"], get(assets::serve_asset)),
     ];
+    routes.extend(crate::directory::routes::routes());
     routes.extend(crate::account::routes());
     routes.extend(crate::admin::routes());
     routes

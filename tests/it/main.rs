@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod csrf;
 mod devidp;
+mod directory;
 mod http;
 mod idp;
 mod ratelimit;

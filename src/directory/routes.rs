@@ -1,0 +1,317 @@
+//! Directory pages: `/profile`, `/lookup`, `/gh/search` and `/gh/search.json`. Handlers parse,
+//! call the store, and render; the query model lives in `search`.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::body::Body;
+use axum::extract::{Query, RawQuery, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+use serde::Deserialize;
+
+use super::search::{Page, SearchParams, SearchQuery, SortKey};
+use super::{IdentityJson, PersonFacts, normalize_email};
+use crate::admin::access::{HeldRole, admin_reason, effective_roles};
+use crate::auth::extract::CurrentUser;
+use crate::state::AppState;
+use crate::store::{Store, User};
+use crate::web::error::AppError;
+use crate::web::pages::Layout;
+use crate::web::routes::Route;
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::new("/profile", &["GET"], get(show_profile)),
+        Route::new("/lookup", &["GET"], get(lookup)),
+        Route::new("/gh/search", &["GET"], get(search_page)),
+        Route::new("/gh/search.json", &["GET"], get(search_json)),
+    ]
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "profile.html")]
+pub struct ProfilePage {
+    layout: Layout,
+    user: User,
+    csrf: String,
+    admin: bool,
+    roles: Vec<HeldRole>,
+    /// `None` when the provider did not verify the email: facts are keyed by it.
+    facts: Option<PersonFacts>,
+}
+
+/// The directory facts are looked up by the email the provider verified, never by anything
+/// the browser sends.
+pub async fn show_profile(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<ProfilePage, AppError> {
+    let store = state.store.as_ref();
+    let reason = admin_reason(store, &state.auth.admin_groups, &current.user).await?;
+    let roles = effective_roles(store, &current.user).await?;
+    let facts = match verified_email(&current.user) {
+        Some(email) => Some(store.person_facts(&email).await?),
+        None => None,
+    };
+    Ok(ProfilePage {
+        layout: Layout::new("Your profile — Gatehouse"),
+        csrf: current.session.csrf,
+        user: current.user,
+        admin: reason.is_admin(),
+        roles,
+        facts,
+    })
+}
+
+fn verified_email(user: &User) -> Option<String> {
+    user.email
+        .as_deref()
+        .filter(|_| user.email_verified)
+        .map(normalize_email)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LookupParams {
+    email: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "lookup.html")]
+pub struct LookupPage {
+    layout: Layout,
+    user: User,
+    csrf: String,
+    email: String,
+    /// `None` before a search; `Some(empty)` when no one was found.
+    facts: Option<PersonFacts>,
+    problem: Option<&'static str>,
+}
+
+/// A coworker's GitHub username(s) and non-hidden lists; never their laptops.
+pub async fn lookup(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Query(params): Query<LookupParams>,
+) -> Result<LookupPage, AppError> {
+    let email = normalize_email(params.email.as_deref().unwrap_or(""));
+    let (facts, problem) = if email.is_empty() {
+        (None, None)
+    } else if email.len() > 254 || !email.contains('@') {
+        (None, Some("That does not look like an email address."))
+    } else {
+        let facts = state.store.person_facts(&email).await?.for_coworker();
+        (Some(facts), None)
+    };
+    Ok(LookupPage {
+        layout: Layout::new("Look up a coworker — Gatehouse"),
+        csrf: current.session.csrf,
+        user: current.user,
+        email,
+        facts,
+        problem,
+    })
+}
+
+/// One column header of the directory table: its link toggles the direction.
+pub struct SortLink {
+    pub label: &'static str,
+    pub href: String,
+    /// `"ascending"`, `"descending"` or `"none"`, for `aria-sort`.
+    pub state: &'static str,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "gh_search.html")]
+pub struct SearchPage {
+    layout: Layout,
+    user: User,
+    csrf: String,
+    q: String,
+    limit: u32,
+    include_departed: bool,
+    columns: Vec<SortLink>,
+    rows: Vec<(IdentityJson, bool)>,
+    next_href: Option<String>,
+    first_href: Option<String>,
+    script_url: &'static str,
+    problem: Option<String>,
+}
+
+fn search_href(query: &SearchQuery, sort: SortKey, desc: bool, cursor: Option<&str>) -> String {
+    let mut url = url::form_urlencoded::Serializer::new(String::new());
+    if !query.q.is_empty() {
+        url.append_pair("q", &query.q);
+    }
+    url.append_pair(
+        "sort",
+        &format!("{}{}", if desc { "-" } else { "" }, sort.as_str()),
+    );
+    if query.limit != super::search::DEFAULT_LIMIT {
+        url.append_pair("limit", &query.limit.to_string());
+    }
+    if query.include_departed {
+        url.append_pair("include_departed", "1");
+    }
+    if let Some(c) = cursor {
+        url.append_pair("cursor", c);
+    }
+    format!("/gh/search?{}", url.finish())
+}
+
+/// The directory page: server-rendered (works without JavaScript); `search.js` adds
+/// search-as-you-type on top.
+pub async fn search_page(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Query(params): Query<SearchParams>,
+) -> Result<SearchPage, AppError> {
+    let (query, problem) = match params.parse() {
+        Ok(q) => (q, None),
+        Err(e) => (SearchQuery::default(), Some(e)),
+    };
+    let page = Page::from_rows(&query, state.store.search_identities(&query).await?);
+    let columns = [
+        ("Name", SortKey::Name),
+        ("Email", SortKey::Email),
+        ("GitHub username", SortKey::GithubUsername),
+        ("Last pulled", SortKey::LastPullDate),
+    ]
+    .into_iter()
+    .map(|(label, key)| {
+        let current = query.sort == key;
+        SortLink {
+            label,
+            href: search_href(&query, key, current && !query.desc, None),
+            state: match (current, query.desc) {
+                (false, _) => "none",
+                (true, false) => "ascending",
+                (true, true) => "descending",
+            },
+        }
+    })
+    .collect();
+    let next_href = page
+        .next
+        .as_ref()
+        .map(|c| search_href(&query, query.sort, query.desc, Some(&c.encode())));
+    let first_href = query
+        .after
+        .is_some()
+        .then(|| search_href(&query, query.sort, query.desc, None));
+    Ok(SearchPage {
+        layout: Layout::new("GitHub usernames — Gatehouse"),
+        csrf: current.session.csrf,
+        user: current.user,
+        q: query.q.clone(),
+        limit: query.limit,
+        include_departed: query.include_departed,
+        columns,
+        rows: page
+            .rows
+            .iter()
+            .map(|r| (IdentityJson::from(r), r.departed_at.is_some()))
+            .collect(),
+        next_href,
+        first_href,
+        script_url: crate::web::assets::url("search.js"),
+        problem,
+    })
+}
+
+/// The seed's JSON: without parameters every active row as one array, streamed; with any
+/// parameter one page, the next page's URL in `Link`.
+pub async fn search_json(
+    State(state): State<AppState>,
+    _current: CurrentUser,
+    RawQuery(raw): RawQuery,
+    Query(params): Query<SearchParams>,
+) -> Result<Response, AppError> {
+    if raw.as_deref().unwrap_or("").is_empty() || params.is_empty() {
+        return Ok(stream_all(state.store.clone()));
+    }
+    let query = params.parse().map_err(AppError::BadRequest)?;
+    let page = Page::from_rows(&query, state.store.search_identities(&query).await?);
+    let rows: Vec<IdentityJson> = page.rows.iter().map(IdentityJson::from).collect();
+    let mut response = axum::Json(rows).into_response();
+    if let Some(next) = &page.next {
+        let href = search_href(&query, query.sort, query.desc, Some(&next.encode())).replacen(
+            "/gh/search?",
+            "/gh/search.json?",
+            1,
+        );
+        let link = format!(
+            "<{}{}>; rel=\"next\"",
+            state.config.public_url.as_str().trim_end_matches('/'),
+            href
+        );
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(response)
+}
+
+/// Rows in pages of this many while streaming the whole directory: memory stays flat at
+/// 100,000 rows, and each page is one keyset index walk.
+const STREAM_PAGE: u32 = 1000;
+
+fn stream_all(store: std::sync::Arc<dyn Store>) -> Response {
+    enum Step {
+        First,
+        After(super::search::Cursor),
+        Done,
+    }
+    let pages = futures::stream::unfold(Step::First, move |step| {
+        let store = store.clone();
+        async move {
+            let (after, first) = match step {
+                Step::Done => return None,
+                Step::First => (None, true),
+                Step::After(c) => (Some(c), false),
+            };
+            let query = SearchQuery {
+                limit: STREAM_PAGE,
+                after,
+                ..SearchQuery::default()
+            };
+            let rows = match store.search_identities(&query).await {
+                Ok(rows) => rows,
+                // Headers are already sent: the only honest signal left is to break the
+                // body, so the client sees a truncated response rather than a short array.
+                Err(e) => {
+                    tracing::error!(error = %e, "directory stream failed");
+                    return Some((Err(std::io::Error::other(e.to_string())), Step::Done));
+                }
+            };
+            let page = Page::from_rows(&query, rows);
+            let mut out = String::with_capacity(page.rows.len() * 120 + 2);
+            if first {
+                out.push('[');
+            } else if !page.rows.is_empty() {
+                out.push(',');
+            }
+            let json: Vec<String> = page
+                .rows
+                .iter()
+                .filter_map(|r| serde_json::to_string(&IdentityJson::from(r)).ok())
+                .collect();
+            out.push_str(&json.join(","));
+            let next = match page.next {
+                Some(c) => Step::After(c),
+                None => {
+                    out.push(']');
+                    Step::Done
+                }
+            };
+            Some((Ok::<_, std::io::Error>(out), next))
+        }
+    });
+    let mut response = Response::new(Body::from_stream(pages.boxed()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

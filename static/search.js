@@ -1,0 +1,86 @@
+// Search as you type on /gh/search. The page works without this script (the form submits and
+// the server renders); this only saves the round trip of a full page. Rows are built with
+// textContent, never innerHTML, so directory data cannot inject markup.
+"use strict";
+(function () {
+  const form = document.querySelector("[data-search-form]");
+  const input = document.querySelector("[data-search-input]");
+  const body = document.querySelector("[data-search-rows]");
+  const pager = document.querySelector("[data-search-pager]");
+  if (!form || !input || !body || !window.fetch) return;
+
+  let timer = null;
+  let latest = 0;
+
+  function pageUrl(params) {
+    return "/gh/search?" + params.toString();
+  }
+
+  function cell(text, code) {
+    const td = document.createElement("td");
+    if (code) {
+      const c = document.createElement("code");
+      c.textContent = text;
+      td.appendChild(c);
+    } else {
+      td.textContent = text;
+    }
+    return td;
+  }
+
+  function render(rows, nextLink, params) {
+    body.replaceChildren(
+      ...rows.map((r) => {
+        const tr = document.createElement("tr");
+        const time = document.createElement("time");
+        time.dateTime = r.last_pull_date;
+        time.textContent = r.last_pull_date;
+        const when = document.createElement("td");
+        when.appendChild(time);
+        tr.append(cell(r.name), cell(r.email), cell(r.github_username, true), when);
+        return tr;
+      }),
+    );
+    const none = document.querySelector("[data-testid=no-rows]");
+    if (none) none.hidden = rows.length > 0;
+    if (pager) {
+      pager.replaceChildren();
+      const match = nextLink && /<[^>]*\?([^>]*)>;\s*rel="next"/.exec(nextLink);
+      if (match) {
+        const a = document.createElement("a");
+        a.href = pageUrl(new URLSearchParams(match[1]));
+        a.rel = "next";
+        a.textContent = "Next page";
+        a.dataset.testid = "next";
+        pager.appendChild(a);
+      }
+    }
+    history.replaceState(null, "", pageUrl(params));
+  }
+
+  async function search() {
+    const params = new URLSearchParams(new FormData(form));
+    const current = new URLSearchParams(location.search);
+    for (const keep of ["sort", "limit"]) {
+      if (current.get(keep)) params.set(keep, current.get(keep));
+    }
+    if (!params.get("q")) params.delete("q");
+    if (!params.get("limit")) params.set("limit", document.querySelector("[data-limit]")?.dataset.limit || "50");
+    const ticket = ++latest;
+    try {
+      const answer = await fetch("/gh/search.json?" + params.toString(), {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      });
+      if (!answer.ok || ticket !== latest) return;
+      render(await answer.json(), answer.headers.get("Link"), params);
+    } catch (_) {
+      // The form still works: a failed fetch leaves the server-rendered table as it is.
+    }
+  }
+
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(search, 200);
+  });
+})();

@@ -1,0 +1,487 @@
+//! The directory: search (both backends, every sort, cursors), `/gh/search(.json)`,
+//! `/profile` facts and `/lookup`.
+
+use std::sync::Arc;
+
+use gatehouse::directory::search::{SearchParams, SearchQuery, SortKey};
+use gatehouse::store::{self, Store};
+use reqwest::StatusCode;
+use serde_json::Value;
+use sqlx::Connection;
+
+use crate::devidp::dev_sign_in;
+use crate::signin::get_with;
+use crate::support::server::config;
+use crate::support::{TestApp, TestDb, http};
+
+/// A person for seeding: (name, email, login, departed).
+type Person = (String, String, String, bool);
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Runs SQL on the test database directly: seeding is not a feature of the app.
+pub async fn run_sql(db: &TestDb, sql: &str) {
+    if db.url().starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(db.url()).await.expect("pg");
+        sqlx::raw_sql(sql).execute(&mut c).await.expect("seed sql");
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(db.url())
+            .await
+            .expect("sqlite");
+        sqlx::raw_sql(sql).execute(&mut c).await.expect("seed sql");
+    }
+}
+
+/// Migrates and inserts the people (timestamps as sqlx writes them, so both backends sort
+/// them the same way).
+pub async fn seed(db: &TestDb, people: &[Person]) -> Arc<dyn Store> {
+    let store = store::connect(&config(&[("GATEHOUSE_DATABASE_URL", db.url())]))
+        .await
+        .expect("connects");
+    store.migrate().await.expect("migrates");
+    for chunk in people.chunks(400) {
+        let values: Vec<String> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (name, email, login, departed))| {
+                let day = format!("2026-10-{:02}T08:00:00+00:00", (i % 28) + 1);
+                format!(
+                    "({}, {}, {}, {}, {})",
+                    quote(name),
+                    quote(email),
+                    quote(login),
+                    quote(&day),
+                    if *departed {
+                        quote(&day)
+                    } else {
+                        "NULL".into()
+                    }
+                )
+            })
+            .collect();
+        run_sql(
+            db,
+            &format!(
+                "INSERT INTO github_identities (name, email, github_username, last_pull_date, \
+                 departed_at) VALUES {}",
+                values.join(",")
+            ),
+        )
+        .await;
+    }
+    store
+}
+
+fn people(n: usize) -> Vec<Person> {
+    let mut v: Vec<Person> = (0..n)
+        .map(|i| {
+            (
+                format!(
+                    "Person {:05} {}",
+                    (i * 7919) % n,
+                    ["Ng", "Ortiz", "Xu"][i % 3]
+                ),
+                format!("p{i:05}@example.com"),
+                format!("gh-{:05}", (i * 104_729) % n),
+                i % 10 == 9,
+            )
+        })
+        .collect();
+    v.extend([
+        (
+            "Siobhán O'Brien".into(),
+            "sob@example.com".into(),
+            "SOB-dev".into(),
+            false,
+        ),
+        (
+            "Percent Person".into(),
+            "pp@example.com".into(),
+            "100%done".into(),
+            false,
+        ),
+        (
+            "Under Score".into(),
+            "under_score@example.com".into(),
+            "u_s".into(),
+            false,
+        ),
+    ]);
+    v
+}
+
+fn query(pairs: &[(&str, &str)]) -> SearchQuery {
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+    };
+    SearchParams {
+        q: get("q"),
+        limit: get("limit"),
+        cursor: get("cursor"),
+        sort: get("sort"),
+        include_departed: get("include_departed"),
+    }
+    .parse()
+    .expect("valid query")
+}
+
+/// Every page, following cursors, for one query.
+async fn all_pages(store: &dyn Store, first: SearchQuery) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut q = first;
+    loop {
+        let rows = store.search_identities(&q).await.expect("search");
+        let page = gatehouse::directory::search::Page::from_rows(&q, rows);
+        assert!(page.rows.len() <= q.limit as usize);
+        out.extend(page.rows.iter().map(|r| r.email.clone()));
+        match page.next {
+            Some(c) => q.after = Some(c),
+            None => return out,
+        }
+    }
+}
+
+async fn search_semantics(db: TestDb) {
+    let everyone = people(250);
+    let store = seed(&db, &everyone).await;
+    let active: Vec<&Person> = everyone.iter().filter(|p| !p.3).collect();
+
+    for key in SortKey::ALL {
+        for desc in [false, true] {
+            let sort = format!("{}{}", if desc { "-" } else { "" }, key.as_str());
+            let got = all_pages(store.as_ref(), query(&[("sort", &sort), ("limit", "37")])).await;
+            let mut expected: Vec<&Person> = active.clone();
+            // The order the database must produce: the key (case-insensitive for names and
+            // logins), then insertion order (id) to break ties.
+            let index = |p: &Person| everyone.iter().position(|e| e.1 == p.1).unwrap_or(0);
+            let day = |p: &Person| (index(p) % 400) % 28;
+            expected.sort_by(|a, b| {
+                let ka = match key {
+                    SortKey::Name => a.0.to_lowercase(),
+                    SortKey::Email => a.1.clone(),
+                    SortKey::GithubUsername => a.2.to_lowercase(),
+                    SortKey::LastPullDate => format!("{:02}", day(a)),
+                };
+                let kb = match key {
+                    SortKey::Name => b.0.to_lowercase(),
+                    SortKey::Email => b.1.clone(),
+                    SortKey::GithubUsername => b.2.to_lowercase(),
+                    SortKey::LastPullDate => format!("{:02}", day(b)),
+                };
+                let ord = ka.cmp(&kb).then(index(a).cmp(&index(b)));
+                if desc { ord.reverse() } else { ord }
+            });
+            let expected: Vec<String> = expected.iter().map(|p| p.1.clone()).collect();
+            assert_eq!(got, expected, "sort {sort}");
+        }
+    }
+
+    // Case-insensitive substring over name, email and login; wildcards are literal.
+    let emails = |q: &str| {
+        let store = store.clone();
+        let q = q.to_string();
+        async move {
+            let mut v = all_pages(store.as_ref(), query(&[("q", &q), ("limit", "200")])).await;
+            v.sort();
+            v
+        }
+    };
+    assert_eq!(emails("o'BRIEN").await, vec!["sob@example.com"]);
+    assert_eq!(emails("sob-DEV").await, vec!["sob@example.com"]);
+    assert_eq!(emails("100%").await, vec!["pp@example.com"]);
+    assert_eq!(emails("u_s").await, vec!["under_score@example.com"]);
+    assert_eq!(emails("siob").await, vec!["sob@example.com"], "prefix");
+    assert_eq!(emails("no such person").await, Vec::<String>::new());
+    let xu = emails("xu").await;
+    assert_eq!(
+        xu.len(),
+        active.iter().filter(|p| p.0.ends_with("Xu")).count(),
+        "substring of the name"
+    );
+    // Departed people only when asked for.
+    let departed = everyone.iter().find(|p| p.3).expect("a departed person");
+    assert!(emails(&departed.1).await.is_empty());
+    let with = all_pages(
+        store.as_ref(),
+        query(&[("q", &departed.1), ("include_departed", "1")]),
+    )
+    .await;
+    assert_eq!(with, vec![departed.1.clone()]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn search_sorts_pages_and_matches_on_postgres() {
+    search_semantics(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn search_sorts_pages_and_matches_on_sqlite() {
+    search_semantics(TestDb::sqlite()).await;
+}
+
+/// Alice's and Bob's directory data: Alice has a laptop, is on one public and one hidden list
+/// and owns one; Bob has only a GitHub username.
+async fn seed_facts(db: &TestDb) {
+    run_sql(
+        db,
+        "INSERT INTO assets (serial, model, owner_email, assigned_at) VALUES \
+           ('C02ALICE1', 'MacBook Pro 14', 'alice@example.com', '2025-01-15'), \
+           ('C02BOB0001', 'ThinkPad X1', 'bob@example.com', NULL); \
+         INSERT INTO distribution_lists (id, list_email, name, hidden) VALUES \
+           (1, 'eng@example.com', 'Engineering', FALSE), \
+           (2, 'secret@example.com', 'Secret Project', TRUE), \
+           (3, 'climbing@example.com', 'Climbing club', FALSE); \
+         INSERT INTO distribution_list_members (list_id, member_email, role) VALUES \
+           (1, 'alice@example.com', 'member'), (2, 'alice@example.com', 'member'), \
+           (3, 'alice@example.com', 'owner'), (1, 'bob@example.com', 'member');",
+    )
+    .await;
+}
+
+async fn app_with_directory(db: &TestDb, people: &[Person]) -> TestApp {
+    let mut all = vec![
+        (
+            "Alice Admin".into(),
+            "alice@example.com".into(),
+            "alice-gh".into(),
+            false,
+        ),
+        (
+            "Bob Builder".into(),
+            "bob@example.com".into(),
+            "bob-gh".into(),
+            false,
+        ),
+    ];
+    all.extend_from_slice(people);
+    seed(db, &all).await.close().await;
+    seed_facts(db).await;
+    TestApp::start(&[("GATEHOUSE_DATABASE_URL", db.url())]).await
+}
+
+#[tokio::test]
+async fn profile_shows_your_facts_and_lookup_a_coworkers_without_laptops() {
+    let db = TestDb::sqlite();
+    let app = app_with_directory(&db, &[]).await;
+    let alice = dev_sign_in(&app.base, "alice").await;
+    let html = get_with(&alice, &app.url("/profile"))
+        .await
+        .text()
+        .await
+        .expect("html");
+    for expected in [
+        "<code>alice-gh</code>",
+        "C02ALICE1",
+        "MacBook Pro 14",
+        "Engineering",
+        "Secret Project",
+        "Climbing club",
+    ] {
+        assert!(html.contains(expected), "{expected} on the profile");
+    }
+    let owner_of = &html[html.find("data-testid=\"owner-of\"").expect("owner-of")..];
+    assert!(owner_of.contains("Climbing club"));
+    assert!(!html.contains("C02BOB0001"), "only your own laptops");
+
+    // Bob looks Alice up: GitHub username and public lists, never laptops or hidden lists.
+    let bob = dev_sign_in(&app.base, "bob").await;
+    let r = get_with(&bob, &app.url("/lookup?email=%20ALICE@Example.com%20")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["x-ratelimit-limit"],
+        "60",
+        "rule lookup (60/minute) applies"
+    );
+    let html = r.text().await.expect("html");
+    assert!(html.contains("<code>alice-gh</code>"));
+    assert!(html.contains("Engineering") && html.contains("Climbing club"));
+    assert!(!html.contains("C02ALICE1") && !html.contains("MacBook"));
+    assert!(!html.contains("Secret Project"));
+    // Unknown: a friendly answer, not an error.
+    let r = get_with(&bob, &app.url("/lookup?email=nobody@example.com")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.text()
+            .await
+            .expect("html")
+            .contains("data-testid=\"no-one\"")
+    );
+    let r = get_with(&bob, &app.url("/lookup?email=not-an-email")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.text()
+            .await
+            .expect("html")
+            .contains("data-testid=\"problem\"")
+    );
+    // Signed out: sent to sign in.
+    let r = http()
+        .get(app.url("/lookup?email=alice@example.com"))
+        .send()
+        .await
+        .expect("lookup");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+
+fn link_next(r: &reqwest::Response) -> Option<String> {
+    let link = r.headers().get("link")?.to_str().ok()?;
+    let start = link.find('<')? + 1;
+    let end = link.find(">; rel=\"next\"")?;
+    Some(link[start..end].to_string())
+}
+
+#[tokio::test]
+async fn search_json_streams_everyone_and_pages_with_link_headers() {
+    let db = TestDb::postgres().await;
+    // More than one internal stream page (1,000 rows).
+    let app = app_with_directory(&db, &people(2400)).await;
+    let alice = dev_sign_in(&app.base, "alice").await;
+
+    let r = get_with(&alice, &app.url("/gh/search.json")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let all: Vec<Value> = r.json().await.expect("one JSON array");
+    let active = 2 + people(2400).iter().filter(|p| !p.3).count();
+    assert_eq!(all.len(), active);
+    let mut keys: Vec<&str> = all[0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["email", "github_username", "last_pull_date", "name"]);
+    assert!(all.iter().all(|r| {
+        r["last_pull_date"]
+            .as_str()
+            .is_some_and(|d| d.ends_with('Z'))
+    }));
+    let mut emails: Vec<&str> = all.iter().filter_map(|r| r["email"].as_str()).collect();
+    emails.sort_unstable();
+    emails.dedup();
+    assert_eq!(emails.len(), active, "no row twice");
+
+    // Paged: follow Link to the end, by login descending.
+    let mut url = Some(app.url("/gh/search.json?limit=200&sort=-github_username"));
+    let mut paged = Vec::new();
+    let mut pages = 0;
+    while let Some(u) = url {
+        let r = get_with(&alice, &u).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        url = link_next(&r);
+        let rows: Vec<Value> = r.json().await.expect("page");
+        assert!(rows.len() <= 200);
+        paged.extend(rows);
+        pages += 1;
+    }
+    assert_eq!(pages, active.div_ceil(200));
+    assert_eq!(paged.len(), active);
+    let logins: Vec<String> = paged
+        .iter()
+        .filter_map(|r| r["github_username"].as_str().map(str::to_lowercase))
+        .collect();
+    assert!(
+        logins.windows(2).all(|w| w[0] >= w[1]),
+        "descending by login"
+    );
+
+    let r = get_with(&alice, &app.url("/gh/search.json?q=ALICE-gh")).await;
+    let rows: Vec<Value> = r.json().await.expect("json");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["email"], "alice@example.com");
+
+    // Bad parameters: 400 with a JSON body naming the parameter.
+    for bad in ["limit=0", "limit=500", "sort=password", "cursor=garbage"] {
+        let r = get_with(&alice, &app.url(&format!("/gh/search.json?{bad}"))).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let body: Value = r.json().await.expect("json error");
+        let name = bad.split('=').next().unwrap_or_default();
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(name)),
+            "{body}"
+        );
+    }
+    // Signed out: 401 JSON, not a redirect.
+    let r = http()
+        .get(app.url("/gh/search.json"))
+        .send()
+        .await
+        .expect("signed out");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.json::<Value>().await.is_ok());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_search_page_renders_searches_sorts_and_pages_without_javascript() {
+    let db = TestDb::sqlite();
+    let app = app_with_directory(&db, &people(120)).await;
+    let alice = dev_sign_in(&app.base, "alice").await;
+    let html = get_with(&alice, &app.url("/gh/search"))
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert_eq!(
+        html.matches("<tr>").count() - 1,
+        50,
+        "a default page of 50 rows (+ header)"
+    );
+    assert!(html.contains("aria-sort=\"ascending\"><a href=\"/gh/search?sort=-name\""));
+    let next = html
+        .split("data-testid=\"next\"")
+        .next()
+        .and_then(|h| h.rsplit("href=\"").next())
+        .map(|h| {
+            h.split('"')
+                .next()
+                .unwrap_or_default()
+                .replace("&#38;", "&")
+        })
+        .expect("a next link");
+    assert!(next.starts_with("/gh/search?sort=name&cursor="), "{next}");
+    let second = get_with(&alice, &app.url(&next))
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(second.contains("First page"));
+    assert_ne!(second, html);
+
+    let html = get_with(&alice, &app.url("/gh/search?q=bob-GH"))
+        .await
+        .text()
+        .await
+        .expect("html");
+    let table = &html[html.find("<tbody").expect("table")..html.find("</tbody>").expect("end")];
+    assert!(table.contains("bob@example.com") && !table.contains("alice@example.com"));
+    assert!(html.contains("value=\"bob-gh\""));
+    // The script is self-hosted and carries the page's nonce.
+    let src = html
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("script tag");
+    assert!(src.starts_with("/static/search.js?v="));
+    let js = http().get(app.url(src)).send().await.expect("script");
+    assert_eq!(js.status(), StatusCode::OK);
+    // A bad parameter on the page is explained, not a crash.
+    let r = get_with(&alice, &app.url("/gh/search?sort=nope")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.text()
+            .await
+            .expect("html")
+            .contains("data-testid=\"problem\"")
+    );
+    app.stop().await;
+}
