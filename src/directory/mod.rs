@@ -3,6 +3,8 @@
 //! `search` holds the query model (sort keys, cursors) that the page, the JSON route and the
 //! API share; `routes` the pages; `feeds` the snapshot imports.
 
+pub mod feeds;
+pub mod import;
 pub mod routes;
 pub mod search;
 

@@ -663,6 +663,22 @@ macro_rules! impl_store {
                 shared::person_facts(&self.pool, email).await
             }
 
+            async fn replace_assets(
+                &self,
+                incoming: &[$crate::directory::feeds::AssetRow],
+                limits: &$crate::directory::feeds::SnapshotLimits,
+            ) -> Result<$crate::directory::feeds::SnapshotOutcome, StoreError> {
+                shared::replace_assets(&self.pool, incoming, limits).await
+            }
+
+            async fn replace_lists(
+                &self,
+                incoming: &$crate::directory::feeds::ListSnapshot,
+                limits: &$crate::directory::feeds::SnapshotLimits,
+            ) -> Result<$crate::directory::feeds::SnapshotOutcome, StoreError> {
+                shared::replace_lists(&self.pool, incoming, limits).await
+            }
+
             async fn upsert_user(
                 &self,
                 login: &$crate::store::UserLogin,

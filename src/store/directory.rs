@@ -3,6 +3,10 @@
 macro_rules! directory_queries {
     ($db:ty) => {
         use crate::directory::search::{CursorValue, SearchQuery, like_pattern};
+        use crate::directory::feeds::{
+            AssetRow, Feed, ListInfo, ListSnapshot, SnapshotLimits, SnapshotOutcome, plan_assets,
+            plan_lists,
+        };
         use crate::directory::{Identity, Laptop, ListMembership, PersonFacts};
 
         const IDENTITY_COLUMNS: &str =
@@ -84,6 +88,140 @@ macro_rules! directory_queries {
                 member_of,
                 owner_of,
             })
+        }
+
+        /// Replaces the laptops with the snapshot in one transaction: planned against the rows
+        /// as they are inside it, refused (nothing written) past the removal limit.
+        pub async fn replace_assets(
+            pool: &Pool,
+            incoming: &[AssetRow],
+            limits: &SnapshotLimits,
+        ) -> Result<SnapshotOutcome, StoreError> {
+            let mut tx = pool.begin().await?;
+            let existing: Vec<AssetRow> = sqlx::query_as(
+                "SELECT serial, model, owner_email, assigned_at FROM assets ORDER BY serial",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            let plan = plan_assets(&existing, incoming);
+            let mut outcome = SnapshotOutcome {
+                feed: Feed::Assets,
+                counts: plan.counts,
+                applied: false,
+                refused: limits.check(&plan.counts).err(),
+            };
+            if outcome.refused.is_some() || limits.dry_run {
+                tx.rollback().await?;
+                return Ok(outcome);
+            }
+            for serial in &plan.remove {
+                sqlx::query("DELETE FROM assets WHERE serial = $1")
+                    .bind(serial)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for row in plan.add.iter().chain(&plan.change) {
+                sqlx::query(
+                    "INSERT INTO assets (serial, model, owner_email, assigned_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (serial) DO UPDATE SET model = excluded.model, \
+                       owner_email = excluded.owner_email, assigned_at = excluded.assigned_at, \
+                       updated_at = excluded.updated_at",
+                )
+                .bind(&row.serial)
+                .bind(&row.model)
+                .bind(&row.owner_email)
+                .bind(row.assigned_at)
+                .bind(Utc::now())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            outcome.applied = true;
+            Ok(outcome)
+        }
+
+        pub async fn replace_lists(
+            pool: &Pool,
+            incoming: &ListSnapshot,
+            limits: &SnapshotLimits,
+        ) -> Result<SnapshotOutcome, StoreError> {
+            let mut tx = pool.begin().await?;
+            let lists: Vec<(String, String, bool)> =
+                sqlx::query_as("SELECT list_email, name, hidden FROM distribution_lists")
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let members: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT l.list_email, m.member_email, m.role FROM distribution_list_members m \
+                 JOIN distribution_lists l ON l.id = m.list_id",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            let existing = ListSnapshot {
+                lists: lists
+                    .into_iter()
+                    .map(|(email, name, hidden)| (email, ListInfo { name, hidden }))
+                    .collect(),
+                members: members.into_iter().collect(),
+            };
+            let plan = plan_lists(&existing, incoming);
+            let mut outcome = SnapshotOutcome {
+                feed: Feed::DistributionLists,
+                counts: plan.counts,
+                applied: false,
+                refused: limits.check(&plan.counts).err(),
+            };
+            if outcome.refused.is_some() || limits.dry_run {
+                tx.rollback().await?;
+                return Ok(outcome);
+            }
+            let now = Utc::now();
+            for (email, info) in &plan.upsert_lists {
+                sqlx::query(
+                    "INSERT INTO distribution_lists (list_email, name, hidden, updated_at) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (list_email) DO UPDATE SET name = excluded.name, \
+                       hidden = excluded.hidden, updated_at = excluded.updated_at",
+                )
+                .bind(email)
+                .bind(&info.name)
+                .bind(info.hidden)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            // Members of removed lists go with them (ON DELETE CASCADE).
+            for email in &plan.remove_lists {
+                sqlx::query("DELETE FROM distribution_lists WHERE list_email = $1")
+                    .bind(email)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for (list, member, role) in &plan.remove_members {
+                sqlx::query(
+                    "DELETE FROM distribution_list_members WHERE member_email = $2 AND role = $3 \
+                     AND list_id = (SELECT id FROM distribution_lists WHERE list_email = $1)",
+                )
+                .bind(list)
+                .bind(member)
+                .bind(role)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for (list, member, role) in &plan.add_members {
+                sqlx::query(
+                    "INSERT INTO distribution_list_members (list_id, member_email, role) \
+                     SELECT id, $2, $3 FROM distribution_lists WHERE list_email = $1",
+                )
+                .bind(list)
+                .bind(member)
+                .bind(role)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            outcome.applied = true;
+            Ok(outcome)
         }
     };
 }

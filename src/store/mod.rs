@@ -164,6 +164,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<crate::directory::Identity>, StoreError>;
     /// Everything the directory holds for a (normalized) work email.
     async fn person_facts(&self, email: &str) -> Result<crate::directory::PersonFacts, StoreError>;
+    /// Replaces every laptop with the snapshot, all or nothing (SPEC §5.4).
+    async fn replace_assets(
+        &self,
+        incoming: &[crate::directory::feeds::AssetRow],
+        limits: &crate::directory::feeds::SnapshotLimits,
+    ) -> Result<crate::directory::feeds::SnapshotOutcome, StoreError>;
+    /// Replaces every distribution list and membership with the snapshot, all or nothing.
+    async fn replace_lists(
+        &self,
+        incoming: &crate::directory::feeds::ListSnapshot,
+        limits: &crate::directory::feeds::SnapshotLimits,
+    ) -> Result<crate::directory::feeds::SnapshotOutcome, StoreError>;
     /// Inserts or refreshes the user and stamps the sign-in time.
     async fn upsert_user(&self, login: &UserLogin) -> Result<User, StoreError>;
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError>;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::signin::get_with;
 use crate::support::{TestDb, free_port, http, redis_url};
 
-fn gatehouse(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
+pub fn gatehouse(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
     // Only what the test gives: a developer's own GATEHOUSE_* must not leak in.
     cmd.env_clear()
@@ -18,7 +18,7 @@ fn gatehouse(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
     cmd
 }
 
-fn run(env: &[(&str, &str)], args: &[&str]) -> (Output, String, String) {
+pub fn run(env: &[(&str, &str)], args: &[&str]) -> (Output, String, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = gatehouse(dir.path(), env, args).output().expect("runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

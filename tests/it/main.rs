@@ -11,6 +11,7 @@ mod devidp;
 mod directory;
 mod http;
 mod idp;
+mod import;
 mod ratelimit;
 mod readme;
 mod sessions;
