@@ -15,6 +15,7 @@ pub mod redis_client;
 pub mod sample;
 pub mod state;
 pub mod store;
+pub mod sync;
 pub mod web;
 
 pub use app::build_app;

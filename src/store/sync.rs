@@ -1,0 +1,203 @@
+//! Sync queries both backends accept, written once (see `common` for why a macro).
+
+macro_rules! sync_queries {
+    ($db:ty) => {
+        use crate::sync::plan::{Stored, check_departures, plan as plan_identities};
+        use crate::sync::{Applied, GithubSnapshot, SyncRun};
+
+        /// Takes the named lease if it is free or expired; `true` when this holder has it.
+        /// One statement, so two takers cannot both win: the loser's upsert finds an
+        /// unexpired row and its `WHERE` leaves it alone.
+        pub async fn lease_acquire(
+            pool: &Pool,
+            name: &str,
+            holder: &str,
+            ttl: std::time::Duration,
+        ) -> Result<bool, StoreError> {
+            let now = Utc::now();
+            let until = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
+            let done = sqlx::query(
+                "INSERT INTO sync_leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+                   expires_at = excluded.expires_at \
+                 WHERE sync_leases.expires_at < $4 OR sync_leases.holder = excluded.holder",
+            )
+            .bind(name)
+            .bind(holder)
+            .bind(until)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        pub async fn lease_release(pool: &Pool, name: &str, holder: &str) -> Result<(), StoreError> {
+            sqlx::query("DELETE FROM sync_leases WHERE name = $1 AND holder = $2")
+                .bind(name)
+                .bind(holder)
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+
+        pub async fn sync_run_start(
+            pool: &Pool,
+            kind: &str,
+            trigger: &str,
+            holder: &str,
+        ) -> Result<i64, StoreError> {
+            Ok(sqlx::query_scalar(
+                "INSERT INTO sync_runs (kind, trigger, started_at, outcome, holder) \
+                 VALUES ($1, $2, $3, 'running', $4) RETURNING id",
+            )
+            .bind(kind)
+            .bind(trigger)
+            .bind(Utc::now())
+            .bind(holder)
+            .fetch_one(pool)
+            .await?)
+        }
+
+        pub async fn sync_run_finish(
+            pool: &Pool,
+            id: i64,
+            outcome: &str,
+            counts: &serde_json::Value,
+            error: Option<&str>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE sync_runs SET finished_at = $2, outcome = $3, counts = $4, error = $5 \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(Utc::now())
+            .bind(outcome)
+            .bind(sqlx::types::Json(counts))
+            .bind(error)
+            .execute(pool)
+            .await?;
+            Ok(())
+        }
+
+        pub async fn sync_runs(pool: &Pool, limit: i64) -> Result<Vec<SyncRun>, StoreError> {
+            Ok(sqlx::query_as(
+                "SELECT id, kind, trigger, started_at, finished_at, outcome, counts, error, holder \
+                 FROM sync_runs ORDER BY id DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?)
+        }
+
+        /// Writes one complete fetch in one transaction, or nothing when the departure guard
+        /// refuses it.
+        pub async fn apply_github_snapshot(
+            pool: &Pool,
+            snapshot: &GithubSnapshot,
+            max_departed: f64,
+        ) -> Result<Applied, StoreError> {
+            let now = Utc::now();
+            let mut tx = pool.begin().await?;
+            let stored: Vec<Stored> = sqlx::query_as(
+                "SELECT id, email, github_username, name, departed_at IS NOT NULL AS departed \
+                 FROM github_identities",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            let plan = plan_identities(&stored, &snapshot.identities);
+            let mut applied = Applied {
+                identities: plan.counts,
+                ..Applied::default()
+            };
+            if let Err(reason) = check_departures(&plan.counts, max_departed) {
+                tx.rollback().await?;
+                applied.refused = Some(reason);
+                return Ok(applied);
+            }
+            for f in &plan.insert {
+                sqlx::query(
+                    "INSERT INTO github_identities \
+                       (email, name, github_username, last_pull_date, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $4, $4)",
+                )
+                .bind(&f.email)
+                .bind(&f.name)
+                .bind(&f.login)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for (id, f) in &plan.update {
+                sqlx::query(
+                    "UPDATE github_identities SET email = $2, name = $3, github_username = $4, \
+                       departed_at = NULL, updated_at = $5 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(&f.email)
+                .bind(&f.name)
+                .bind(&f.login)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for id in &plan.depart {
+                sqlx::query(
+                    "UPDATE github_identities SET departed_at = $2, updated_at = $2 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            // Everyone still here was seen by this pull.
+            sqlx::query("UPDATE github_identities SET last_pull_date = $1 WHERE departed_at IS NULL")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            for repo in &snapshot.repos {
+                let repo_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO repos (name, description, visibility, archived, html_url, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (name) DO UPDATE SET description = excluded.description, \
+                       visibility = excluded.visibility, archived = excluded.archived, \
+                       html_url = excluded.html_url, updated_at = excluded.updated_at \
+                     RETURNING id",
+                )
+                .bind(&repo.name)
+                .bind(&repo.description)
+                .bind(&repo.visibility)
+                .bind(repo.archived)
+                .bind(&repo.html_url)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                // GitHub keeps 14 days and a recent day's figures still grow: the newest
+                // answer for a day replaces the stored one, older days stay as history.
+                for d in &repo.traffic {
+                    sqlx::query(
+                        "INSERT INTO repo_traffic \
+                           (repo_id, day, views, unique_views, clones, unique_clones) \
+                         VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (repo_id, day) DO UPDATE SET views = excluded.views, \
+                           unique_views = excluded.unique_views, clones = excluded.clones, \
+                           unique_clones = excluded.unique_clones",
+                    )
+                    .bind(repo_id)
+                    .bind(d.day)
+                    .bind(d.views)
+                    .bind(d.unique_views)
+                    .bind(d.clones)
+                    .bind(d.unique_clones)
+                    .execute(&mut *tx)
+                    .await?;
+                    applied.traffic_days += 1;
+                }
+                applied.repos += 1;
+            }
+            tx.commit().await?;
+            Ok(applied)
+        }
+    };
+}
+
+pub(crate) use sync_queries;
