@@ -71,7 +71,10 @@ pub async fn prepare(config: Arc<Config>) -> anyhow::Result<AppState> {
         redis.clone(),
         &config.redis_prefix,
     ));
-    Ok(AppState::new(config, store, redis, auth, dev_idp, limiter))
+    let sync = crate::sync::service_from_config(&config)?;
+    Ok(AppState::new(
+        config, store, redis, auth, dev_idp, limiter, sync,
+    ))
 }
 
 async fn load_sample_data(store: &dyn Store) -> anyhow::Result<()> {
@@ -185,6 +188,11 @@ impl Server {
                 }
             })
         };
+        let sync_task = self
+            .state
+            .sync
+            .clone()
+            .map(|sync| tokio::spawn(sync.schedule(self.state.store.clone(), stop_rx.clone())));
         tracing::info!(%addr, public_url = %self.state.config.public_url, "listening");
         axum::serve(
             self.listener,
@@ -195,6 +203,11 @@ impl Server {
         .context("server failed")?;
         let _ = stop_tx.send(true);
         let _ = maintenance.await;
+        if let Some(task) = sync_task {
+            // A run in flight is abandoned, not awaited: its transaction rolls back and its
+            // lease expires, and `sync_runs` keeps it as 'running' until then.
+            task.abort();
+        }
         if let Some(task) = metrics_task {
             task.await
                 .context("metrics listener panicked")?

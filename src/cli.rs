@@ -65,7 +65,20 @@ pub enum Command {
     /// Replace a data feed with a full snapshot from a CSV file (SPEC §5.4): every row is
     /// validated first, then applied all or nothing.
     Import(ImportArgs),
+    /// Run a sync now; exit 0 when it applied, 1 when it failed or was refused, 75 when
+    /// another process or instance was already running one (so nothing ran).
+    #[command(subcommand)]
+    Sync(SyncCommand),
 }
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Read the organization's SAML identities and repository traffic from GitHub.
+    Github,
+}
+
+/// `sync` found another run holding the lease (EX_TEMPFAIL: try again later).
+const EXIT_SKIPPED: u8 = 75;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -148,8 +161,11 @@ pub async fn run(cli: Cli) -> ExitCode {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    if let Command::Sync(SyncCommand::Github) = command {
+        return sync_github(config).await;
+    }
     let result = match command {
-        Command::Serve | Command::Check => serve(config).await,
+        Command::Serve | Command::Check | Command::Sync(_) => serve(config).await,
         Command::Migrate => migrate(config).await,
         Command::Admin(action) => admin(config, action).await,
         Command::Import(args) => import(config, args).await,
@@ -292,6 +308,51 @@ async fn import(config: Arc<Config>, args: ImportArgs) -> anyhow::Result<()> {
         println!("{what}: dry run, nothing changed");
     }
     Ok(())
+}
+
+async fn sync_github(config: Arc<Config>) -> ExitCode {
+    use crate::sync::runner::Outcome;
+    let run = async {
+        let Some(sync) = crate::sync::service_from_config(&config)? else {
+            anyhow::bail!(
+                "the GitHub sync is not configured: set GATEHOUSE_GITHUB_ORG and GATEHOUSE_GITHUB_TOKEN"
+            );
+        };
+        let store = crate::store::connect(&config).await?;
+        store.migrate().await?;
+        let outcome = sync.run(store.clone(), "command line").await;
+        store.close().await;
+        Ok(outcome?)
+    };
+    match run.await {
+        Ok(Outcome::Succeeded(a)) => {
+            let i = a.identities;
+            println!(
+                "github sync: {} identities fetched, {} added, {} changed, {} returned, {} departed; {} repositories, {} traffic days",
+                i.fetched, i.added, i.changed, i.returned, i.departed, a.repos, a.traffic_days
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Outcome::Refused(a)) => {
+            eprintln!(
+                "gatehouse: github sync refused: {}",
+                a.refused.unwrap_or_default()
+            );
+            ExitCode::FAILURE
+        }
+        Ok(Outcome::Failed(e)) => {
+            eprintln!("gatehouse: github sync failed, nothing changed: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(Outcome::Skipped) => {
+            eprintln!("gatehouse: github sync skipped: another process is running one");
+            ExitCode::from(EXIT_SKIPPED)
+        }
+        Err(e) => {
+            eprintln!("gatehouse: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn migrate(config: Arc<Config>) -> anyhow::Result<()> {

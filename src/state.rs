@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::devidp::DevIdp;
 use crate::redis_client::RedisHandle;
 use crate::store::Store;
+use crate::sync::service::SyncService;
 use crate::web::ratelimit::RateLimiter;
 
 #[derive(Clone)]
@@ -21,6 +22,8 @@ pub struct Inner {
     /// The built-in provider, in dev mode only.
     pub dev_idp: Option<Arc<DevIdp>>,
     pub limiter: Arc<RateLimiter>,
+    /// The GitHub sync, when an organization and token are configured.
+    pub sync: Option<Arc<SyncService>>,
 }
 
 impl AppState {
@@ -31,6 +34,7 @@ impl AppState {
         auth: Arc<Auth>,
         dev_idp: Option<Arc<DevIdp>>,
         limiter: Arc<RateLimiter>,
+        sync: Option<Arc<SyncService>>,
     ) -> Self {
         AppState(Arc::new(Inner {
             config,
@@ -39,6 +43,7 @@ impl AppState {
             auth,
             dev_idp,
             limiter,
+            sync,
         }))
     }
 }

@@ -610,13 +610,14 @@ macro_rules! shared_queries {
 
 pub mod pg {
     shared_queries!(sqlx::Postgres);
-    super::super::directory::directory_queries!(sqlx::Postgres);
+    // PostgreSQL's trigram index (pg_trgm) serves the LIKE itself.
+    super::super::directory::directory_queries!(sqlx::Postgres, false);
     super::super::sync::sync_queries!(sqlx::Postgres);
 }
 
 pub mod lite {
     shared_queries!(sqlx::Sqlite);
-    super::super::directory::directory_queries!(sqlx::Sqlite);
+    super::super::directory::directory_queries!(sqlx::Sqlite, true);
     super::super::sync::sync_queries!(sqlx::Sqlite);
 }
 

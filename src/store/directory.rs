@@ -1,7 +1,7 @@
 //! Directory queries both backends accept, written once (see `common` for why a macro).
 
 macro_rules! directory_queries {
-    ($db:ty) => {
+    ($db:ty, $trigram_filter:expr) => {
         use crate::directory::search::{CursorValue, SearchQuery, like_pattern};
         use crate::directory::feeds::{
             AssetRow, Feed, ListInfo, ListSnapshot, SnapshotLimits, SnapshotOutcome, plan_assets,
@@ -32,8 +32,18 @@ macro_rules! directory_queries {
             if !query.include_departed {
                 sql.push_str(" AND departed_at IS NULL");
             }
+            // The LIKE is the definition of a match on both backends; on SQLite a trigram
+            // MATCH narrows the rows first when the term is long enough to have trigrams.
+            let trigram = $trigram_filter && query.q.chars().count() >= 3;
             if !query.q.is_empty() {
                 sql.push_str(&format!(" AND search_text LIKE ${} ESCAPE '\\'", next()));
+            }
+            if trigram {
+                sql.push_str(&format!(
+                    " AND id IN (SELECT rowid FROM github_identities_fts \
+                     WHERE github_identities_fts MATCH ${})",
+                    next()
+                ));
             }
             if query.after.is_some() {
                 let (a, b) = (next(), next());
@@ -46,6 +56,10 @@ macro_rules! directory_queries {
             let mut q = sqlx::query_as::<_, Identity>(&sql);
             if !query.q.is_empty() {
                 q = q.bind(like_pattern(&query.q));
+            }
+            if trigram {
+                // One quoted phrase: FTS5 syntax characters in the term stay literal.
+                q = q.bind(format!("\"{}\"", query.q.replace('"', "\"\"")));
             }
             if let Some(after) = &query.after {
                 q = match &after.value {

@@ -3,6 +3,7 @@
 
 pub mod plan;
 pub mod runner;
+pub mod service;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -56,4 +57,11 @@ pub struct SyncRun {
     pub counts: sqlx::types::Json<serde_json::Value>,
     pub error: Option<String>,
     pub holder: Option<String>,
+}
+
+/// The sync service when an organization and token are configured.
+pub fn service_from_config(
+    _config: &crate::config::Config,
+) -> anyhow::Result<Option<std::sync::Arc<service::SyncService>>> {
+    Ok(None)
 }

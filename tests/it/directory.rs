@@ -212,6 +212,16 @@ async fn search_semantics(db: TestDb) {
     )
     .await;
     assert_eq!(with, vec![departed.1.clone()]);
+    // The search index follows updates and deletes (SQLite's FTS table is kept by triggers).
+    run_sql(
+        &db,
+        "UPDATE github_identities SET name = 'Renamed Zebra' WHERE email = 'sob@example.com'; \
+         DELETE FROM github_identities WHERE email = 'pp@example.com';",
+    )
+    .await;
+    assert_eq!(emails("zebra").await, vec!["sob@example.com"]);
+    assert!(emails("o'brien").await.is_empty());
+    assert!(emails("100%").await.is_empty());
     store.close().await;
 }
 

@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod audit;
+mod bench;
 mod browser;
 mod cli;
 mod csrf;

@@ -1,0 +1,142 @@
+//! Benchmarks, not tests: `#[ignore]`d, run by `scripts/bench` (release build) and printed.
+//! Nothing here asserts a time: these machines are shared and noisy.
+
+use std::time::{Duration, Instant};
+
+use gatehouse::directory::search::{Page, SearchQuery, SortKey};
+use gatehouse::store::Store;
+
+use crate::directory::{run_sql, seed};
+use crate::support::TestDb;
+
+const PEOPLE: usize = 100_000;
+
+fn median_and_p95(mut v: Vec<Duration>) -> (f64, f64) {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    (
+        ms(v[v.len() / 2]),
+        ms(v[(v.len() * 95 / 100).min(v.len() - 1)]),
+    )
+}
+
+async fn time(store: &dyn Store, label: &str, query: &SearchQuery) {
+    let mut runs = Vec::new();
+    let mut rows = 0;
+    for _ in 0..25 {
+        let started = Instant::now();
+        rows = store.search_identities(query).await.expect("search").len();
+        runs.push(started.elapsed());
+    }
+    let (median, p95) = median_and_p95(runs);
+    println!("  {label:<44} {rows:>4} rows  median {median:>7.2} ms  p95 {p95:>7.2} ms");
+}
+
+async fn search_at_scale(db: TestDb, backend: &str) {
+    let started = Instant::now();
+    let store = seed(&db, &[]).await;
+    // Generated in SQL: 100,000 rows through one statement per backend.
+    let sql = if backend == "PostgreSQL" {
+        format!(
+            "INSERT INTO github_identities (name, email, github_username, last_pull_date) \
+             SELECT 'Person ' || lpad(((i * 7919) % {PEOPLE})::text, 6, '0') || ' ' || \
+                    (ARRAY['Ng','Ortiz','Xu','Okafor','Lindqvist'])[1 + i % 5], \
+                    'p' || i || '@example.com', 'gh-' || ((i * 104729) % {PEOPLE}), \
+                    now() - (i % 28) * interval '1 day' \
+             FROM generate_series(1::bigint, {PEOPLE}) AS s(i); ANALYZE github_identities;"
+        )
+    } else {
+        format!(
+            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {PEOPLE}) \
+             INSERT INTO github_identities (name, email, github_username, last_pull_date) \
+             SELECT 'Person ' || substr('00000' || ((i * 7919) % {PEOPLE}), -6) || ' ' || \
+                    CASE i % 5 WHEN 0 THEN 'Ng' WHEN 1 THEN 'Ortiz' WHEN 2 THEN 'Xu' \
+                      WHEN 3 THEN 'Okafor' ELSE 'Lindqvist' END, \
+                    'p' || i || '@example.com', 'gh-' || ((i * 104729) % {PEOPLE}), \
+                    strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '-' || (i % 28) || ' days') \
+             FROM s; ANALYZE;"
+        )
+    };
+    run_sql(&db, &sql).await;
+    println!(
+        "{backend}: {PEOPLE} identities seeded in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let q = |pairs: &[(&str, &str)]| {
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        gatehouse::directory::search::SearchParams {
+            q: get("q"),
+            limit: get("limit"),
+            sort: get("sort"),
+            ..Default::default()
+        }
+        .parse()
+        .expect("query")
+    };
+    time(store.as_ref(), "first page, by name", &q(&[])).await;
+    time(
+        store.as_ref(),
+        "first page, by last pull, descending",
+        &q(&[("sort", "-last_pull_date")]),
+    )
+    .await;
+    // Page 1,000 (row 50,000): a cursor from the row there.
+    let mut deep = q(&[("sort", "email")]);
+    deep.limit = 50_000;
+    let rows = store.search_identities(&deep).await.expect("walk");
+    deep.limit = 50;
+    deep.after = Page::from_rows(
+        &SearchQuery {
+            limit: 49_999,
+            ..deep.clone()
+        },
+        rows,
+    )
+    .next;
+    assert!(deep.after.is_some());
+    time(store.as_ref(), "page 1,000 by email (keyset cursor)", &deep).await;
+    time(
+        store.as_ref(),
+        "q=xu (a fifth match), by name",
+        &q(&[("q", "xu")]),
+    )
+    .await;
+    time(
+        store.as_ref(),
+        "q=p99999@ (one match)",
+        &q(&[("q", "p99999@")]),
+    )
+    .await;
+    time(store.as_ref(), "q=zzz (no match)", &q(&[("q", "zzz")])).await;
+    time(
+        store.as_ref(),
+        "q=gh-1234 (prefix of 11 logins)",
+        &q(&[("q", "gh-1234"), ("sort", "github_username")]),
+    )
+    .await;
+    time(
+        store.as_ref(),
+        "q=0421, limit 200",
+        &q(&[("q", "0421"), ("limit", "200")]),
+    )
+    .await;
+    let _ = SortKey::ALL;
+    store.close().await;
+}
+
+#[tokio::test]
+#[ignore = "benchmark: scripts/bench runs it"]
+async fn bench_directory_search_postgres() {
+    search_at_scale(TestDb::postgres().await, "PostgreSQL").await;
+}
+
+#[tokio::test]
+#[ignore = "benchmark: scripts/bench runs it"]
+async fn bench_directory_search_sqlite() {
+    search_at_scale(TestDb::sqlite(), "SQLite").await;
+}
