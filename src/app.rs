@@ -37,7 +37,11 @@ pub async fn prepare(config: Arc<Config>) -> anyhow::Result<AppState> {
              GATEHOUSE_OIDC_CONFIG). Gatehouse serves made-up sample data on a loopback \
              address only. Never run it like this for real users."
         );
-        load_sample_data(store.as_ref()).await?;
+        // Made-up people must not mix with a real organization's: with a GitHub sync
+        // configured, the directory is the sync's alone.
+        if config.github.is_none() {
+            load_sample_data(store.as_ref()).await?;
+        }
     }
     let redis = match &config.redis {
         Some(url) => Some(Arc::new(RedisHandle::new(url)?)),
@@ -71,7 +75,7 @@ pub async fn prepare(config: Arc<Config>) -> anyhow::Result<AppState> {
         redis.clone(),
         &config.redis_prefix,
     ));
-    let sync = crate::sync::service_from_config(&config)?;
+    let sync = crate::sync::github::service(&config)?;
     Ok(AppState::new(
         config, store, redis, auth, dev_idp, limiter, sync,
     ))

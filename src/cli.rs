@@ -313,7 +313,7 @@ async fn import(config: Arc<Config>, args: ImportArgs) -> anyhow::Result<()> {
 async fn sync_github(config: Arc<Config>) -> ExitCode {
     use crate::sync::runner::Outcome;
     let run = async {
-        let Some(sync) = crate::sync::service_from_config(&config)? else {
+        let Some(sync) = crate::sync::github::service(&config)? else {
             anyhow::bail!(
                 "the GitHub sync is not configured: set GATEHOUSE_GITHUB_ORG and GATEHOUSE_GITHUB_TOKEN"
             );

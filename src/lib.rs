@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod devidp;
 pub mod directory;
+pub mod github;
 pub mod logging;
 pub mod redis_client;
 pub mod sample;

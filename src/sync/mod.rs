@@ -1,6 +1,7 @@
 //! The GitHub sync (SPEC §5.5): SAML identities (work email → login) and repository traffic,
 //! read from GitHub and written in one transaction, one run at a time across processes.
 
+pub mod github;
 pub mod plan;
 pub mod runner;
 pub mod service;
@@ -57,11 +58,4 @@ pub struct SyncRun {
     pub counts: sqlx::types::Json<serde_json::Value>,
     pub error: Option<String>,
     pub holder: Option<String>,
-}
-
-/// The sync service when an organization and token are configured.
-pub fn service_from_config(
-    _config: &crate::config::Config,
-) -> anyhow::Result<Option<std::sync::Arc<service::SyncService>>> {
-    Ok(None)
 }

@@ -38,6 +38,7 @@ const ADMIN_GETS: &[&str] = &[
     "/admin/users/1",
     "/admin/groups",
     "/admin/audit",
+    "/admin/sync",
 ];
 
 #[tokio::test]

@@ -20,3 +20,4 @@ mod signin;
 mod signin_refusals;
 mod store;
 mod support;
+mod sync;

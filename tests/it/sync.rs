@@ -1,0 +1,594 @@
+//! The GitHub sync against a local fake GitHub: correctness, idempotence, failures that change
+//! nothing, the departure guard, one run at a time across processes, and "run now".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse::directory::search::SearchParams;
+use gatehouse::github::{GitHubClient, GitHubError, RetryPolicy};
+use gatehouse::store::{self, Store};
+use gatehouse::sync::github::GithubSource;
+use gatehouse::sync::runner::{Outcome, run_once};
+
+use crate::support::TestDb;
+use crate::support::fake_github::{FakeGitHub, FakeRepo, people};
+use crate::support::server::config;
+
+fn fast() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        max_rate_limit_wait: Duration::from_secs(5),
+        low_remaining: 5,
+    }
+}
+
+fn client(gh: &FakeGitHub, policy: RetryPolicy) -> GitHubClient {
+    let mut pairs: Vec<(&str, String)> = gh.settings();
+    pairs.push(("GATEHOUSE_DATABASE_URL", "sqlite::memory:".into()));
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let cfg = config(&pairs);
+    GitHubClient::new(cfg.github.as_ref().expect("github settings"), policy).expect("client")
+}
+
+async fn open(db: &TestDb) -> Arc<dyn Store> {
+    let store = store::connect(&config(&[("GATEHOUSE_DATABASE_URL", db.url())]))
+        .await
+        .expect("connects");
+    store.migrate().await.expect("migrates");
+    store
+}
+
+fn day(n: u32) -> String {
+    format!("2026-11-{n:02}")
+}
+
+fn repos() -> Vec<FakeRepo> {
+    let traffic = |from: u32| (from..from + 14).map(|d| (day(d), 10, 5, 2, 1)).collect();
+    vec![
+        FakeRepo {
+            name: "api".into(),
+            private: true,
+            traffic: traffic(1),
+            ..FakeRepo::default()
+        },
+        FakeRepo {
+            name: "web".into(),
+            private: false,
+            traffic: traffic(1),
+            ..FakeRepo::default()
+        },
+        FakeRepo {
+            name: "infra".into(),
+            private: true,
+            traffic_forbidden: true,
+            ..FakeRepo::default()
+        },
+    ]
+}
+
+/// Active (or all) emails in the directory, sorted.
+async fn directory(store: &dyn Store, include_departed: bool) -> Vec<(String, String)> {
+    let mut query = SearchParams {
+        limit: Some("200".into()),
+        include_departed: include_departed.then(|| "1".into()),
+        ..SearchParams::default()
+    }
+    .parse()
+    .expect("query");
+    let mut out = Vec::new();
+    loop {
+        let rows = store.search_identities(&query).await.expect("search");
+        let page = gatehouse::directory::search::Page::from_rows(&query, rows);
+        out.extend(
+            page.rows
+                .iter()
+                .map(|r| (r.email.clone(), r.github_username.clone())),
+        );
+        match page.next {
+            Some(c) => query.after = Some(c),
+            None => break,
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn run(store: &Arc<dyn Store>, gh: &FakeGitHub, max: f64) -> Outcome {
+    let source = GithubSource::new(client(gh, fast()));
+    run_once(Arc::clone(store), &source, max, "test", "tester")
+        .await
+        .expect("database")
+}
+
+fn applied(outcome: &Outcome) -> &gatehouse::sync::Applied {
+    match outcome {
+        Outcome::Succeeded(a) | Outcome::Refused(a) => a,
+        other => panic!("expected an applied or refused run, got {other:?}"),
+    }
+}
+
+async fn full_sync_and_rerun(db: TestDb) {
+    let gh = FakeGitHub::start("acme").await;
+    let mut ids = people(250);
+    ids.push(("ghost@example.com".into(), String::new(), String::new()));
+    gh.set_identities(ids);
+    gh.set_repos(repos());
+    gh.set_page_size_cap(100);
+    let store = open(&db).await;
+
+    let first = run(&store, &gh, 0.2).await;
+    assert!(matches!(first, Outcome::Succeeded(_)), "{first:?}");
+    let a = applied(&first);
+    assert_eq!((a.identities.fetched, a.identities.added), (250, 250));
+    assert_eq!((a.repos, a.traffic_days), (3, 28));
+    let graphql_pages = gh
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("POST /graphql"))
+        .count();
+    assert_eq!(graphql_pages, 3, "100 per page, cursor pagination");
+    let rows = directory(store.as_ref(), false).await;
+    assert_eq!(rows.len(), 250);
+    assert!(
+        rows.contains(&("user7@example.com".into(), "user-7".into())),
+        "emails lower-cased"
+    );
+    assert!(
+        !rows.iter().any(|r| r.0 == "ghost@example.com"),
+        "unlinked identities skipped"
+    );
+
+    // Again: nothing changes, nothing is added twice.
+    let second = run(&store, &gh, 0.2).await;
+    let b = applied(&second);
+    assert_eq!(
+        (
+            b.identities.added,
+            b.identities.changed,
+            b.identities.departed,
+            b.identities.returned
+        ),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(directory(store.as_ref(), false).await, rows);
+
+    // Traffic accumulates: GitHub's window moves on, older days stay.
+    let mut moved = repos();
+    moved[0].traffic = (8..22).map(|d| (day(d), 20, 9, 4, 2)).collect();
+    gh.set_repos(moved);
+    let third = run(&store, &gh, 0.2).await;
+    assert!(matches!(third, Outcome::Succeeded(_)), "{third:?}");
+    let runs = store.sync_runs(10).await.expect("runs");
+    assert_eq!(runs.len(), 3);
+    assert!(
+        runs.iter()
+            .all(|r| r.outcome == "success" && r.finished_at.is_some())
+    );
+    assert_eq!(runs[2].counts.0["identities"]["added"], 250);
+    let (events, _) = store
+        .audit_events(Some("sync_run"), None, 10, 0)
+        .await
+        .expect("audit");
+    assert_eq!(events.len(), 3);
+    store.close().await;
+    drop(gh);
+}
+
+#[tokio::test]
+async fn a_full_sync_is_correct_and_a_rerun_changes_nothing_on_postgres() {
+    full_sync_and_rerun(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn a_full_sync_is_correct_and_a_rerun_changes_nothing_on_sqlite() {
+    full_sync_and_rerun(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn traffic_history_accumulates_per_day() {
+    let db = TestDb::sqlite();
+    let gh = FakeGitHub::start("acme").await;
+    gh.set_identities(people(3));
+    gh.set_repos(repos());
+    let store = open(&db).await;
+    run(&store, &gh, 0.2).await;
+    let mut moved = repos();
+    moved[0].traffic = (8..22).map(|d| (day(d), 20, 9, 4, 2)).collect();
+    gh.set_repos(moved);
+    run(&store, &gh, 0.2).await;
+    let url = db.url().to_string();
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("db");
+    let days: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT t.day, t.views FROM repo_traffic t JOIN repos r ON r.id = t.repo_id \
+         WHERE r.name = 'api' ORDER BY t.day",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("traffic");
+    assert_eq!(
+        days.len(),
+        21,
+        "days 1..21: the first window and the new days"
+    );
+    assert_eq!(days[0], (day(1), 10), "an old day keeps its figures");
+    assert_eq!(
+        days[7],
+        (day(8), 20),
+        "an overlapping day takes the newest figures"
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn failures_change_nothing_and_say_why() {
+    let db = TestDb::postgres().await;
+    let gh = FakeGitHub::start("acme").await;
+    gh.set_identities(people(250));
+    gh.set_repos(repos());
+    let store = open(&db).await;
+    assert!(matches!(run(&store, &gh, 0.2).await, Outcome::Succeeded(_)));
+    let before = directory(store.as_ref(), true).await;
+
+    // A renamed person and a 502 on page 2 of every try: the run fails, nothing changes.
+    let mut renamed = people(250);
+    renamed[0].0 = "someone.else@example.com".into();
+    gh.set_identities(renamed);
+    gh.fail_graphql_page_always(2, 502);
+    gh.clear_requests();
+    let failed = run(&store, &gh, 0.2).await;
+    let Outcome::Failed(reason) = &failed else {
+        panic!("{failed:?}")
+    };
+    assert!(
+        reason.contains("502") && reason.contains("3 attempt"),
+        "{reason}"
+    );
+    assert_eq!(
+        gh.requests()
+            .iter()
+            .filter(|r| r.as_str() == "POST /graphql page=2")
+            .count(),
+        3,
+        "retried up to max_attempts"
+    );
+    assert_eq!(directory(store.as_ref(), true).await, before);
+
+    // Once only: retried, and the run completes.
+    gh.fail_graphql_page_once(2, 502);
+    let ok = run(&store, &gh, 0.2).await;
+    assert_eq!(applied(&ok).identities.changed, 1, "{ok:?}");
+    gh.set_identities(people(250));
+    run(&store, &gh, 0.2).await;
+
+    // Enterprise-level SAML: a loud failure, not an empty directory.
+    gh.set_enterprise_saml(true);
+    let failed = run(&store, &gh, 0.2).await;
+    let Outcome::Failed(reason) = &failed else {
+        panic!("{failed:?}")
+    };
+    assert!(
+        reason.contains("enterprise level") && reason.contains("nothing was changed"),
+        "{reason}"
+    );
+    assert_eq!(directory(store.as_ref(), true).await, before);
+    gh.set_enterprise_saml(false);
+
+    // A secondary rate limit: waits Retry-After, then goes on.
+    gh.secondary_rate_limit_once(1);
+    let started = std::time::Instant::now();
+    let ok = run(&store, &gh, 0.2).await;
+    assert!(matches!(ok, Outcome::Succeeded(_)), "{ok:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited for Retry-After"
+    );
+
+    // A nearly spent budget: waits for the reset; a reset too far away fails instead.
+    gh.set_rate_limit(2, 1);
+    let ok = run(&store, &gh, 0.2).await;
+    assert!(matches!(ok, Outcome::Succeeded(_)), "{ok:?}");
+    gh.set_rate_limit(0, 3600);
+    let failed = run(&store, &gh, 0.2).await;
+    let Outcome::Failed(reason) = &failed else {
+        panic!("{failed:?}")
+    };
+    assert!(reason.contains("rate limit"), "{reason}");
+    gh.set_rate_limit(4000, 3600);
+
+    let runs = store.sync_runs(20).await.expect("runs");
+    let failed_rows = runs.iter().filter(|r| r.outcome == "failed").count();
+    assert_eq!(failed_rows, 3);
+    assert!(
+        runs.iter()
+            .filter(|r| r.outcome == "failed")
+            .all(|r| r.error.is_some())
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn client_refusals_are_clear() {
+    let gh = FakeGitHub::start("acme").await;
+    let mut settings = gh.settings();
+    settings[1].1 = "wrong-token".into();
+    settings.push(("GATEHOUSE_DATABASE_URL", "sqlite::memory:".into()));
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let cfg = config(&pairs);
+    let bad = GitHubClient::new(cfg.github.as_ref().expect("github"), fast()).expect("client");
+    let err = bad.saml_identities().await.expect_err("bad token");
+    assert!(matches!(err, GitHubError::BadToken(_)), "{err}");
+    assert!(err.to_string().contains("Bad credentials"));
+
+    gh.set_repos(repos());
+    let good = client(&gh, fast());
+    let err = good.traffic("infra").await.expect_err("no push access");
+    assert!(matches!(err, GitHubError::Forbidden { .. }), "{err}");
+    let err = good.traffic("nope").await.expect_err("unknown repo");
+    assert!(matches!(err, GitHubError::NotFound { .. }), "{err}");
+    // Repositories across Link pages.
+    gh.set_page_size_cap(2);
+    let names: Vec<String> = good
+        .repos()
+        .await
+        .expect("repos")
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["api", "web", "infra"]);
+    assert_eq!(
+        gh.requests()
+            .iter()
+            .filter(|r| r.contains("/repos page="))
+            .count(),
+        2
+    );
+    // An unknown organization.
+    let mut other = gh.settings();
+    other[0].1 = "not-acme".into();
+    other.push(("GATEHOUSE_DATABASE_URL", "sqlite::memory:".into()));
+    let pairs: Vec<(&str, &str)> = other.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let cfg = config(&pairs);
+    let err = GitHubClient::new(cfg.github.as_ref().expect("github"), fast())
+        .expect("client")
+        .saml_identities()
+        .await
+        .expect_err("unknown org");
+    assert!(err.to_string().contains("not-acme"), "{err}");
+}
+
+#[tokio::test]
+async fn empty_answers_wipe_nothing_mass_departures_are_refused_small_ones_marked() {
+    let db = TestDb::sqlite();
+    let gh = FakeGitHub::start("acme").await;
+    gh.set_identities(people(100));
+    let store = open(&db).await;
+    run(&store, &gh, 0.2).await;
+    let before = directory(store.as_ref(), false).await;
+
+    gh.set_identities(Vec::new());
+    let refused = run(&store, &gh, 0.2).await;
+    assert!(matches!(refused, Outcome::Refused(_)), "{refused:?}");
+    assert_eq!(
+        directory(store.as_ref(), false).await,
+        before,
+        "an empty answer wipes nothing"
+    );
+
+    gh.set_identities(people(60));
+    let refused = run(&store, &gh, 0.2).await;
+    let a = applied(&refused);
+    assert!(
+        a.refused
+            .as_deref()
+            .is_some_and(|r| r.contains("40 of 100")),
+        "{a:?}"
+    );
+    assert_eq!(directory(store.as_ref(), false).await, before);
+
+    gh.set_identities(people(95));
+    let ok = run(&store, &gh, 0.2).await;
+    assert_eq!(applied(&ok).identities.departed, 5, "{ok:?}");
+    assert_eq!(
+        directory(store.as_ref(), false).await.len(),
+        95,
+        "departed are hidden"
+    );
+    assert_eq!(directory(store.as_ref(), true).await.len(), 100, "and kept");
+
+    // One comes back.
+    gh.set_identities(people(96));
+    let ok = run(&store, &gh, 0.2).await;
+    assert_eq!(applied(&ok).identities.returned, 1, "{ok:?}");
+    let runs = store.sync_runs(10).await.expect("runs");
+    assert_eq!(runs.iter().filter(|r| r.outcome == "refused").count(), 2);
+    assert!(runs.iter().filter(|r| r.outcome == "refused").all(|r| {
+        r.error
+            .as_deref()
+            .is_some_and(|e| e.contains("GATEHOUSE_SYNC_MAX_DEPARTED"))
+    }));
+    store.close().await;
+}
+
+/// `serve` (whose schedule runs at start) and `gatehouse sync github` started together, on one
+/// database: one runs, the other skips, and the fake sees one pass.
+async fn one_at_a_time_across_processes(db: TestDb) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let gh = FakeGitHub::start("acme").await;
+    gh.set_identities(people(300));
+    gh.set_page_size_cap(100);
+    // Three GraphQL pages of 700 ms: the first run holds the lease for two seconds or more.
+    gh.set_delay(Duration::from_millis(700));
+    let port = crate::support::free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut env: Vec<(&str, String)> = gh.settings();
+    env.push(("GATEHOUSE_DATABASE_URL", db.url().to_string()));
+    env.push(("GATEHOUSE_LOG_FORMAT", "json".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut serve_env = env.clone();
+    serve_env.push(("GATEHOUSE_BIND", &bind));
+    // A configured (not dev) provider is not needed: dev mode on loopback is fine here.
+    let mut serve = crate::cli::gatehouse(dir.path(), &serve_env, &["serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let stdout = serve.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Wait until serve's scheduled run has reached GitHub, then start the command.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !gh.requests().iter().any(|r| r.starts_with("POST /graphql")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve never started its sync"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Blocking is fine: the fake answers from its own tasks on the other worker threads.
+    let out = tokio::task::block_in_place(|| {
+        crate::cli::gatehouse(dir.path(), &env, &["sync", "github"])
+            .output()
+            .expect("sync runs")
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "the command skips: {stderr}");
+    assert!(stderr.contains("skipped"), "{stderr}");
+
+    // serve's run finishes; then the command runs alone and succeeds.
+    let store = open(&db).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let runs = store.sync_runs(10).await.expect("runs");
+        if runs.len() == 1 && runs[0].finished_at.is_some() {
+            assert_eq!(runs[0].outcome, "success");
+            assert_eq!(runs[0].trigger, "schedule");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve's run never finished: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        gh.requests()
+            .iter()
+            .filter(|r| r.starts_with("POST /graphql"))
+            .count(),
+        3,
+        "one pass over the three pages"
+    );
+    gh.set_delay(Duration::ZERO);
+    let again = tokio::task::block_in_place(|| crate::cli::run(&env, &["sync", "github"]));
+    assert!(again.0.status.success(), "{}", again.2);
+    assert!(
+        again.1.contains("300 identities fetched, 0 added"),
+        "{}",
+        again.1
+    );
+    let runs = store.sync_runs(10).await.expect("runs");
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].trigger, "command line");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    let _ = serve.wait();
+    drop(rx);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_and_the_command_started_together_one_runs_one_skips_on_postgres() {
+    one_at_a_time_across_processes(TestDb::postgres().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_and_the_command_started_together_one_runs_one_skips_on_sqlite() {
+    one_at_a_time_across_processes(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn admins_run_a_sync_now_from_the_admin_page() {
+    use crate::signin::{csrf_from, get_with};
+    let db = TestDb::sqlite();
+    let gh = FakeGitHub::start("acme").await;
+    gh.set_identities(people(40));
+    let mut pairs: Vec<(&str, String)> = gh.settings();
+    pairs.push(("GATEHOUSE_DATABASE_URL", db.url().to_string()));
+    // No schedule: only "Run now" runs.
+    pairs.push(("GATEHOUSE_SYNC_INTERVAL", "0".into()));
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = crate::support::TestApp::start(&pairs).await;
+    let alice = crate::devidp::dev_sign_in(&app.base, "alice").await;
+    let page = get_with(&alice, &app.url("/admin/sync"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("data-testid=\"org\">acme<"));
+    assert!(page.contains("No runs yet"));
+    let r = crate::support::http()
+        .post(app.url("/admin/sync/run"))
+        .header("cookie", alice.header())
+        .form(&[("csrf_token", csrf_from(&page).as_str())])
+        .send()
+        .await
+        .expect("run now");
+    assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/admin/sync?started=1");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = get_with(&alice, &app.url("/admin/sync"))
+            .await
+            .text()
+            .await
+            .expect("page");
+        if page.contains("data-outcome=\"success\"") {
+            assert!(page.contains("manual (alice@example.com)"));
+            assert!(page.contains("40 fetched, 40 added"));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no successful run shown: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Not for non-admins.
+    let bob = crate::devidp::dev_sign_in(&app.base, "bob").await;
+    let r = get_with(&bob, &app.url("/admin/sync")).await;
+    assert_eq!(r.status(), reqwest::StatusCode::FORBIDDEN);
+    app.stop().await;
+
+    // Without GitHub settings the page says so and "run now" is a clear 400.
+    let db = TestDb::sqlite();
+    let app = crate::support::TestApp::start(&[("GATEHOUSE_DATABASE_URL", db.url())]).await;
+    let alice = crate::devidp::dev_sign_in(&app.base, "alice").await;
+    let page = get_with(&alice, &app.url("/admin/sync"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("data-testid=\"not-configured\""));
+    let r = crate::support::http()
+        .post(app.url("/admin/sync/run"))
+        .header("cookie", alice.header())
+        .form(&[("csrf_token", csrf_from(&page).as_str())])
+        .send()
+        .await
+        .expect("run now");
+    assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
+    app.stop().await;
+}
