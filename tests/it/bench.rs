@@ -140,3 +140,67 @@ async fn bench_directory_search_postgres() {
 async fn bench_directory_search_sqlite() {
     search_at_scale(TestDb::sqlite(), "SQLite").await;
 }
+
+/// Peak resident memory of a running process, in MB (Linux `VmHWM`: monotonic, so the last
+/// reading before exit is the peak so far).
+fn peak_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// `gatehouse sync github` (the real binary) against the fake with 100,000 identities:
+/// a first sync (all inserts) and a second (nothing changes), time and peak memory.
+async fn sync_at_scale(db: TestDb, backend: &str) {
+    use crate::support::fake_github::{FakeGitHub, people};
+    let gh = FakeGitHub::start("acme").await;
+    gh.set_identities(people(PEOPLE));
+    let mut env: Vec<(&str, String)> = gh.settings();
+    env.push(("GATEHOUSE_DATABASE_URL", db.url().to_string()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    for label in ["first sync (100,000 inserts)", "second sync (no changes)"] {
+        let started = Instant::now();
+        let mut child = crate::cli::gatehouse(dir.path(), &env, &["sync", "github"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("sync starts");
+        let pid = child.id();
+        let mut peak = 0.0_f64;
+        let status = loop {
+            if let Some(mb) = peak_mb(pid) {
+                peak = peak.max(mb);
+            }
+            match child.try_wait().expect("wait") {
+                Some(status) => break status,
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        let out = child.wait_with_output().expect("output");
+        assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        println!(
+            "{backend}: {label:<30} {:>6.2} s  peak RSS {peak:>6.1} MB  ({} GraphQL pages)",
+            started.elapsed().as_secs_f64(),
+            PEOPLE / 100
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: scripts/bench runs it"]
+async fn bench_sync_100k_postgres() {
+    sync_at_scale(TestDb::postgres().await, "PostgreSQL").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: scripts/bench runs it"]
+async fn bench_sync_100k_sqlite() {
+    sync_at_scale(TestDb::sqlite(), "SQLite").await;
+}
