@@ -332,3 +332,85 @@ async fn dev_mode_sign_in_and_out_in_chromium() {
     browser.close().await.expect("closes");
     app.stop().await;
 }
+
+/// The directory page's script (self-hosted, under the CSP with no inline script) searches as
+/// you type: rows change without a page load, and the address follows the search.
+#[tokio::test]
+async fn directory_search_as_you_type_in_chromium() {
+    let db = TestDb::sqlite();
+    let extra: Vec<(String, String, String, bool)> = (0..80)
+        .map(|i| {
+            (
+                format!("Extra {i}"),
+                format!("extra{i}@example.com"),
+                format!("extra-{i}"),
+                false,
+            )
+        })
+        .collect();
+    let app = crate::directory::app_with_directory(&db, &extra).await;
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().expect("profile dir");
+    let browser = driver.browser(profile.path()).await;
+    browser
+        .goto(&app.url("/auth/login?next=/gh/search"))
+        .await
+        .expect("login");
+    click(
+        &browser,
+        "[data-testid=pick-alice]",
+        "the pick-a-demo-user page",
+    )
+    .await;
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-search-input]"))
+        .await
+        .expect("the directory page");
+    let rows = browser
+        .find_all(Locator::Css("[data-search-rows] tr"))
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 50, "the server-rendered first page");
+    // A marker that a page load would wipe.
+    browser
+        .execute("window.__stayed = true; return null;", vec![])
+        .await
+        .expect("marker");
+    let input = browser
+        .find(Locator::Css("[data-search-input]"))
+        .await
+        .expect("search box");
+    input.send_keys("BOB-g").await.expect("types");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let rows = browser
+            .find_all(Locator::Css("[data-search-rows] tr"))
+            .await
+            .expect("rows");
+        if rows.len() == 1 {
+            let text = rows[0].text().await.expect("row text");
+            assert!(
+                text.contains("bob@example.com") && text.contains("bob-gh"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rows never narrowed: {}",
+            rows.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let stayed = browser
+        .execute("return window.__stayed === true;", vec![])
+        .await
+        .expect("marker");
+    assert_eq!(stayed, serde_json::json!(true), "no page load happened");
+    let url = browser.current_url().await.expect("url");
+    assert_eq!(url.path(), "/gh/search");
+    assert!(url.query().unwrap_or("").contains("q=BOB-g"), "{url}");
+    browser.close().await.expect("closes");
+    app.stop().await;
+}

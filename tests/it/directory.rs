@@ -254,7 +254,7 @@ async fn seed_facts(db: &TestDb) {
     .await;
 }
 
-async fn app_with_directory(db: &TestDb, people: &[Person]) -> TestApp {
+pub async fn app_with_directory(db: &TestDb, people: &[Person]) -> TestApp {
     let mut all = vec![
         (
             "Alice Admin".into(),
