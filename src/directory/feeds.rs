@@ -444,6 +444,23 @@ pub struct SnapshotOutcome {
     pub refused: Option<String>,
 }
 
+impl SnapshotOutcome {
+    /// The outcome of a plan before anything is written: refused past the limits.
+    pub fn planned(feed: Feed, counts: Counts, limits: &SnapshotLimits) -> Self {
+        SnapshotOutcome {
+            feed,
+            counts,
+            applied: false,
+            refused: limits.check(&counts).err(),
+        }
+    }
+
+    /// Whether the store should roll back instead of writing: refused, or only a dry run.
+    pub fn writes_nothing(&self, limits: &SnapshotLimits) -> bool {
+        self.refused.is_some() || limits.dry_run
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,6 +142,23 @@ pub struct SearchParams {
 }
 
 impl SearchParams {
+    /// From name/value pairs, as a query string would give them (tests, benchmarks).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> SearchParams {
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_string())
+        };
+        SearchParams {
+            q: get("q"),
+            limit: get("limit"),
+            cursor: get("cursor"),
+            sort: get("sort"),
+            include_departed: get("include_departed"),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.q.is_none()
             && self.limit.is_none()
@@ -237,19 +254,7 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> SearchParams {
-        let get = |k: &str| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        };
-        SearchParams {
-            q: get("q"),
-            limit: get("limit"),
-            cursor: get("cursor"),
-            sort: get("sort"),
-            include_departed: get("include_departed"),
-        }
+        SearchParams::from_pairs(pairs)
     }
 
     fn row(id: i64, name: &str) -> Identity {

@@ -118,13 +118,8 @@ macro_rules! directory_queries {
             .fetch_all(&mut *tx)
             .await?;
             let plan = plan_assets(&existing, incoming);
-            let mut outcome = SnapshotOutcome {
-                feed: Feed::Assets,
-                counts: plan.counts,
-                applied: false,
-                refused: limits.check(&plan.counts).err(),
-            };
-            if outcome.refused.is_some() || limits.dry_run {
+            let mut outcome = SnapshotOutcome::planned(Feed::Assets, plan.counts, limits);
+            if outcome.writes_nothing(limits) {
                 tx.rollback().await?;
                 return Ok(outcome);
             }
@@ -179,13 +174,8 @@ macro_rules! directory_queries {
                 members: members.into_iter().collect(),
             };
             let plan = plan_lists(&existing, incoming);
-            let mut outcome = SnapshotOutcome {
-                feed: Feed::DistributionLists,
-                counts: plan.counts,
-                applied: false,
-                refused: limits.check(&plan.counts).err(),
-            };
-            if outcome.refused.is_some() || limits.dry_run {
+            let mut outcome = SnapshotOutcome::planned(Feed::DistributionLists, plan.counts, limits);
+            if outcome.writes_nothing(limits) {
                 tx.rollback().await?;
                 return Ok(outcome);
             }

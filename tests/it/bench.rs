@@ -63,20 +63,9 @@ async fn search_at_scale(db: TestDb, backend: &str) {
         started.elapsed().as_secs_f64()
     );
     let q = |pairs: &[(&str, &str)]| {
-        let get = |k: &str| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        };
-        gatehouse::directory::search::SearchParams {
-            q: get("q"),
-            limit: get("limit"),
-            sort: get("sort"),
-            ..Default::default()
-        }
-        .parse()
-        .expect("query")
+        gatehouse::directory::search::SearchParams::from_pairs(pairs)
+            .parse()
+            .expect("query")
     };
     time(store.as_ref(), "first page, by name", &q(&[])).await;
     time(

@@ -113,21 +113,9 @@ fn people(n: usize) -> Vec<Person> {
 }
 
 fn query(pairs: &[(&str, &str)]) -> SearchQuery {
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.to_string())
-    };
-    SearchParams {
-        q: get("q"),
-        limit: get("limit"),
-        cursor: get("cursor"),
-        sort: get("sort"),
-        include_departed: get("include_departed"),
-    }
-    .parse()
-    .expect("valid query")
+    SearchParams::from_pairs(pairs)
+        .parse()
+        .expect("valid query")
 }
 
 /// Every page, following cursors, for one query.

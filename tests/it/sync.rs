@@ -519,9 +519,23 @@ async fn serve_and_the_command_started_together_one_runs_one_skips_on_sqlite() {
     one_at_a_time_across_processes(TestDb::sqlite()).await;
 }
 
+async fn run_now(
+    app: &crate::support::TestApp,
+    jar: &crate::signin::Jar,
+    page: &str,
+) -> reqwest::Response {
+    crate::support::http()
+        .post(app.url("/admin/sync/run"))
+        .header("cookie", jar.header())
+        .form(&[("csrf_token", crate::signin::csrf_from(page).as_str())])
+        .send()
+        .await
+        .expect("run now")
+}
+
 #[tokio::test]
 async fn admins_run_a_sync_now_from_the_admin_page() {
-    use crate::signin::{csrf_from, get_with};
+    use crate::signin::get_with;
     let db = TestDb::sqlite();
     let gh = FakeGitHub::start("acme").await;
     gh.set_identities(people(40));
@@ -539,13 +553,7 @@ async fn admins_run_a_sync_now_from_the_admin_page() {
         .expect("page");
     assert!(page.contains("data-testid=\"org\">acme<"));
     assert!(page.contains("No runs yet"));
-    let r = crate::support::http()
-        .post(app.url("/admin/sync/run"))
-        .header("cookie", alice.header())
-        .form(&[("csrf_token", csrf_from(&page).as_str())])
-        .send()
-        .await
-        .expect("run now");
+    let r = run_now(&app, &alice, &page).await;
     assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/admin/sync?started=1");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -582,13 +590,7 @@ async fn admins_run_a_sync_now_from_the_admin_page() {
         .await
         .expect("page");
     assert!(page.contains("data-testid=\"not-configured\""));
-    let r = crate::support::http()
-        .post(app.url("/admin/sync/run"))
-        .header("cookie", alice.header())
-        .form(&[("csrf_token", csrf_from(&page).as_str())])
-        .send()
-        .await
-        .expect("run now");
+    let r = run_now(&app, &alice, &page).await;
     assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
     app.stop().await;
 }
