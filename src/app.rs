@@ -76,8 +76,9 @@ pub async fn prepare(config: Arc<Config>) -> anyhow::Result<AppState> {
         &config.redis_prefix,
     ));
     let sync = crate::sync::github::service(&config)?;
+    let api = Arc::new(crate::api::bearer::ApiVerifier::new(&config)?);
     Ok(AppState::new(
-        config, store, redis, auth, dev_idp, limiter, sync,
+        config, store, redis, auth, dev_idp, limiter, sync, api,
     ))
 }
 

@@ -3,6 +3,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::api::bearer::ApiVerifier;
 use crate::auth::service::Auth;
 use crate::config::Config;
 use crate::devidp::DevIdp;
@@ -24,9 +25,11 @@ pub struct Inner {
     pub limiter: Arc<RateLimiter>,
     /// The GitHub sync, when an organization and token are configured.
     pub sync: Option<Arc<SyncService>>,
+    pub api: Arc<ApiVerifier>,
 }
 
 impl AppState {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Arc<Config>,
         store: Arc<dyn Store>,
@@ -35,6 +38,7 @@ impl AppState {
         dev_idp: Option<Arc<DevIdp>>,
         limiter: Arc<RateLimiter>,
         sync: Option<Arc<SyncService>>,
+        api: Arc<ApiVerifier>,
     ) -> Self {
         AppState(Arc::new(Inner {
             config,
@@ -44,6 +48,7 @@ impl AppState {
             dev_idp,
             limiter,
             sync,
+            api,
         }))
     }
 }

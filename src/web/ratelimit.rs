@@ -201,20 +201,42 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         return next.run(request).await;
     };
     let ip = super::client_ip::of_request(&request, &state.config.trusted_proxies);
-    // The session is looked up once here and handed on to the handler. If the session
-    // store fails, the handler looks again and reports it; this request counts by IP.
-    let lookup = lookup_session(request.headers(), &state).await;
+    // The API authenticates by Bearer token only (no cookies): verified once here so it is
+    // counted per token principal, and handed on to the handler's extractor. A request
+    // without a valid token counts by IP.
+    let bearer = if path.starts_with("/api/") {
+        Some(state.api.verify(request.headers(), &state).await)
+    } else {
+        None
+    };
+    // Pages: the session is looked up once here and handed on to the handler. If the
+    // session store fails, the handler looks again and reports it; this request counts by IP.
+    let lookup = match bearer {
+        Some(_) => Ok(None),
+        None => lookup_session(request.headers(), &state).await,
+    };
     let session = lookup.as_ref().ok().cloned().flatten();
-    let key = match &session {
-        Some((_, s)) => format!("user:{}", s.user_id),
-        None => format!("ip:{ip}"),
+    let principal = match &bearer {
+        Some(Ok(token)) => Some(token.principal()),
+        _ => None,
+    };
+    let key = match (&principal, &session) {
+        (Some(p), _) => format!("token:{p}"),
+        (None, Some((_, s))) => format!("user:{}", s.user_id),
+        (None, None) => format!("ip:{ip}"),
     };
     let user_id = session.as_ref().map(|(_, s)| s.user_id);
     let email = session
         .as_ref()
-        .map(|(_, s)| s.email.clone().unwrap_or_default());
-    if lookup.is_ok() {
+        .map(|(_, s)| s.email.clone().unwrap_or_default())
+        .or(principal);
+    if lookup.is_ok() && bearer.is_none() {
         request.extensions_mut().insert(SessionLookup(session));
+    }
+    if let Some(result) = bearer {
+        request
+            .extensions_mut()
+            .insert(crate::api::bearer::VerifiedBearer(result));
     }
     let Some(decision) = state.limiter.hit(rule, &key).await else {
         return next.run(request).await;
@@ -269,11 +291,14 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     let mut response = next.run(request).await;
     set_headers(response.headers_mut(), &decision);
     // The audit trail of every authenticated request (health and static are never here).
-    if let Some(email) = email {
-        // What a signed-in user sees is theirs: no shared or browser cache keeps it.
+    // What a signed-in user or an API caller sees is theirs (and an API refusal is about
+    // their token): no shared or browser cache keeps it.
+    if email.is_some() || path.starts_with("/api/") {
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if let Some(email) = email {
         tracing::info!(
             target: "gatehouse::audit",
             user = %email,

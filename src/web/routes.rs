@@ -40,6 +40,7 @@ pub fn table() -> Vec<Route> {
         Route::new("/static/{name}", &["GET"], get(assets::serve_asset)),
     ];
     routes.extend(crate::directory::routes::routes());
+    routes.extend(crate::api::routes::routes());
     routes.extend(crate::account::routes());
     routes.extend(crate::admin::routes());
     routes

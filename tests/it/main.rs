@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod api;
 mod audit;
 mod bench;
 mod browser;

@@ -36,6 +36,7 @@ struct Inner {
     tamper: Mutex<Tamper>,
     nonce: Mutex<String>,
     scopes_supported: Vec<&'static str>,
+    jwks_requests: std::sync::atomic::AtomicUsize,
 }
 
 pub struct FakeIdp {
@@ -79,7 +80,12 @@ impl Inner {
             .lock()
             .map(|t| t.clone())
             .unwrap_or(Tamper::None);
-        let claims = self.effective_claims();
+        self.forge(&self.effective_claims(), &tamper)
+    }
+
+    /// A token with these claims, signed (or forged) as `tamper` says.
+    fn forge(&self, claims: &Value, tamper: &Tamper) -> String {
+        let claims = claims.clone();
         match tamper {
             Tamper::None | Tamper::UserinfoSub(_) | Tamper::Claims(_) => {
                 self.key.sign("JWT", &claims).expect("sign")
@@ -127,6 +133,8 @@ async fn discovery(State(i): State<Arc<Inner>>) -> Json<Value> {
 }
 
 async fn jwks(State(i): State<Arc<Inner>>) -> Json<Value> {
+    i.jwks_requests
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     Json(json!({ "keys": [i.key.public_jwk] }))
 }
 
@@ -162,6 +170,7 @@ impl FakeIdp {
             tamper: Mutex::new(Tamper::None),
             nonce: Mutex::new(String::new()),
             scopes_supported,
+            jwks_requests: std::sync::atomic::AtomicUsize::new(0),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -177,6 +186,18 @@ impl FakeIdp {
         if let Ok(mut slot) = self.inner.tamper.lock() {
             *slot = t;
         }
+    }
+
+    /// An access token with exactly these claims, signed or forged as `tamper` says.
+    pub fn access_token(&self, claims: &Value, tamper: &Tamper) -> String {
+        self.inner.forge(claims, tamper)
+    }
+
+    /// How many times the JWKS was fetched.
+    pub fn jwks_requests(&self) -> usize {
+        self.inner
+            .jwks_requests
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The nonce of the sign-in in progress, as the relying party sent it.

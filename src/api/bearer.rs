@@ -1,0 +1,357 @@
+//! Bearer access tokens: where they come from (the `Authorization` header only), which
+//! issuers and keys are trusted, what a valid one carries, and how a refusal is answered.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use crate::auth::jwks::JwksCache;
+use crate::auth::verify::{OneOrMany, TokenError, verify_with};
+use crate::state::AppState;
+
+/// Longest `Authorization` header read; anything longer is refused unparsed.
+pub const MAX_HEADER_LEN: usize = 8 * 1024;
+
+/// A verified access token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessToken {
+    pub issuer: String,
+    pub sub: Option<String>,
+    pub client_id: Option<String>,
+    pub scopes: Vec<String>,
+    pub claims: Value,
+}
+
+impl AccessToken {
+    /// Who the token acts for, for rate limits and audit: the user, else the client.
+    pub fn principal(&self) -> String {
+        self.sub
+            .clone()
+            .or_else(|| self.client_id.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn require(&self, scope: &'static str) -> Result<(), BearerError> {
+        if self.scopes.iter().any(|s| s == scope) {
+            Ok(())
+        } else {
+            Err(BearerError::InsufficientScope(scope))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AccessClaims {
+    sub: Option<String>,
+    cid: Option<String>,
+    azp: Option<String>,
+    client_id: Option<String>,
+    scp: Option<OneOrMany>,
+    scope: Option<String>,
+}
+
+/// Scopes from `scp` (array, or space-separated string as Okta and others send) or `scope`.
+fn scopes_of(claims: &AccessClaims) -> Vec<String> {
+    let mut out: Vec<String> = match &claims.scp {
+        Some(OneOrMany::Many(v)) => v.clone(),
+        Some(OneOrMany::One(s)) => s.split_whitespace().map(str::to_string).collect(),
+        None => Vec::new(),
+    };
+    if let Some(scope) = &claims.scope {
+        out.extend(scope.split_whitespace().map(str::to_string));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BearerError {
+    #[error("no Bearer token in the Authorization header")]
+    Missing,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the token lacks the scope {0}")]
+    InsufficientScope(&'static str),
+    #[error("the token issuer's keys cannot be fetched right now")]
+    KeysUnavailable,
+}
+
+fn quoted(s: &str) -> String {
+    // RFC 6750 attribute values are quoted-strings: no quotes or backslashes inside.
+    s.chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .collect()
+}
+
+impl IntoResponse for BearerError {
+    fn into_response(self) -> Response {
+        let message = self.to_string();
+        let (status, challenge, error) = match &self {
+            BearerError::Missing => (
+                StatusCode::UNAUTHORIZED,
+                "Bearer realm=\"gatehouse\"".to_string(),
+                "invalid_token",
+            ),
+            BearerError::Invalid(_) => (
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "Bearer realm=\"gatehouse\", error=\"invalid_token\", error_description=\"{}\"",
+                    quoted(&message)
+                ),
+                "invalid_token",
+            ),
+            BearerError::InsufficientScope(scope) => (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "Bearer realm=\"gatehouse\", error=\"insufficient_scope\", scope=\"{scope}\", \
+                     error_description=\"{}\"",
+                    quoted(&message)
+                ),
+                "insufficient_scope",
+            ),
+            BearerError::KeysUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Bearer realm=\"gatehouse\"".to_string(),
+                "temporarily_unavailable",
+            ),
+        };
+        let mut response = (
+            status,
+            axum::Json(json!({ "error": error, "message": message })),
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+/// One trusted issuer and, once known, its keys.
+struct Issuer {
+    issuer: String,
+    jwks: OnceCell<Arc<JwksCache>>,
+}
+
+pub struct ApiVerifier {
+    issuers: Vec<Issuer>,
+    audience: String,
+    client_ids: Option<Vec<String>>,
+    http: reqwest::Client,
+    cooldown: std::time::Duration,
+}
+
+#[derive(Deserialize)]
+struct Unverified {
+    iss: Option<String>,
+}
+
+impl ApiVerifier {
+    pub fn new(config: &crate::config::Config) -> anyhow::Result<Self> {
+        Ok(ApiVerifier {
+            issuers: config
+                .api
+                .issuers
+                .iter()
+                .map(|i| Issuer {
+                    issuer: i.trim_end_matches('/').to_string(),
+                    jwks: OnceCell::new(),
+                })
+                .collect(),
+            audience: config.api.audience.clone(),
+            client_ids: config.api.client_ids.clone(),
+            http: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .timeout(std::time::Duration::from_secs(10))
+                .build()?,
+            cooldown: config.jwks_cooldown,
+        })
+    }
+
+    /// The issuer's key cache: the sign-in's own when it is the sign-in issuer (one cache
+    /// for both), else found through that issuer's discovery document, once.
+    async fn keys(&self, issuer: &Issuer, state: &AppState) -> Result<Arc<JwksCache>, BearerError> {
+        issuer
+            .jwks
+            .get_or_try_init(|| async {
+                if let Ok(meta) = state.auth.oidc.metadata().await
+                    && state.auth.oidc.relying_party().issuer.trim_end_matches('/') == issuer.issuer
+                {
+                    return Ok(Arc::clone(&meta.jwks));
+                }
+                let url = format!("{}/.well-known/openid-configuration", issuer.issuer);
+                let doc: Value = async {
+                    self.http
+                        .get(&url)
+                        .send()
+                        .await?
+                        .error_for_status()?
+                        .json()
+                        .await
+                }
+                .await
+                .map_err(|e: reqwest::Error| {
+                    tracing::warn!(url, error = %e, "API issuer discovery failed");
+                    BearerError::KeysUnavailable
+                })?;
+                let uri = doc["jwks_uri"]
+                    .as_str()
+                    .ok_or(BearerError::KeysUnavailable)?;
+                Ok(Arc::new(JwksCache::new(
+                    uri,
+                    self.http.clone(),
+                    self.cooldown,
+                )))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The whole check of an `Authorization` header. No I/O once the issuer's keys are cached
+    /// (an unknown `kid` refetches at most once per cool-down).
+    pub async fn verify(
+        &self,
+        headers: &HeaderMap,
+        state: &AppState,
+    ) -> Result<AccessToken, BearerError> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Err(BearerError::Missing);
+        };
+        if value.len() > MAX_HEADER_LEN {
+            return Err(BearerError::Invalid(
+                "the Authorization header is too large".into(),
+            ));
+        }
+        let value = value
+            .to_str()
+            .map_err(|_| BearerError::Invalid("the Authorization header is not text".into()))?;
+        let token = match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => {
+                return Err(BearerError::Invalid(
+                    "the Authorization scheme is not Bearer".into(),
+                ));
+            }
+        };
+        // The issuer picks the keys; it is read unverified only to choose among trusted ones.
+        let payload = token
+            .split('.')
+            .nth(1)
+            .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|b| serde_json::from_slice::<Unverified>(&b).ok())
+            .ok_or_else(|| BearerError::Invalid("the token is malformed".into()))?;
+        let iss = payload.iss.unwrap_or_default();
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.issuer == iss.trim_end_matches('/'))
+            .ok_or_else(|| BearerError::Invalid("the token was issued by someone else".into()))?;
+        let jwks = self.keys(issuer, state).await?;
+        let claims: Value = verify_with(token, &jwks, &iss, &self.audience, &["exp", "iss", "aud"])
+            .await
+            .map_err(|e| match e {
+                TokenError::Key(crate::auth::jwks::JwksError::Unavailable(_)) => {
+                    BearerError::KeysUnavailable
+                }
+                other => BearerError::Invalid(other.to_string()),
+            })?;
+        let access: AccessClaims = serde_json::from_value(claims.clone())
+            .map_err(|e| BearerError::Invalid(format!("the token's claims are malformed: {e}")))?;
+        let client_id = access
+            .cid
+            .clone()
+            .or_else(|| access.client_id.clone())
+            .or_else(|| access.azp.clone());
+        if let Some(allowed) = &self.client_ids
+            && !client_id.as_ref().is_some_and(|c| allowed.contains(c))
+        {
+            return Err(BearerError::Invalid(
+                "the token's client is not allowed here".into(),
+            ));
+        }
+        Ok(AccessToken {
+            issuer: iss,
+            sub: access.sub.clone(),
+            client_id,
+            scopes: scopes_of(&access),
+            claims,
+        })
+    }
+}
+
+/// A verified Bearer token, as a handler argument. The rate limiter verifies API requests
+/// first (to count per token) and leaves its result here, so a request is verified once.
+pub struct Bearer(pub AccessToken);
+
+/// The limiter's verification result, carried to the extractor.
+#[derive(Clone)]
+pub struct VerifiedBearer(pub Result<AccessToken, BearerError>);
+
+impl FromRequestParts<AppState> for Bearer {
+    type Rejection = BearerError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(VerifiedBearer(result)) = parts.extensions.get::<VerifiedBearer>() {
+            return result.clone().map(Bearer);
+        }
+        state.api.verify(&parts.headers, state).await.map(Bearer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_from_scp_array_string_and_scope() {
+        let parse = |v: Value| scopes_of(&serde_json::from_value(v).expect("claims"));
+        assert_eq!(parse(json!({"scp": ["b", "a"]})), ["a", "b"]);
+        assert_eq!(parse(json!({"scp": "a b"})), ["a", "b"]);
+        assert_eq!(
+            parse(json!({"scope": "directory.read openid"})),
+            ["directory.read", "openid"]
+        );
+        assert!(parse(json!({})).is_empty());
+    }
+
+    #[test]
+    fn challenges_follow_rfc_6750() {
+        let r = BearerError::Missing.into_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            r.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"gatehouse\""
+        );
+        let r = BearerError::Invalid("bad \"sig\"".into()).into_response();
+        let challenge = r.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .expect("ascii");
+        assert!(
+            challenge.contains("error=\"invalid_token\", error_description=\"bad sig\""),
+            "{challenge}"
+        );
+        let r = BearerError::InsufficientScope("directory.write").into_response();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let challenge = r.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .expect("ascii");
+        assert!(challenge.contains("error=\"insufficient_scope\", scope=\"directory.write\""));
+    }
+}

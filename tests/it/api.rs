@@ -1,0 +1,368 @@
+//! The JSON API: Bearer access tokens (dev provider machine tokens, and crafted ones from a
+//! scriptable provider for every refusal), RFC 6750 errors, scopes, endpoints.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::signin_refusals::app_with;
+use crate::support::fake_idp::{FakeIdp, Tamper};
+use crate::support::{TestApp, TestDb, http};
+
+async fn get(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Response {
+    let mut r = http().get(app.url(path));
+    if let Some(t) = token {
+        r = r.header("authorization", format!("Bearer {t}"));
+    }
+    r.send().await.expect("request")
+}
+
+fn challenge(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn dev_machine_token(app: &TestApp, scope: &str) -> String {
+    let token: Value = http()
+        .post(app.url("/dev-idp/token"))
+        .basic_auth("gatehouse-dev-machine", Some("dev-machine-secret"))
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    token["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{token}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn dev_machine_tokens_read_the_directory() {
+    let db = TestDb::sqlite();
+    let app = crate::directory::app_with_directory(&db, &[]).await;
+    let read = dev_machine_token(&app, "directory.read").await;
+
+    let r = get(&app, "/api/v1/me", Some(&read)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-ratelimit-limit"], "600", "rule api");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let me: Value = r.json().await.expect("json");
+    assert_eq!(me["client_id"], "gatehouse-dev-machine");
+    assert_eq!(me["scopes"], json!(["directory.read"]));
+    assert_eq!(me["claims"]["aud"], "api://default");
+
+    let r = get(&app, "/api/v1/github-users?limit=1&sort=email", Some(&read)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page: Value = r.json().await.expect("json");
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page["items"][0]["email"], "alice@example.com");
+    let cursor = page["next_cursor"].as_str().expect("a next cursor");
+    let r = get(
+        &app,
+        &format!("/api/v1/github-users?limit=1&sort=email&cursor={cursor}"),
+        Some(&read),
+    )
+    .await;
+    let page: Value = r.json().await.expect("json");
+    assert_eq!(page["items"][0]["email"], "bob@example.com");
+    assert_eq!(page["next_cursor"], Value::Null);
+
+    let r = get(&app, "/api/v1/github-users/ALICE@example.com", Some(&read)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let row: Value = r.json().await.expect("json");
+    assert_eq!(row["github_username"], "alice-gh");
+    let r = get(&app, "/api/v1/github-users/nobody@example.com", Some(&read)).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "not_found");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nobody@example.com"))
+    );
+
+    let r = get(&app, "/api/v1/people/alice@example.com", Some(&read)).await;
+    let person: Value = r.json().await.expect("json");
+    assert_eq!(person["github_usernames"], json!(["alice-gh"]));
+    let lists = person["member_of"].to_string();
+    assert!(
+        lists.contains("Engineering") && !lists.contains("Secret"),
+        "{lists}"
+    );
+    assert!(!person.to_string().contains("C02ALICE1"), "never laptops");
+
+    let r = get(&app, "/api/v1/github-users?limit=999", Some(&read)).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // A token without the scope: 403 insufficient_scope; the scope-free /me still works.
+    let write = dev_machine_token(&app, "directory.write").await;
+    let r = get(&app, "/api/v1/github-users", Some(&write)).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(challenge(&r).contains("error=\"insufficient_scope\", scope=\"directory.read\""));
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "insufficient_scope"
+    );
+    assert_eq!(
+        get(&app, "/api/v1/me", Some(&write)).await.status(),
+        StatusCode::OK
+    );
+
+    // No token: 401 with a bare challenge; a token in the query string is not read.
+    let r = get(&app, "/api/v1/me", None).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(challenge(&r), "Bearer realm=\"gatehouse\"");
+    let r = get(&app, &format!("/api/v1/me?access_token={read}"), None).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A session cookie is not an API credential.
+    let alice = crate::devidp::dev_sign_in(&app.base, "alice").await;
+    let r = crate::signin::get_with(&alice, &app.url("/api/v1/me")).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+fn good_claims(issuer: &str) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({
+        "iss": issuer, "sub": "svc-reports", "aud": "api://default", "iat": now,
+        "exp": now + 300, "cid": "reports", "scp": ["directory.read"],
+    })
+}
+
+fn with(mut claims: Value, changes: Value) -> Value {
+    for (k, v) in changes.as_object().expect("object") {
+        if v.is_null() {
+            claims.as_object_mut().expect("object").remove(k);
+        } else {
+            claims[k] = v.clone();
+        }
+    }
+    claims
+}
+
+#[tokio::test]
+async fn every_bad_token_is_a_401_and_unknown_kids_do_not_flood_the_provider() {
+    let idp = FakeIdp::start(vec!["openid", "email", "profile"]).await;
+    let db = TestDb::sqlite();
+    let app = app_with(
+        &idp,
+        &db,
+        &[
+            ("GATEHOUSE_API_CLIENT_IDS", "reports,dashboards"),
+            ("GATEHOUSE_JWKS_COOLDOWN", "60s"),
+            ("GATEHOUSE_RATE_LIMITS", "api=100000/minute"),
+        ],
+    )
+    .await;
+    let good = good_claims(&idp.issuer);
+    let ok = idp.access_token(&good, &Tamper::None);
+    let r = get(&app, "/api/v1/me", Some(&ok)).await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", challenge(&r));
+    let me: Value = r.json().await.expect("json");
+    assert_eq!(
+        (me["sub"].as_str(), me["client_id"].as_str()),
+        (Some("svc-reports"), Some("reports"))
+    );
+    // scp as a string and `scope` work too; azp and client_id name the client.
+    for variant in [
+        json!({"scp": "directory.read other"}),
+        json!({"scp": null, "scope": "directory.read"}),
+        json!({"cid": null, "azp": "dashboards"}),
+        json!({"cid": null, "client_id": "dashboards", "sub": null}),
+    ] {
+        let t = idp.access_token(&with(good.clone(), variant.clone()), &Tamper::None);
+        let r = get(&app, "/api/v1/github-users", Some(&t)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{variant}: {}", challenge(&r));
+    }
+
+    let now = chrono::Utc::now().timestamp();
+    let cases: Vec<(&str, String)> = vec![
+        ("alg none", idp.access_token(&good, &Tamper::AlgNone)),
+        (
+            "HS256 keyed with the public key",
+            idp.access_token(&good, &Tamper::Hs256WithPublicKey),
+        ),
+        (
+            "a foreign key under the real kid",
+            idp.access_token(&good, &Tamper::ForeignKeySameKid),
+        ),
+        (
+            "an unknown kid",
+            idp.access_token(&good, &Tamper::UnknownKid),
+        ),
+        (
+            "wrong issuer",
+            idp.access_token(
+                &with(good.clone(), json!({"iss": "https://evil.example"})),
+                &Tamper::None,
+            ),
+        ),
+        (
+            "wrong audience",
+            idp.access_token(
+                &with(good.clone(), json!({"aud": "api://other"})),
+                &Tamper::None,
+            ),
+        ),
+        (
+            "expired",
+            idp.access_token(
+                &with(good.clone(), json!({"exp": now - 600})),
+                &Tamper::None,
+            ),
+        ),
+        (
+            "not valid yet",
+            idp.access_token(
+                &with(good.clone(), json!({"nbf": now + 600})),
+                &Tamper::None,
+            ),
+        ),
+        (
+            "disallowed client",
+            idp.access_token(
+                &with(good.clone(), json!({"cid": "intruder"})),
+                &Tamper::None,
+            ),
+        ),
+        (
+            "no client at all",
+            idp.access_token(&with(good.clone(), json!({"cid": null})), &Tamper::None),
+        ),
+        (
+            "missing exp",
+            idp.access_token(&with(good.clone(), json!({"exp": null})), &Tamper::None),
+        ),
+        ("malformed", "not-a-jwt".into()),
+        ("three garbage parts", "abc.def.ghi".into()),
+        (
+            "a signature swapped in",
+            format!("{}.{}", ok.rsplit_once('.').map_or("", |p| p.0), "AAAA"),
+        ),
+        ("oversized", format!("{}{}", ok, "A".repeat(9000))),
+    ];
+    for (what, token) in &cases {
+        let r = get(&app, "/api/v1/me", Some(token)).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{what}");
+        assert!(
+            challenge(&r).contains("error=\"invalid_token\""),
+            "{what}: {}",
+            challenge(&r)
+        );
+        let body: Value = r.json().await.expect("json body");
+        assert_eq!(body["error"], "invalid_token", "{what}");
+    }
+    // Other schemes and shapes of the header.
+    for header in ["Basic dXNlcjpwYXNz", "Bearer", "bearer", "Token abc", ""] {
+        let r = http()
+            .get(app.url("/api/v1/me"))
+            .header("authorization", header)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{header:?}");
+    }
+
+    // A flood of unknown kids: at most one JWKS refetch per cool-down.
+    let before = idp.jwks_requests();
+    for _ in 0..40 {
+        let t = idp.access_token(&good, &Tamper::UnknownKid);
+        assert_eq!(
+            get(&app, "/api/v1/me", Some(&t)).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let during = idp.jwks_requests() - before;
+    assert!(during <= 1, "{during} JWKS fetches for 40 unknown kids");
+    // And the good token still needs no fetch at all.
+    let before = idp.jwks_requests();
+    for _ in 0..20 {
+        assert_eq!(
+            get(&app, "/api/v1/me", Some(&ok)).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        idp.jwks_requests(),
+        before,
+        "no I/O per request once keys are cached"
+    );
+    app.stop().await;
+}
+
+/// No token input of any shape is a 500: random and mutated tokens, a few hundred of them.
+#[tokio::test]
+async fn malformed_tokens_never_cause_a_500() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let app = app_with(&idp, &db, &[("GATEHOUSE_RATE_LIMITS", "api=100000/minute")]).await;
+    let ok = idp.access_token(&good_claims(&idp.issuer), &Tamper::None);
+    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let mut tokens: Vec<String> = Vec::new();
+    for i in 0..200usize {
+        let bytes: Vec<u8> = (0..(i % 60 + 1)).map(|_| rand::random::<u8>()).collect();
+        tokens.push(URL_SAFE_NO_PAD.encode(&bytes));
+        // Flip one character of the good token.
+        let mut chars: Vec<char> = ok.chars().collect();
+        let at = rand::random_range(0..chars.len());
+        chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
+        tokens.push(chars.into_iter().collect());
+    }
+    for header in [
+        json!({}),
+        json!({"alg": "RS256"}),
+        json!({"alg": "RS256", "kid": 7}),
+        json!({"alg": "ES256", "kid": "x"}),
+        json!({"alg": "HS256"}),
+        json!({"alg": "none"}),
+        json!({"alg": "PS256"}),
+        json!("a string"),
+        json!([1, 2]),
+    ] {
+        for payload in [
+            json!({}),
+            json!({"iss": 1}),
+            json!({"iss": idp.issuer}),
+            json!({"iss": idp.issuer, "exp": "soon"}),
+            json!(null),
+        ] {
+            tokens.push(format!("{}.{}.{}", b64(&header), b64(&payload), "c2ln"));
+            tokens.push(format!("{}.{}", b64(&header), b64(&payload)));
+            tokens.push(format!(
+                "{}.{}.{}.{}",
+                b64(&header),
+                b64(&payload),
+                "a",
+                "b"
+            ));
+        }
+    }
+    tokens.extend([
+        "..".into(),
+        ".".into(),
+        "a..b".into(),
+        "\u{7f}".into(),
+        " ".repeat(20),
+    ]);
+    let mut statuses = std::collections::BTreeMap::new();
+    for t in &tokens {
+        let r = http()
+            .get(app.url("/api/v1/github-users"))
+            .header("authorization", format!("Bearer {t}"))
+            .send()
+            .await;
+        // A header reqwest itself refuses to send is no request at all.
+        let Ok(r) = r else { continue };
+        *statuses.entry(r.status().as_u16()).or_insert(0) += 1;
+        assert!(r.status().is_client_error(), "{t:?} gave {}", r.status());
+    }
+    assert!(statuses.values().sum::<i32>() > 400, "{statuses:?}");
+    app.stop().await;
+}
