@@ -1,10 +1,12 @@
 //! `/api/v1/…` handlers: thin, over the same query model and store as the pages.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::DefaultBodyLimit;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use serde_json::{Value, json};
 
 use super::bearer::{Bearer, BearerError};
@@ -14,6 +16,10 @@ use crate::state::AppState;
 use crate::web::routes::Route;
 
 pub const READ: &str = "directory.read";
+pub const WRITE: &str = "directory.write";
+
+/// Largest snapshot body: 100,000 rows of a feed fit many times over.
+const MAX_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -21,12 +27,26 @@ pub fn routes() -> Vec<Route> {
         Route::new("/api/v1/github-users", &["GET"], get(github_users)),
         Route::new("/api/v1/github-users/{email}", &["GET"], get(github_user)),
         Route::new("/api/v1/people/{email}", &["GET"], get(person)),
+        Route::new(
+            "/api/v1/assets",
+            &["PUT"],
+            put(put_assets).layer(DefaultBodyLimit::max(MAX_SNAPSHOT_BYTES)),
+        ),
+        Route::new(
+            "/api/v1/distribution-lists",
+            &["PUT"],
+            put(put_lists).layer(DefaultBodyLimit::max(MAX_SNAPSHOT_BYTES)),
+        ),
     ]
 }
 
 /// The API's one error shape, `{error, message}`, for what is not a token problem.
 pub enum ApiError {
     Bearer(BearerError),
+    /// A snapshot with bad rows: each with its line (CSV) or index (JSON).
+    InvalidRows(Vec<crate::directory::feeds::RowError>),
+    /// The removal guard refused a snapshot.
+    Refused(crate::directory::feeds::SnapshotOutcome),
     BadRequest(String),
     NotFound(String),
     Internal(String),
@@ -48,6 +68,20 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error, message) = match self {
             ApiError::Bearer(e) => return e.into_response(),
+            ApiError::InvalidRows(rows) => {
+                let body = json!({
+                    "error": "invalid_rows",
+                    "message": format!("{} row(s) are invalid; nothing was changed", rows.len()),
+                    "rows": rows,
+                });
+                return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+            }
+            ApiError::Refused(outcome) => {
+                let mut body = json!(outcome);
+                body["error"] = json!("refused");
+                body["message"] = json!(outcome.refused);
+                return (StatusCode::CONFLICT, Json(body)).into_response();
+            }
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::Internal(cause) => {
@@ -125,4 +159,155 @@ async fn person(
         "member_of": lists(&facts.member_of),
         "owner_of": lists(&facts.owner_of),
     })))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SnapshotParams {
+    dry_run: Option<String>,
+    force: Option<String>,
+}
+
+fn flag(v: Option<&String>) -> bool {
+    matches!(v.map(String::as_str), Some("1" | "true" | "yes"))
+}
+
+/// The rows of a snapshot body: CSV (`text/csv`, the import's columns) or a JSON array of
+/// objects with the same names.
+fn snapshot_from(
+    feed: crate::directory::feeds::Feed,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<crate::directory::import::Snapshot, ApiError> {
+    use crate::directory::feeds::{Feed, Position, RawAsset, RawListRow, RowError};
+    use crate::directory::import::Snapshot;
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("text/csv") {
+        return Snapshot::from_csv(feed, body).map_err(ApiError::InvalidRows);
+    }
+    if !content_type.starts_with("application/json") {
+        return Err(ApiError::BadRequest(
+            "send text/csv or application/json (an array of row objects)".into(),
+        ));
+    }
+    let malformed = |e: serde_json::Error| {
+        ApiError::InvalidRows(vec![RowError {
+            at: Position::Index(0),
+            reason: format!("not a JSON array of row objects: {e}"),
+        }])
+    };
+    let indexed = |n: usize| Position::Index(n);
+    match feed {
+        Feed::Assets => {
+            let rows: Vec<RawAsset> = serde_json::from_slice(body).map_err(malformed)?;
+            let rows = rows
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (indexed(i), r))
+                .collect();
+            crate::directory::feeds::validate_assets(rows)
+                .map(Snapshot::Assets)
+                .map_err(ApiError::InvalidRows)
+        }
+        Feed::DistributionLists => {
+            let rows: Vec<RawListRow> = serde_json::from_slice(body).map_err(malformed)?;
+            let rows = rows
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (indexed(i), r))
+                .collect();
+            crate::directory::feeds::validate_lists(rows)
+                .map(Snapshot::Lists)
+                .map_err(ApiError::InvalidRows)
+        }
+    }
+}
+
+/// One snapshot request, as the two PUT handlers hand it on.
+struct SnapshotRequest {
+    token: super::bearer::AccessToken,
+    params: SnapshotParams,
+    peer: std::net::SocketAddr,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+}
+
+async fn put_snapshot(
+    state: AppState,
+    feed: crate::directory::feeds::Feed,
+    req: SnapshotRequest,
+) -> Result<Json<Value>, ApiError> {
+    let SnapshotRequest {
+        token,
+        params,
+        peer,
+        headers,
+        body,
+    } = req;
+    use crate::directory::feeds::SnapshotLimits;
+    use crate::directory::import::{Source, apply};
+    token.require(WRITE)?;
+    let snapshot = snapshot_from(feed, &headers, &body)?;
+    let limits = SnapshotLimits {
+        max_removed_share: state.config.sync_max_departed,
+        force: flag(params.force.as_ref()),
+        dry_run: flag(params.dry_run.as_ref()),
+    };
+    let actor = format!("api ({})", token.principal());
+    let source = Source {
+        via: "api",
+        actor: &actor,
+        actor_id: None,
+        client_ip: crate::web::client_ip::client_ip(
+            Some(peer),
+            &headers,
+            &state.config.trusted_proxies,
+        )
+        .map(|ip| ip.to_string()),
+    };
+    let outcome = apply(state.store.as_ref(), &snapshot, &limits, &source).await?;
+    if outcome.refused.is_some() {
+        return Err(ApiError::Refused(outcome));
+    }
+    Ok(Json(json!(outcome)))
+}
+
+async fn put_assets(
+    State(state): State<AppState>,
+    Bearer(token): Bearer,
+    Query(params): Query<SnapshotParams>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let feed = crate::directory::feeds::Feed::Assets;
+    let req = SnapshotRequest {
+        token,
+        params,
+        peer,
+        headers,
+        body,
+    };
+    put_snapshot(state, feed, req).await
+}
+
+async fn put_lists(
+    State(state): State<AppState>,
+    Bearer(token): Bearer,
+    Query(params): Query<SnapshotParams>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let feed = crate::directory::feeds::Feed::DistributionLists;
+    let req = SnapshotRequest {
+        token,
+        params,
+        peer,
+        headers,
+        body,
+    };
+    put_snapshot(state, feed, req).await
 }

@@ -21,6 +21,7 @@ pub fn router(state: AppState) -> Router {
     let metrics_on = state.config.metrics_bind.is_some();
     let dev_idp = state.dev_idp.clone();
     let limiter_state = state.clone();
+    let cors_origins = state.config.api.cors_origins.clone();
     // Health probes (many a second, never limited, never a form) skip the rate-limit and
     // CSRF layers entirely rather than passing through them to be waved on.
     let mut probes = Router::new();
@@ -49,12 +50,36 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             limiter_state,
             ratelimit::enforce,
-        ))
-        .merge(probes);
+        ));
+    if !cors_origins.is_empty() {
+        routes = routes.layer(api_cors(cors_origins));
+    }
+    let mut routes = routes.merge(probes);
     if metrics_on {
         routes = routes.layer(axum::middleware::from_fn(metrics::record));
     }
     middleware::apply(routes)
+}
+
+/// CORS for the API only, and only for `GATEHOUSE_CORS_ORIGINS`: Bearer tokens, never
+/// cookies, so no credentials are allowed. Preflights are answered before the limiter.
+fn api_cors(origins: Vec<String>) -> tower_http::cors::CorsLayer {
+    use axum::http::{Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, parts| {
+            parts.uri.path().starts_with("/api/")
+                && origins.iter().any(|o| o.as_bytes() == origin.as_bytes())
+        }))
+        .allow_methods([Method::GET, Method::PUT])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            header::HeaderName::from_static("x-ratelimit-limit"),
+            header::HeaderName::from_static("x-ratelimit-remaining"),
+            header::HeaderName::from_static("x-ratelimit-reset"),
+        ])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 async fn not_found() -> AppError {

@@ -366,3 +366,235 @@ async fn malformed_tokens_never_cause_a_500() {
     assert!(statuses.values().sum::<i32>() > 400, "{statuses:?}");
     app.stop().await;
 }
+
+async fn put(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    content_type: &str,
+    body: &str,
+) -> reqwest::Response {
+    http()
+        .put(app.url(path))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", content_type)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("put")
+}
+
+/// The write API runs the same validation and snapshot code as `gatehouse import`.
+#[tokio::test]
+async fn snapshots_through_the_write_api() {
+    let db = TestDb::postgres().await;
+    let app = crate::directory::app_with_directory(&db, &[]).await;
+    let write = dev_machine_token(&app, "directory.write").await;
+    let read = dev_machine_token(&app, "directory.read").await;
+
+    // The seed has two laptops; this CSV keeps both and adds three.
+    let csv = "serial,model,owner_email,assigned_at\n\
+               C02ALICE1,MacBook Pro 14,alice@example.com,2025-01-15\n\
+               C02BOB0001,ThinkPad X1,bob@example.com,\nN1,Mac,new1@example.com,\n\
+               N2,Mac,new2@example.com,\nN3,Mac,new3@example.com,\n";
+    let r = put(&app, "/api/v1/assets", &write, "text/csv", csv).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let outcome: Value = r.json().await.expect("json");
+    assert_eq!(
+        (
+            &outcome["added"],
+            &outcome["changed"],
+            &outcome["removed"],
+            &outcome["applied"]
+        ),
+        (&json!(3), &json!(0), &json!(0), &json!(true)),
+        "{outcome}"
+    );
+
+    // JSON rows; bad ones are a 422 listing each by index, and nothing changes.
+    let bad = json!([
+        {"serial": "N1", "model": "Mac", "owner_email": "new1@example.com"},
+        {"serial": "", "model": "Mac", "owner_email": "x@example.com"},
+        {"serial": "N9", "model": "Mac", "owner_email": "nope"},
+    ]);
+    let r = put(
+        &app,
+        "/api/v1/assets",
+        &write,
+        "application/json",
+        &bad.to_string(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "invalid_rows");
+    assert_eq!(body["rows"][0]["index"], 1);
+    assert!(
+        body["rows"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("serial is empty"))
+    );
+    assert_eq!(body["rows"][1]["index"], 2);
+
+    // Removing 4 of 5 is refused (409, counts shown); forced, it applies; dry runs change nothing.
+    let small = json!([{"serial": "N1", "model": "Mac Pro", "owner_email": "new1@example.com"}]);
+    let r = put(
+        &app,
+        "/api/v1/assets",
+        &write,
+        "application/json",
+        &small.to_string(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(
+        (&body["error"], &body["removed"]),
+        (&json!("refused"), &json!(4))
+    );
+    let r = put(
+        &app,
+        "/api/v1/assets?force=1&dry_run=1",
+        &write,
+        "application/json",
+        &small.to_string(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.expect("json")["applied"], false);
+    let r = put(
+        &app,
+        "/api/v1/assets?force=1",
+        &write,
+        "application/json",
+        &small.to_string(),
+    )
+    .await;
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(
+        (&body["applied"], &body["changed"], &body["removed"]),
+        (&json!(true), &json!(1), &json!(4))
+    );
+
+    // Lists, as CSV; hidden ones stay out of the read API.
+    let lists = "list_email,name,member_email,role,hidden\n\
+                 ops@example.com,Ops,bob@example.com,owner,\n\
+                 quiet@example.com,Quiet,bob@example.com,member,true\n";
+    let r = put(
+        &app,
+        "/api/v1/distribution-lists?force=1",
+        &write,
+        "text/csv",
+        lists,
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let person: Value = get(&app, "/api/v1/people/bob@example.com", Some(&read))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(person["owner_of"][0]["name"], "Ops");
+    assert_eq!(person["member_of"], json!([]), "hidden list not shown");
+
+    // A read-only token cannot write; an unknown body type is a 400.
+    let r = put(&app, "/api/v1/assets", &read, "text/csv", csv).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = put(&app, "/api/v1/assets", &write, "application/xml", "<a/>").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Each write and refusal is audited with who and from where.
+    let (events, _) = app
+        .state
+        .store
+        .audit_events(Some("feed_import"), None, 20, 0)
+        .await
+        .expect("audit");
+    let outcomes: Vec<&str> = events.iter().rev().map(|e| e.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["success", "refused", "success", "success"]);
+    assert_eq!(events[0].details["via"], "api");
+    assert_eq!(
+        events[0].actor.as_deref(),
+        Some("api (gatehouse-dev-machine)")
+    );
+    assert_eq!(events[0].client_ip.as_deref(), Some("127.0.0.1"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cors_only_for_the_configured_origins_and_only_on_the_api() {
+    let db = TestDb::sqlite();
+    let app = TestApp::start(&[
+        ("GATEHOUSE_DATABASE_URL", db.url()),
+        ("GATEHOUSE_CORS_ORIGINS", "https://tools.example.com"),
+    ])
+    .await;
+    let preflight = |origin: &'static str, path: &'static str| {
+        http()
+            .request(reqwest::Method::OPTIONS, app.url(path))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let r = preflight("https://tools.example.com", "/api/v1/me")
+        .await
+        .expect("preflight");
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://tools.example.com"
+    );
+    let allowed = r.headers()["access-control-allow-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_lowercase();
+    assert!(allowed.contains("authorization"), "{allowed}");
+    assert!(
+        r.headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    let r = preflight("https://evil.example", "/api/v1/me")
+        .await
+        .expect("preflight");
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let r = preflight("https://tools.example.com", "/profile")
+        .await
+        .expect("preflight");
+    assert!(
+        r.headers().get("access-control-allow-origin").is_none(),
+        "pages never"
+    );
+    let token = dev_machine_token(&app, "directory.read").await;
+    let r = http()
+        .get(app.url("/api/v1/me"))
+        .header("origin", "https://tools.example.com")
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://tools.example.com"
+    );
+    app.stop().await;
+
+    // Not configured: no CORS headers at all.
+    let db = TestDb::sqlite();
+    let app = TestApp::start(&[("GATEHOUSE_DATABASE_URL", db.url())]).await;
+    let r = http()
+        .get(app.url("/api/v1/me"))
+        .header("origin", "https://tools.example.com")
+        .send()
+        .await
+        .expect("get");
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    app.stop().await;
+}

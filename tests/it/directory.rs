@@ -231,13 +231,18 @@ async fn seed_facts(db: &TestDb) {
         "INSERT INTO assets (serial, model, owner_email, assigned_at) VALUES \
            ('C02ALICE1', 'MacBook Pro 14', 'alice@example.com', '2025-01-15'), \
            ('C02BOB0001', 'ThinkPad X1', 'bob@example.com', NULL); \
-         INSERT INTO distribution_lists (id, list_email, name, hidden) VALUES \
-           (1, 'eng@example.com', 'Engineering', FALSE), \
-           (2, 'secret@example.com', 'Secret Project', TRUE), \
-           (3, 'climbing@example.com', 'Climbing club', FALSE); \
-         INSERT INTO distribution_list_members (list_id, member_email, role) VALUES \
-           (1, 'alice@example.com', 'member'), (2, 'alice@example.com', 'member'), \
-           (3, 'alice@example.com', 'owner'), (1, 'bob@example.com', 'member');",
+         INSERT INTO distribution_lists (list_email, name, hidden) VALUES \
+           ('eng@example.com', 'Engineering', FALSE), \
+           ('secret@example.com', 'Secret Project', TRUE), \
+           ('climbing@example.com', 'Climbing club', FALSE); \
+         INSERT INTO distribution_list_members (list_id, member_email, role) \
+           SELECT id, 'alice@example.com', 'member' FROM distribution_lists WHERE list_email = 'eng@example.com'; \
+         INSERT INTO distribution_list_members (list_id, member_email, role) \
+           SELECT id, 'alice@example.com', 'member' FROM distribution_lists WHERE list_email = 'secret@example.com'; \
+         INSERT INTO distribution_list_members (list_id, member_email, role) \
+           SELECT id, 'alice@example.com', 'owner' FROM distribution_lists WHERE list_email = 'climbing@example.com'; \
+         INSERT INTO distribution_list_members (list_id, member_email, role) \
+           SELECT id, 'bob@example.com', 'member' FROM distribution_lists WHERE list_email = 'eng@example.com';",
     )
     .await;
 }
