@@ -2,4 +2,5 @@
 //! per endpoint, errors per RFC 6750.
 
 pub mod bearer;
+pub mod doc;
 pub mod routes;

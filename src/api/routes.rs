@@ -10,6 +10,8 @@ use axum::routing::{get, put};
 use serde_json::{Value, json};
 
 use super::bearer::{Bearer, BearerError};
+use super::doc::{ErrorBody, GithubUsersPage, InvalidRows, ListRef, MeAnswer, PersonAnswer};
+use crate::directory::feeds::SnapshotOutcome;
 use crate::directory::search::{Page, SearchParams};
 use crate::directory::{IdentityJson, normalize_email};
 use crate::state::AppState;
@@ -23,6 +25,7 @@ const MAX_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
 
 pub fn routes() -> Vec<Route> {
     vec![
+        Route::new("/api/v1/openapi.json", &["GET"], get(openapi_json)),
         Route::new("/api/v1/me", &["GET"], get(me)),
         Route::new("/api/v1/github-users", &["GET"], get(github_users)),
         Route::new("/api/v1/github-users/{email}", &["GET"], get(github_user)),
@@ -97,32 +100,67 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Seed 002's `/secure-data`: what the token says.
-async fn me(Bearer(token): Bearer) -> Json<Value> {
-    Json(json!({
-        "sub": token.sub,
-        "client_id": token.client_id,
-        "scopes": token.scopes,
-        "claims": token.claims,
-    }))
+/// The API's own description; public, like any API reference.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", security(()),
+    responses((status = 200, description = "This document (OpenAPI 3.1)")))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(super::doc::document())
 }
 
-async fn github_users(
+/// Seed 002's `/secure-data`: what the token says.
+#[utoipa::path(get, path = "/api/v1/me", tag = "tokens",
+    responses(
+        (status = 200, description = "The verified token", body = MeAnswer),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+    ))]
+pub async fn me(Bearer(token): Bearer) -> Json<MeAnswer> {
+    Json(MeAnswer {
+        sub: token.sub,
+        client_id: token.client_id,
+        scopes: token.scopes,
+        claims: token.claims,
+    })
+}
+
+/// The GitHub username directory, one page (scope `directory.read`).
+#[utoipa::path(get, path = "/api/v1/github-users", tag = "directory",
+    params(
+        ("q" = Option<String>, Query, description = "Case-insensitive substring of name, email or GitHub username"),
+        ("limit" = Option<u32>, Query, description = "1 to 200, default 50"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("sort" = Option<String>, Query, description = "name, email, github_username or last_pull_date; leading - for descending"),
+        ("include_departed" = Option<String>, Query, description = "1 to include people who left"),
+    ),
+    responses(
+        (status = 200, description = "A page", body = GithubUsersPage),
+        (status = 400, description = "A bad parameter, named", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token lacks directory.read", body = ErrorBody),
+    ))]
+pub async fn github_users(
     State(state): State<AppState>,
     Bearer(token): Bearer,
     Query(params): Query<SearchParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GithubUsersPage>, ApiError> {
     token.require(READ)?;
     let query = params.parse().map_err(ApiError::BadRequest)?;
     let page = Page::from_rows(&query, state.store.search_identities(&query).await?);
-    let items: Vec<IdentityJson> = page.rows.iter().map(IdentityJson::from).collect();
-    Ok(Json(json!({
-        "items": items,
-        "next_cursor": page.next.map(|c| c.encode()),
-    })))
+    Ok(Json(GithubUsersPage {
+        items: page.rows.iter().map(IdentityJson::from).collect(),
+        next_cursor: page.next.map(|c| c.encode()),
+    }))
 }
 
-async fn github_user(
+/// One person's GitHub row, by work email (case-insensitive; scope `directory.read`).
+#[utoipa::path(get, path = "/api/v1/github-users/{email}", tag = "directory",
+    params(("email" = String, Path, description = "Work email")),
+    responses(
+        (status = 200, description = "The row", body = IdentityJson),
+        (status = 404, description = "No GitHub user for that email", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token lacks directory.read", body = ErrorBody),
+    ))]
+pub async fn github_user(
     State(state): State<AppState>,
     Bearer(token): Bearer,
     Path(email): Path<String>,
@@ -137,32 +175,48 @@ async fn github_user(
         .ok_or_else(|| ApiError::NotFound(format!("no GitHub user for {email}")))
 }
 
-async fn person(
+/// What a coworker may know: GitHub usernames and non-hidden lists (scope `directory.read`).
+#[utoipa::path(get, path = "/api/v1/people/{email}", tag = "directory",
+    params(("email" = String, Path, description = "Work email")),
+    responses(
+        (status = 200, description = "The person", body = PersonAnswer),
+        (status = 404, description = "No one found", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token lacks directory.read", body = ErrorBody),
+    ))]
+pub async fn person(
     State(state): State<AppState>,
     Bearer(token): Bearer,
     Path(email): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PersonAnswer>, ApiError> {
     token.require(READ)?;
     let email = normalize_email(&email);
     let facts = state.store.person_facts(&email).await?.for_coworker();
     if facts.is_empty() {
         return Err(ApiError::NotFound(format!("no one found for {email}")));
     }
-    let lists = |ls: &[crate::directory::ListMembership]| -> Vec<Value> {
+    let lists = |ls: &[crate::directory::ListMembership]| -> Vec<ListRef> {
         ls.iter()
-            .map(|l| json!({ "list_email": l.list_email, "name": l.name }))
+            .map(|l| ListRef {
+                list_email: l.list_email.clone(),
+                name: l.name.clone(),
+            })
             .collect()
     };
-    Ok(Json(json!({
-        "email": email,
-        "github_usernames": facts.github.iter().map(|g| g.github_username.clone()).collect::<Vec<_>>(),
-        "member_of": lists(&facts.member_of),
-        "owner_of": lists(&facts.owner_of),
-    })))
+    Ok(Json(PersonAnswer {
+        github_usernames: facts
+            .github
+            .iter()
+            .map(|g| g.github_username.clone())
+            .collect(),
+        member_of: lists(&facts.member_of),
+        owner_of: lists(&facts.owner_of),
+        email,
+    }))
 }
 
 #[derive(Debug, serde::Deserialize)]
-struct SnapshotParams {
+pub struct SnapshotParams {
     dry_run: Option<String>,
     force: Option<String>,
 }
@@ -274,7 +328,23 @@ async fn put_snapshot(
     Ok(Json(json!(outcome)))
 }
 
-async fn put_assets(
+/// Replaces the laptops (serial,model,owner_email[,assigned_at]) with a full snapshot (scope `directory.write`).
+#[utoipa::path(put, path = "/api/v1/assets", tag = "feeds",
+    params(
+        ("dry_run" = Option<String>, Query, description = "1: report what would change, change nothing"),
+        ("force" = Option<String>, Query, description = "1: apply even past the removal guard"),
+    ),
+    request_body(description = "CSV with a header row, or a JSON array of row objects with the same names",
+        content((String = "text/csv"), (Vec<serde_json::Value> = "application/json"))),
+    responses(
+        (status = 200, description = "Applied (or, dry, would apply)", body = SnapshotOutcome),
+        (status = 400, description = "Neither CSV nor JSON", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token lacks directory.write", body = ErrorBody),
+        (status = 409, description = "Refused: it would remove more than GATEHOUSE_SYNC_MAX_DEPARTED of the rows", body = SnapshotOutcome),
+        (status = 422, description = "Bad rows, each named; nothing changed", body = InvalidRows),
+    ))]
+pub async fn put_assets(
     State(state): State<AppState>,
     Bearer(token): Bearer,
     Query(params): Query<SnapshotParams>,
@@ -293,7 +363,23 @@ async fn put_assets(
     put_snapshot(state, feed, req).await
 }
 
-async fn put_lists(
+/// Replaces the distribution lists (list_email,name,member_email,role[,hidden]) with a full snapshot (scope `directory.write`).
+#[utoipa::path(put, path = "/api/v1/distribution-lists", tag = "feeds",
+    params(
+        ("dry_run" = Option<String>, Query, description = "1: report what would change, change nothing"),
+        ("force" = Option<String>, Query, description = "1: apply even past the removal guard"),
+    ),
+    request_body(description = "CSV with a header row, or a JSON array of row objects with the same names",
+        content((String = "text/csv"), (Vec<serde_json::Value> = "application/json"))),
+    responses(
+        (status = 200, description = "Applied (or, dry, would apply)", body = SnapshotOutcome),
+        (status = 400, description = "Neither CSV nor JSON", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token lacks directory.write", body = ErrorBody),
+        (status = 409, description = "Refused: it would remove more than GATEHOUSE_SYNC_MAX_DEPARTED of the rows", body = SnapshotOutcome),
+        (status = 422, description = "Bad rows, each named; nothing changed", body = InvalidRows),
+    ))]
+pub async fn put_lists(
     State(state): State<AppState>,
     Bearer(token): Bearer,
     Query(params): Query<SnapshotParams>,

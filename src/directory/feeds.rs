@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::normalize_email;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Feed {
     Assets,
@@ -309,7 +309,7 @@ pub fn validate_lists(rows: Vec<(Position, RawListRow)>) -> Result<ListSnapshot,
 }
 
 /// What applying a snapshot changes, in rows of the feed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Counts {
     pub existing: usize,
     pub added: usize,
@@ -434,7 +434,7 @@ impl SnapshotLimits {
 }
 
 /// What a snapshot did (or, dry or refused, would do).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SnapshotOutcome {
     pub feed: Feed,
     #[serde(flatten)]

@@ -23,8 +23,10 @@ pub struct Identity {
 }
 
 /// The seed's JSON row, kept exactly: `{last_pull_date, name, email, github_username}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct IdentityJson {
+    /// When the GitHub sync last saw this identity (RFC 3339, UTC).
+    #[schema(example = "2026-11-24T08:00:00Z")]
     pub last_pull_date: String,
     pub name: String,
     pub email: String,

@@ -598,3 +598,61 @@ async fn cors_only_for_the_configured_origins_and_only_on_the_api() {
     assert!(r.headers().get("access-control-allow-origin").is_none());
     app.stop().await;
 }
+
+/// The OpenAPI document describes every API route of the route table, with its methods,
+/// and every described path exists.
+#[tokio::test]
+async fn the_openapi_document_describes_every_api_route() {
+    let db = TestDb::sqlite();
+    let app = TestApp::start(&[("GATEHOUSE_DATABASE_URL", db.url())]).await;
+    let r = get(&app, "/api/v1/openapi.json", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let doc: Value = r.json().await.expect("json");
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut api_routes = 0;
+    for route in gatehouse::web::routes::table() {
+        if !route.path.starts_with("/api/") {
+            continue;
+        }
+        api_routes += 1;
+        let described = paths
+            .get(route.path)
+            .unwrap_or_else(|| panic!("{} is not in the OpenAPI document", route.path));
+        for method in route.methods {
+            assert!(
+                described.get(method.to_lowercase()).is_some(),
+                "{method} {} is not described",
+                route.path
+            );
+        }
+    }
+    assert_eq!(
+        api_routes,
+        paths.len(),
+        "no described path is missing from the table"
+    );
+    // Token-protected operations say so, with their error answers.
+    let users = &paths["/api/v1/github-users"]["get"];
+    for status in ["200", "400", "401", "403"] {
+        assert!(
+            users["responses"].get(status).is_some(),
+            "github-users {status}"
+        );
+    }
+    assert_eq!(
+        paths["/api/v1/openapi.json"]["get"]["security"],
+        json!([{}])
+    );
+    app.stop().await;
+}
