@@ -656,3 +656,100 @@ async fn the_openapi_document_describes_every_api_route() {
     );
     app.stop().await;
 }
+
+async fn client_credentials(issuer: &str, client: &str, scope: &str) -> String {
+    let token: Value = http()
+        .post(format!("{issuer}/token"))
+        .basic_auth(client, Some(format!("{client}-secret")))
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("json");
+    token["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{token}"))
+        .to_string()
+}
+
+/// Real access tokens from node oidc-provider's client-credentials grant (JWT, RS256, `cid`),
+/// and a signing-key rotation there picked up without a restart.
+#[tokio::test]
+async fn node_oidc_provider_machine_tokens_and_a_key_rotation() {
+    let db = TestDb::postgres().await;
+    // Unknown kids refetch the JWKS at most once a second here (30 s by default).
+    let rig = crate::signin::rig(db, &[("GATEHOUSE_JWKS_COOLDOWN", "1s")]).await;
+    let (app, idp) = (&rig.app, &rig.idp);
+    let token = client_credentials(
+        &idp.issuer,
+        "gatehouse-machine",
+        "directory.read directory.write",
+    )
+    .await;
+    let r = get(app, "/api/v1/me", Some(&token)).await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", challenge(&r));
+    let me: Value = r.json().await.expect("json");
+    assert_eq!(me["client_id"], "gatehouse-machine");
+    assert_eq!(me["scopes"], json!(["directory.read", "directory.write"]));
+    assert_eq!(me["claims"]["aud"], "api://default");
+    assert_eq!(
+        get(app, "/api/v1/github-users", Some(&token))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    // The reader may read, not write.
+    let reader = client_credentials(&idp.issuer, "gatehouse-reader", "directory.read").await;
+    assert_eq!(
+        get(app, "/api/v1/github-users", Some(&reader))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let r = put(
+        app,
+        "/api/v1/assets",
+        &reader,
+        "text/csv",
+        "serial,model,owner_email\n",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = put(
+        app,
+        "/api/v1/assets",
+        &token,
+        "text/csv",
+        "serial,model,owner_email\nS1,Mac,a@example.com\n",
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+
+    // The provider rotates its signing key: a token under the new kid works once the
+    // cool-down since the last JWKS fetch has passed, without a restart.
+    let kid = idp.rotate_keys().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let fresh = client_credentials(&idp.issuer, "gatehouse-machine", "directory.read").await;
+    let header: Value = {
+        use base64::Engine;
+        let part = fresh.split('.').next().expect("header");
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .expect("b64"),
+        )
+        .expect("json")
+    };
+    assert_eq!(header["kid"], kid.as_str(), "signed with the new key");
+    let r = get(app, "/api/v1/me", Some(&fresh)).await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", challenge(&r));
+    rig.app.stop().await;
+}

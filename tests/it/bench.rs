@@ -193,3 +193,83 @@ async fn bench_sync_100k_postgres() {
 async fn bench_sync_100k_sqlite() {
     sync_at_scale(TestDb::sqlite(), "SQLite").await;
 }
+
+/// Cached RS256 access-token verifications per second (the whole check: header, issuer,
+/// signature, claims, client, scopes), and `/api/v1/me` end to end with 32 concurrent clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: scripts/bench runs it"]
+async fn bench_bearer_verification() {
+    use crate::support::fake_idp::{FakeIdp, Tamper};
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let app = crate::signin_refusals::app_with(
+        &idp,
+        &db,
+        &[("GATEHOUSE_RATE_LIMITS", "api=100000000/minute")],
+    )
+    .await;
+    let now = chrono::Utc::now().timestamp();
+    let token = idp.access_token(
+        &serde_json::json!({
+            "iss": idp.issuer, "sub": "svc", "aud": "api://default", "iat": now,
+            "exp": now + 3600, "cid": "bench", "scp": ["directory.read"],
+        }),
+        &Tamper::None,
+    );
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let state = app.state.clone();
+    state
+        .api
+        .verify(&headers, &state)
+        .await
+        .expect("warm-up: keys cached");
+    let n = 20_000;
+    let started = Instant::now();
+    for _ in 0..n {
+        state.api.verify(&headers, &state).await.expect("valid");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "Bearer verification (cached RS256 key, one core): {:>8.0} /s  ({:.1} µs each)",
+        f64::from(n) / secs,
+        secs * 1e6 / f64::from(n)
+    );
+
+    let client = reqwest::Client::new();
+    let url = app.url("/api/v1/me");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                let r = client
+                    .get(&url)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("request");
+                assert!(r.status().is_success());
+                let _ = r.bytes().await;
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut total = 0u64;
+    for t in tasks {
+        total += t.await.expect("task");
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "GET /api/v1/me end to end, 32 concurrent clients in the same process: {rate:>8.0} req/s"
+    );
+    app.stop().await;
+}
