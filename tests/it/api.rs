@@ -245,6 +245,15 @@ async fn every_bad_token_is_a_401_and_unknown_kids_do_not_flood_the_provider() {
             format!("{}.{}", ok.rsplit_once('.').map_or("", |p| p.0), "AAAA"),
         ),
         ("oversized", format!("{}{}", ok, "A".repeat(9000))),
+        ("ES256 named on an RSA key", {
+            use base64::Engine;
+            let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let (head, rest) = ok.split_once('.').expect("jwt");
+            let mut header: Value =
+                serde_json::from_slice(&engine.decode(head).expect("b64")).expect("json");
+            header["alg"] = json!("ES256");
+            format!("{}.{rest}", engine.encode(header.to_string()))
+        }),
     ];
     for (what, token) in &cases {
         let r = get(&app, "/api/v1/me", Some(token)).await;
