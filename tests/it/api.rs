@@ -25,13 +25,24 @@ fn challenge(r: &reqwest::Response) -> String {
 }
 
 async fn dev_machine_token(app: &TestApp, scope: &str) -> String {
+    token_from(
+        &app.url("/dev-idp/token"),
+        "gatehouse-dev-machine",
+        "dev-machine-secret",
+        scope,
+    )
+    .await
+}
+
+/// An access token from a client-credentials grant at `token_url`.
+async fn token_from(token_url: &str, client: &str, secret: &str, scope: &str) -> String {
     let token: Value = http()
-        .post(app.url("/dev-idp/token"))
-        .basic_auth("gatehouse-dev-machine", Some("dev-machine-secret"))
+        .post(token_url)
+        .basic_auth(client, Some(secret))
         .form(&[("grant_type", "client_credentials"), ("scope", scope)])
         .send()
         .await
-        .expect("token")
+        .expect("token request")
         .json()
         .await
         .expect("json");
@@ -667,20 +678,13 @@ async fn the_openapi_document_describes_every_api_route() {
 }
 
 async fn client_credentials(issuer: &str, client: &str, scope: &str) -> String {
-    let token: Value = http()
-        .post(format!("{issuer}/token"))
-        .basic_auth(client, Some(format!("{client}-secret")))
-        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
-        .send()
-        .await
-        .expect("token request")
-        .json()
-        .await
-        .expect("json");
-    token["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{token}"))
-        .to_string()
+    token_from(
+        &format!("{issuer}/token"),
+        client,
+        &format!("{client}-secret"),
+        scope,
+    )
+    .await
 }
 
 /// Real access tokens from node oidc-provider's client-credentials grant (JWT, RS256, `cid`),
