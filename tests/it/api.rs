@@ -288,10 +288,19 @@ async fn every_bad_token_is_a_401_and_unknown_kids_do_not_flood_the_provider() {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{header:?}");
     }
 
-    // A flood of unknown kids: at most one JWKS refetch per cool-down.
+    // A flood of random kids: at most one JWKS refetch per cool-down.
     let before = idp.jwks_requests();
+    let random_kid = || {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let signed = idp.access_token(&good, &Tamper::UnknownKid);
+        let rest = signed.split_once('.').expect("jwt").1;
+        let kid = format!("kid-{:016x}", rand::random::<u64>());
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": kid});
+        format!("{}.{rest}", engine.encode(header.to_string()))
+    };
     for _ in 0..40 {
-        let t = idp.access_token(&good, &Tamper::UnknownKid);
+        let t = random_kid();
         assert_eq!(
             get(&app, "/api/v1/me", Some(&t)).await.status(),
             StatusCode::UNAUTHORIZED
@@ -765,4 +774,34 @@ async fn node_oidc_provider_machine_tokens_and_a_key_rotation() {
     let r = get(app, "/api/v1/me", Some(&fresh)).await;
     assert_eq!(r.status(), StatusCode::OK, "{}", challenge(&r));
     rig.app.stop().await;
+}
+
+/// Rule `api` counts per token principal: one client's flood does not spend another's budget,
+/// and requests without a valid token count per client IP.
+#[tokio::test]
+async fn the_api_rate_limit_counts_per_token() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let app = app_with(&idp, &db, &[("GATEHOUSE_RATE_LIMITS", "api=2/hour")]).await;
+    let token = |sub: &str| {
+        idp.access_token(
+            &with(good_claims(&idp.issuer), json!({"sub": sub})),
+            &Tamper::None,
+        )
+    };
+    let (a, b) = (token("svc-a"), token("svc-b"));
+    let mut seen = Vec::new();
+    for t in [&a, &a, &a, &b, &b, &b] {
+        seen.push(get(&app, "/api/v1/me", Some(t)).await.status().as_u16());
+    }
+    assert_eq!(seen, [200, 200, 429, 200, 200, 429]);
+    // Without a token: counted by IP, separately from the tokens above.
+    let anon: Vec<u16> = futures::future::join_all((0..3).map(|_| get(&app, "/api/v1/me", None)))
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(anon.iter().filter(|s| **s == 401).count(), 2, "{anon:?}");
+    assert_eq!(anon.iter().filter(|s| **s == 429).count(), 1, "{anon:?}");
+    app.stop().await;
 }
