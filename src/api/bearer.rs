@@ -269,7 +269,7 @@ impl ApiVerifier {
                 }
                 other => BearerError::Invalid(other.to_string()),
             })?;
-        let access: AccessClaims = serde_json::from_value(claims.clone())
+        let access = AccessClaims::deserialize(&claims)
             .map_err(|e| BearerError::Invalid(format!("the token's claims are malformed: {e}")))?;
         let client_id = access
             .cid

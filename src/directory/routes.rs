@@ -4,7 +4,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::body::Body;
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -225,10 +225,9 @@ pub async fn search_page(
 pub async fn search_json(
     State(state): State<AppState>,
     _current: CurrentUser,
-    RawQuery(raw): RawQuery,
     Query(params): Query<SearchParams>,
 ) -> Result<Response, AppError> {
-    if raw.as_deref().unwrap_or("").is_empty() || params.is_empty() {
+    if params.is_empty() {
         return Ok(stream_all(state.store.clone()));
     }
     let query = params.parse().map_err(AppError::BadRequest)?;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use gatehouse::directory::search::{Page, SearchQuery, SortKey};
+use gatehouse::directory::search::{Page, SearchQuery};
 use gatehouse::store::Store;
 
 use crate::directory::{run_sql, seed};
@@ -114,7 +114,6 @@ async fn search_at_scale(db: TestDb, backend: &str) {
         &q(&[("q", "0421"), ("limit", "200")]),
     )
     .await;
-    let _ = SortKey::ALL;
     store.close().await;
 }
 

@@ -102,6 +102,13 @@ async fn run(store: &Arc<dyn Store>, gh: &FakeGitHub, max: f64) -> Outcome {
         .expect("database")
 }
 
+fn failure(outcome: &Outcome) -> &str {
+    match outcome {
+        Outcome::Failed(reason) => reason,
+        other => panic!("expected a failed run, got {other:?}"),
+    }
+}
+
 fn applied(outcome: &Outcome) -> &gatehouse::sync::Applied {
     match outcome {
         Outcome::Succeeded(a) | Outcome::Refused(a) => a,
@@ -240,9 +247,7 @@ async fn failures_change_nothing_and_say_why() {
     gh.fail_graphql_page_always(2, 502);
     gh.clear_requests();
     let failed = run(&store, &gh, 0.2).await;
-    let Outcome::Failed(reason) = &failed else {
-        panic!("{failed:?}")
-    };
+    let reason = failure(&failed);
     assert!(
         reason.contains("502") && reason.contains("3 attempt"),
         "{reason}"
@@ -267,9 +272,7 @@ async fn failures_change_nothing_and_say_why() {
     // Enterprise-level SAML: a loud failure, not an empty directory.
     gh.set_enterprise_saml(true);
     let failed = run(&store, &gh, 0.2).await;
-    let Outcome::Failed(reason) = &failed else {
-        panic!("{failed:?}")
-    };
+    let reason = failure(&failed);
     assert!(
         reason.contains("enterprise level") && reason.contains("nothing was changed"),
         "{reason}"
@@ -293,9 +296,7 @@ async fn failures_change_nothing_and_say_why() {
     assert!(matches!(ok, Outcome::Succeeded(_)), "{ok:?}");
     gh.set_rate_limit(0, 3600);
     let failed = run(&store, &gh, 0.2).await;
-    let Outcome::Failed(reason) = &failed else {
-        panic!("{failed:?}")
-    };
+    let reason = failure(&failed);
     assert!(reason.contains("rate limit"), "{reason}");
     gh.set_rate_limit(4000, 3600);
 
