@@ -76,7 +76,10 @@ pub async fn prepare(config: Arc<Config>) -> anyhow::Result<AppState> {
         &config.redis_prefix,
     ));
     let sync = crate::sync::github::service(&config)?;
-    let api = Arc::new(crate::api::bearer::ApiVerifier::new(&config)?);
+    let api = Arc::new(crate::auth::bearer::ApiVerifier::new(
+        &config,
+        Arc::clone(&auth.oidc),
+    )?);
     Ok(AppState::new(
         config, store, redis, auth, dev_idp, limiter, sync, api,
     ))

@@ -3,7 +3,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::api::bearer::ApiVerifier;
+use crate::auth::bearer::ApiVerifier;
 use crate::auth::service::Auth;
 use crate::config::Config;
 use crate::devidp::DevIdp;

@@ -2,7 +2,9 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::web::extract::Path;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -16,8 +18,8 @@ use crate::web::routes::Route;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::new("/account/sessions", &["GET"], get(list_sessions)),
-        Route::new(
+        Route::page("/account/sessions", &["GET"], get(list_sessions)),
+        Route::page(
             "/account/sessions/{handle}/revoke",
             &["POST"],
             post(revoke_session),
@@ -92,7 +94,7 @@ async fn revoke_session(
         .await
         .map_err(|e| AppError::Unavailable(e.to_string()))?;
     if !revoked {
-        return Err(AppError::NotFound);
+        return Err(AppError::not_found());
     }
     let _ = state
         .store

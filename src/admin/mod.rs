@@ -1,24 +1,24 @@
 //! Administration: users and their roles, group → role mappings, revoking anyone's sessions.
 //! Every handler takes an `AdminUser`, so only admins reach it; every change is audited.
 
-pub mod access;
-
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::web::extract::{Form, Path, Query};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::account::when;
+use crate::auth::access::{AdminReason, HeldRole, RoleSource, admin_reason, effective_roles};
+use crate::auth::extract::AdminUser;
 use crate::state::AppState;
 use crate::store::{AdminGrant, AuditEvent, AuditRecord, GroupMapping, Role, User, UserListing};
 use crate::web::error::AppError;
 use crate::web::pages::Layout;
 use crate::web::routes::Route;
-use access::{AdminReason, AdminUser, HeldRole, RoleSource, admin_reason, effective_roles};
 
 const PAGE_SIZE: i64 = 50;
 
@@ -29,26 +29,29 @@ fn page_count(total: i64) -> i64 {
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::new("/admin/users", &["GET"], get(list_users)),
-        Route::new("/admin/users/{id}", &["GET"], get(show_user)),
-        Route::new(
+        Route::page("/admin/users", &["GET"], get(list_users)).admin(),
+        Route::page("/admin/users/{id}", &["GET"], get(show_user)).admin(),
+        Route::page(
             "/admin/users/{id}/roles",
             &["POST"],
             post(change_user_roles),
-        ),
-        Route::new(
+        )
+        .admin(),
+        Route::page(
             "/admin/users/{id}/sessions/revoke",
             &["POST"],
             post(revoke_user_sessions),
-        ),
-        Route::new(
+        )
+        .admin(),
+        Route::page(
             "/admin/groups",
             &["GET", "POST"],
             get(show_groups).post(change_groups),
-        ),
-        Route::new("/admin/audit", &["GET"], get(show_audit)),
-        Route::new("/admin/sync", &["GET"], get(show_sync)),
-        Route::new("/admin/sync/run", &["POST"], post(run_sync)),
+        )
+        .admin(),
+        Route::page("/admin/audit", &["GET"], get(show_audit)).admin(),
+        Route::page("/admin/sync", &["GET"], get(show_sync)).admin(),
+        Route::page("/admin/sync/run", &["POST"], post(run_sync)).admin(),
     ]
 }
 
@@ -149,7 +152,11 @@ async fn show_user(
     admin: AdminUser,
     Path(id): Path<i64>,
 ) -> Result<UserPage, AppError> {
-    let subject = state.store.user(id).await?.ok_or(AppError::NotFound)?;
+    let subject = state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(AppError::not_found)?;
     let reason = admin_reason(state.store.as_ref(), &state.auth.admin_groups, &subject).await?;
     let held = effective_roles(state.store.as_ref(), &subject).await?;
     let assignable = state
@@ -190,7 +197,11 @@ async fn change_user_roles(
     Path(id): Path<i64>,
     Form(form): Form<RoleChange>,
 ) -> Result<Response, AppError> {
-    let subject = state.store.user(id).await?.ok_or(AppError::NotFound)?;
+    let subject = state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(AppError::not_found)?;
     let role = state
         .store
         .roles()
@@ -220,7 +231,11 @@ async fn revoke_user_sessions(
     admin: AdminUser,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
-    let subject = state.store.user(id).await?.ok_or(AppError::NotFound)?;
+    let subject = state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(AppError::not_found)?;
     let count = state
         .auth
         .sessions

@@ -2,19 +2,20 @@
 
 use axum::Json;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+
 use axum::routing::{get, put};
 use serde_json::{Value, json};
 
-use super::bearer::{Bearer, BearerError};
 use super::doc::{ErrorBody, GithubUsersPage, InvalidRows, ListRef, MeAnswer, PersonAnswer};
+use crate::auth::bearer::Bearer;
 use crate::directory::feeds::SnapshotOutcome;
 use crate::directory::search::{Page, SearchParams};
 use crate::directory::{IdentityJson, normalize_email};
 use crate::state::AppState;
+use crate::web::error::AppError;
+use crate::web::extract::{Body, Path, Query};
 use crate::web::routes::Route;
 
 pub const READ: &str = "directory.read";
@@ -25,79 +26,22 @@ const MAX_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::new("/api/v1/openapi.json", &["GET"], get(openapi_json)),
-        Route::new("/api/v1/me", &["GET"], get(me)),
-        Route::new("/api/v1/github-users", &["GET"], get(github_users)),
-        Route::new("/api/v1/github-users/{email}", &["GET"], get(github_user)),
-        Route::new("/api/v1/people/{email}", &["GET"], get(person)),
-        Route::new(
+        Route::api("/api/v1/openapi.json", &["GET"], get(openapi_json)).public(),
+        Route::api("/api/v1/me", &["GET"], get(me)),
+        Route::api("/api/v1/github-users", &["GET"], get(github_users)),
+        Route::api("/api/v1/github-users/{email}", &["GET"], get(github_user)),
+        Route::api("/api/v1/people/{email}", &["GET"], get(person)),
+        Route::api(
             "/api/v1/assets",
             &["PUT"],
             put(put_assets).layer(DefaultBodyLimit::max(MAX_SNAPSHOT_BYTES)),
         ),
-        Route::new(
+        Route::api(
             "/api/v1/distribution-lists",
             &["PUT"],
             put(put_lists).layer(DefaultBodyLimit::max(MAX_SNAPSHOT_BYTES)),
         ),
     ]
-}
-
-/// The API's one error shape, `{error, message}`, for what is not a token problem.
-pub enum ApiError {
-    Bearer(BearerError),
-    /// A snapshot with bad rows: each with its line (CSV) or index (JSON).
-    InvalidRows(Vec<crate::directory::feeds::RowError>),
-    /// The removal guard refused a snapshot.
-    Refused(crate::directory::feeds::SnapshotOutcome),
-    BadRequest(String),
-    NotFound(String),
-    Internal(String),
-}
-
-impl From<BearerError> for ApiError {
-    fn from(e: BearerError) -> Self {
-        ApiError::Bearer(e)
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, error, message) = match self {
-            ApiError::Bearer(e) => return e.into_response(),
-            ApiError::InvalidRows(rows) => {
-                let body = json!({
-                    "error": "invalid_rows",
-                    "message": format!("{} row(s) are invalid; nothing was changed", rows.len()),
-                    "rows": rows,
-                });
-                return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
-            }
-            ApiError::Refused(outcome) => {
-                let mut body = json!(outcome);
-                body["error"] = json!("refused");
-                body["message"] = json!(outcome.refused);
-                return (StatusCode::CONFLICT, Json(body)).into_response();
-            }
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
-            ApiError::Internal(cause) => {
-                tracing::error!(%cause, "API request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "Something went wrong on our side.".to_string(),
-                )
-            }
-        };
-        (status, Json(json!({ "error": error, "message": message }))).into_response()
-    }
 }
 
 /// The API's own description; public, like any API reference.
@@ -141,9 +85,9 @@ pub async fn github_users(
     State(state): State<AppState>,
     Bearer(token): Bearer,
     Query(params): Query<SearchParams>,
-) -> Result<Json<GithubUsersPage>, ApiError> {
+) -> Result<Json<GithubUsersPage>, AppError> {
     token.require(READ)?;
-    let query = params.parse().map_err(ApiError::BadRequest)?;
+    let query = params.parse().map_err(AppError::BadRequest)?;
     let page = Page::from_rows(&query, state.store.search_identities(&query).await?);
     Ok(Json(GithubUsersPage {
         items: page.rows.iter().map(IdentityJson::from).collect(),
@@ -164,7 +108,7 @@ pub async fn github_user(
     State(state): State<AppState>,
     Bearer(token): Bearer,
     Path(email): Path<String>,
-) -> Result<Json<IdentityJson>, ApiError> {
+) -> Result<Json<IdentityJson>, AppError> {
     token.require(READ)?;
     let email = normalize_email(&email);
     let facts = state.store.person_facts(&email).await?;
@@ -172,7 +116,7 @@ pub async fn github_user(
         .github
         .first()
         .map(|i| Json(IdentityJson::from(i)))
-        .ok_or_else(|| ApiError::NotFound(format!("no GitHub user for {email}")))
+        .ok_or_else(|| AppError::NotFound(format!("no GitHub user for {email}")))
 }
 
 /// What a coworker may know: GitHub usernames and non-hidden lists (scope `directory.read`).
@@ -188,12 +132,12 @@ pub async fn person(
     State(state): State<AppState>,
     Bearer(token): Bearer,
     Path(email): Path<String>,
-) -> Result<Json<PersonAnswer>, ApiError> {
+) -> Result<Json<PersonAnswer>, AppError> {
     token.require(READ)?;
     let email = normalize_email(&email);
     let facts = state.store.person_facts(&email).await?.for_coworker();
     if facts.is_empty() {
-        return Err(ApiError::NotFound(format!("no one found for {email}")));
+        return Err(AppError::NotFound(format!("no one found for {email}")));
     }
     let lists = |ls: &[crate::directory::ListMembership]| -> Vec<ListRef> {
         ls.iter()
@@ -231,7 +175,7 @@ fn snapshot_from(
     feed: crate::directory::feeds::Feed,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<crate::directory::import::Snapshot, ApiError> {
+) -> Result<crate::directory::import::Snapshot, AppError> {
     use crate::directory::feeds::{Feed, Position, RawAsset, RawListRow, RowError};
     use crate::directory::import::Snapshot;
     let content_type = headers
@@ -239,15 +183,15 @@ fn snapshot_from(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if content_type.starts_with("text/csv") {
-        return Snapshot::from_csv(feed, body).map_err(ApiError::InvalidRows);
+        return Snapshot::from_csv(feed, body).map_err(AppError::InvalidRows);
     }
     if !content_type.starts_with("application/json") {
-        return Err(ApiError::BadRequest(
+        return Err(AppError::BadRequest(
             "send text/csv or application/json (an array of row objects)".into(),
         ));
     }
     let malformed = |e: serde_json::Error| {
-        ApiError::InvalidRows(vec![RowError {
+        AppError::InvalidRows(vec![RowError {
             at: Position::Index(0),
             reason: format!("not a JSON array of row objects: {e}"),
         }])
@@ -263,7 +207,7 @@ fn snapshot_from(
                 .collect();
             crate::directory::feeds::validate_assets(rows)
                 .map(Snapshot::Assets)
-                .map_err(ApiError::InvalidRows)
+                .map_err(AppError::InvalidRows)
         }
         Feed::DistributionLists => {
             let rows: Vec<RawListRow> = serde_json::from_slice(body).map_err(malformed)?;
@@ -274,14 +218,14 @@ fn snapshot_from(
                 .collect();
             crate::directory::feeds::validate_lists(rows)
                 .map(Snapshot::Lists)
-                .map_err(ApiError::InvalidRows)
+                .map_err(AppError::InvalidRows)
         }
     }
 }
 
 /// One snapshot request, as the two PUT handlers hand it on.
 struct SnapshotRequest {
-    token: super::bearer::AccessToken,
+    token: crate::auth::bearer::AccessToken,
     params: SnapshotParams,
     peer: std::net::SocketAddr,
     headers: HeaderMap,
@@ -292,7 +236,7 @@ async fn put_snapshot(
     state: AppState,
     feed: crate::directory::feeds::Feed,
     req: SnapshotRequest,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, AppError> {
     let SnapshotRequest {
         token,
         params,
@@ -323,7 +267,7 @@ async fn put_snapshot(
     };
     let outcome = apply(state.store.as_ref(), &snapshot, &limits, &source).await?;
     if outcome.refused.is_some() {
-        return Err(ApiError::Refused(outcome));
+        return Err(AppError::Refused(outcome));
     }
     Ok(Json(json!(outcome)))
 }
@@ -350,8 +294,8 @@ pub async fn put_assets(
     Query(params): Query<SnapshotParams>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+    Body(body): Body,
+) -> Result<Json<Value>, AppError> {
     let feed = crate::directory::feeds::Feed::Assets;
     let req = SnapshotRequest {
         token,
@@ -385,8 +329,8 @@ pub async fn put_lists(
     Query(params): Query<SnapshotParams>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+    Body(body): Body,
+) -> Result<Json<Value>, AppError> {
     let feed = crate::directory::feeds::Feed::DistributionLists;
     let req = SnapshotRequest {
         token,

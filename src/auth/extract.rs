@@ -1,124 +1,112 @@
-//! `CurrentUser`: the signed-in user, as an extractor in the handler's signature. A signed-out
-//! page request is sent to sign in and back; a JSON request gets 401.
+//! Who is asking, as extractors in a handler's signature: `CurrentUser`, `AdminUser`,
+//! `Option<CurrentUser>` on public pages, and `Bearer` (in `bearer.rs`). They read what the
+//! pipeline's layers (`layers.rs`) found, so a request's session and user are looked up once;
+//! a route the table does not protect gets no user from them (they fail closed).
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum_extra::extract::CookieJar;
-use serde_json::json;
 
+use super::access::{AdminReason, admin_reason};
 use super::session::SessionData;
 use crate::state::AppState;
 use crate::store::User;
-use crate::web::error::{AppError, wants_json};
-use crate::web::pages::hop_page;
+use crate::web::error::AppError;
 
-/// The session found for a request's cookie, when a middleware (the rate limiter) already
-/// looked it up; saves the handler a second round trip to the session store.
+/// The session of the request's cookie, as the session layer found it (`None`: no cookie, or
+/// one that names no live session).
 #[derive(Clone)]
 pub struct SessionLookup(pub Option<(String, SessionData)>);
 
-/// The session of a request's cookie, if any: what `CurrentUser` and the rate limiter share.
-pub async fn lookup_session(
-    headers: &axum::http::HeaderMap,
-    state: &AppState,
-) -> Result<Option<(String, SessionData)>, super::session::SessionError> {
-    let jar = CookieJar::from_headers(headers);
-    let Some(id) = jar
-        .get(state.auth.session_cookie())
-        .map(|c| c.value().to_string())
-    else {
-        return Ok(None);
-    };
-    Ok(state.auth.sessions.load(&id).await?.map(|s| (id, s)))
-}
+/// The session store failed for this request: public pages carry on signed out, protected
+/// ones answer 503.
+#[derive(Clone)]
+pub struct SessionStoreDown(pub String);
 
+#[derive(Clone)]
 pub struct CurrentUser {
     pub user: User,
     pub session: SessionData,
     pub session_id: String,
 }
 
-pub enum SignedOut {
-    /// A page: go sign in, then come back here.
-    SignIn {
-        next: String,
-    },
-    /// A deep link from another site: the Strict cookie was not sent; hop once same-origin.
-    CrossSiteHop {
-        target: String,
-    },
-    Json,
-    Failed(AppError),
-}
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
 
-impl IntoResponse for SignedOut {
-    fn into_response(self) -> Response {
-        match self {
-            SignedOut::SignIn { next } => {
-                let query = url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("next", &next)
-                    .finish();
-                Redirect::to(&format!("/auth/login?{query}")).into_response()
-            }
-            SignedOut::CrossSiteHop { target } => hop_page("Opening Gatehouse…", &target),
-            SignedOut::Json => (
-                StatusCode::UNAUTHORIZED,
-                [(header::CACHE_CONTROL, "no-store")],
-                axum::Json(json!({"error": "unauthorized", "message": "Sign in first."})),
-            )
-                .into_response(),
-            SignedOut::Failed(e) => e.into_response(),
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        if let Some(current) = parts.extensions.get::<CurrentUser>() {
+            return Ok(current.clone());
+        }
+        // The guard puts the user here on every protected route; reaching this on a route
+        // the table marks public means the handler wants a user the table does not require.
+        match <CurrentUser as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await?
+        {
+            Some(current) => Ok(current),
+            None => Err(AppError::Forbidden("Sign in first.".into())),
         }
     }
 }
 
-fn is_cross_site_navigation(parts: &Parts) -> bool {
-    let h = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    h("sec-fetch-site") == Some("cross-site") && h("sec-fetch-mode") == Some("navigate")
+/// On a public page: the user when signed in. Storage trouble is an error; simply not being
+/// signed in is not.
+impl OptionalFromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, AppError> {
+        if let Some(current) = parts.extensions.get::<CurrentUser>() {
+            return Ok(Some(current.clone()));
+        }
+        if let Some(SessionStoreDown(e)) = parts.extensions.get::<SessionStoreDown>() {
+            return Err(AppError::Unavailable(e.clone()));
+        }
+        let Some(SessionLookup(Some((id, session)))) = parts.extensions.get::<SessionLookup>()
+        else {
+            return Ok(None);
+        };
+        let user = state.store.user(session.user_id).await?;
+        Ok(user.map(|user| CurrentUser {
+            user,
+            session: session.clone(),
+            session_id: id.clone(),
+        }))
+    }
 }
 
-impl FromRequestParts<AppState> for CurrentUser {
-    type Rejection = SignedOut;
+/// An administrator. The guard decides admin routes before their handlers run; taking an
+/// `AdminUser` in a handler the table does not mark admin still checks (defence in depth).
+pub struct AdminUser {
+    pub current: CurrentUser,
+    pub reason: AdminReason,
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, SignedOut> {
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
-        let signed_out = || {
-            if wants_json(parts.uri.path()) {
-                SignedOut::Json
-            } else if parts.method == axum::http::Method::GET && is_cross_site_navigation(parts) {
-                SignedOut::CrossSiteHop {
-                    target: path_and_query.clone(),
-                }
-            } else {
-                SignedOut::SignIn {
-                    next: path_and_query.clone(),
-                }
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let current =
+            <CurrentUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
+        let reason = match parts.extensions.get::<AdminReason>() {
+            Some(reason) => reason.clone(),
+            None => {
+                admin_reason(
+                    state.store.as_ref(),
+                    &state.auth.admin_groups,
+                    &current.user,
+                )
+                .await?
             }
         };
-        let found = match parts.extensions.get::<SessionLookup>() {
-            Some(SessionLookup(found)) => found.clone(),
-            None => lookup_session(&parts.headers, state)
-                .await
-                .map_err(|e| SignedOut::Failed(AppError::Unavailable(e.to_string())))?,
-        };
-        let Some((id, session)) = found else {
-            return Err(signed_out());
-        };
-        let user = match state.store.user(session.user_id).await {
-            Ok(Some(u)) => u,
-            Ok(None) => return Err(signed_out()),
-            Err(e) => return Err(SignedOut::Failed(e.into())),
-        };
-        Ok(CurrentUser {
-            user,
-            session,
-            session_id: id,
-        })
+        if !reason.is_admin() {
+            return Err(not_admin(&current.user, parts.uri.path()));
+        }
+        Ok(AdminUser { current, reason })
     }
+}
+
+pub fn not_admin(user: &User, path: &str) -> AppError {
+    tracing::warn!(user = ?user.email, path, "admin page refused");
+    AppError::Forbidden("This page is for administrators.".into())
 }

@@ -1,8 +1,13 @@
-//! Identity: signing keys, the JWKS cache and token verification (sign-in and, later, the
-//! Bearer API share them).
+//! Identity: every check of who is asking. Sign-in (OpenID Connect), sessions, the Bearer
+//! access-token verifier, the JWKS cache and token verification they share, admin and role
+//! decisions (`access`), the pipeline's identity layers (`layers`) and the extractors
+//! handlers take (`extract`).
 
+pub mod access;
+pub mod bearer;
 pub mod extract;
 pub mod jwks;
+pub mod layers;
 pub mod oidc;
 pub mod routes;
 pub mod service;

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
@@ -15,6 +15,7 @@ use crate::state::AppState;
 use crate::store::{AuditEvent, UserLogin};
 use crate::web::client_ip::client_ip;
 use crate::web::error::AppError;
+use crate::web::extract::Query;
 use crate::web::pages::hop_page;
 
 pub const LOGIN_COOKIE: &str = "gatehouse_login";

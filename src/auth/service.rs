@@ -11,7 +11,7 @@ use crate::redis_client::RedisHandle;
 use crate::store::Store;
 
 pub struct Auth {
-    pub oidc: OidcClient,
+    pub oidc: Arc<OidcClient>,
     pub sessions: Sessions,
     pub admin_groups: Vec<String>,
     pub secure_cookies: bool,
@@ -56,7 +56,7 @@ impl Auth {
             },
         };
         Ok(Auth {
-            oidc: OidcClient::new(rp, Some(config.jwks_cooldown))?,
+            oidc: Arc::new(OidcClient::new(rp, Some(config.jwks_cooldown))?),
             sessions: Sessions::new(
                 store,
                 redis,

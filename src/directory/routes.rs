@@ -4,7 +4,9 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use crate::web::extract::Query;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,7 +15,7 @@ use serde::Deserialize;
 
 use super::search::{Page, SearchParams, SearchQuery, SortKey};
 use super::{IdentityJson, PersonFacts, normalize_email};
-use crate::admin::access::{HeldRole, admin_reason, effective_roles};
+use crate::auth::access::{HeldRole, admin_reason, effective_roles};
 use crate::auth::extract::CurrentUser;
 use crate::state::AppState;
 use crate::store::{Store, User};
@@ -23,10 +25,12 @@ use crate::web::routes::Route;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::new("/profile", &["GET"], get(show_profile)),
-        Route::new("/lookup", &["GET"], get(lookup)),
-        Route::new("/gh/search", &["GET"], get(search_page)),
-        Route::new("/gh/search.json", &["GET"], get(search_json)),
+        Route::page("/profile", &["GET"], get(show_profile)).rule("profile"),
+        Route::page("/lookup", &["GET"], get(lookup)).rule("lookup"),
+        Route::page("/gh/search", &["GET"], get(search_page)).rule("gh.search"),
+        Route::page("/gh/search.json", &["GET"], get(search_json))
+            .json()
+            .rule("gh.search_json"),
     ]
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::Path;
+use super::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -63,7 +63,7 @@ pub async fn serve_asset(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let asset = find(&name).ok_or(AppError::NotFound)?;
+    let asset = find(&name).ok_or_else(AppError::not_found)?;
     let etag = HeaderValue::from_str(&asset.etag)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("asset etag: {e}")))?;
     let cache = HeaderValue::from_static("public, max-age=31536000, immutable");

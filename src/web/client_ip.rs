@@ -47,14 +47,46 @@ pub fn client_ip(
     }
 }
 
-/// The client address of a request as text, for logs, audit rows and rate-limit keys.
-pub fn of_request(request: &axum::extract::Request, trusted: &TrustedProxies) -> String {
+/// The client's address as text ("unknown" when there is none), for logs, audit rows and
+/// rate-limit keys; worked out once per request by `layer` and read as an extractor.
+#[derive(Debug, Clone)]
+pub struct ClientIp(pub String);
+
+pub async fn layer(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let peer = request
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    client_ip(peer, request.headers(), trusted)
-        .map_or_else(|| "unknown".to_string(), |i| i.to_string())
+    let ip = client_ip(peer, request.headers(), &state.config.trusted_proxies)
+        .map_or_else(|| "unknown".to_string(), |i| i.to_string());
+    request.extensions_mut().insert(ClientIp(ip));
+    next.run(request).await
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ClientIp>()
+            .cloned()
+            .unwrap_or_else(|| ClientIp("unknown".into())))
+    }
+}
+
+impl ClientIp {
+    /// The address for an audit row: `None` when it is not known.
+    pub fn known(&self) -> Option<String> {
+        (self.0 != "unknown").then(|| self.0.clone())
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
-//! CSRF protection for every state-changing request on cookie-authenticated routes (SPEC
-//! §4.1): a cross-site `Origin` or `Sec-Fetch-Site` is refused whatever the token, and a
-//! signed-in request must carry the session's token (`csrf_token` form field or
-//! `X-CSRF-Token` header). Without a session there is nothing to forge; the handler decides.
+//! CSRF protection for every state-changing request on cookie-authenticated routes (the
+//! pages group of the pipeline; the Bearer API and the dev provider are not in it, as no
+//! cookie authenticates them): a cross-site `Origin` or `Sec-Fetch-Site` is refused whatever
+//! the token, and a signed-in request must carry the session's token (`csrf_token` form
+//! field or `X-CSRF-Token` header). Without a session there is nothing to forge (the guard
+//! has already sent signed-out requests to protected routes away).
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -10,9 +12,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::client_ip::ClientIp;
 use super::error::AppError;
-use super::routes::csrf_exempt;
-use crate::auth::extract::{SessionLookup, lookup_session};
+use crate::auth::extract::SessionLookup;
 use crate::auth::verify::constant_time_eq;
 use crate::state::AppState;
 use crate::store::AuditEvent;
@@ -26,11 +28,13 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
     if !matches!(
         method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) || csrf_exempt(&path)
-    {
+    ) {
         return next.run(request).await;
     }
-    let ip = super::client_ip::of_request(&request, &state.config.trusted_proxies);
+    let ip = request
+        .extensions()
+        .get::<ClientIp>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.clone());
     let refuse = |reason: &'static str, user_id: Option<i64>| {
         let state = state.clone();
         let ip = ip.clone();
@@ -73,13 +77,10 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
         return refuse("cross-site", None).await;
     }
 
-    let session = match request.extensions().get::<SessionLookup>() {
-        Some(SessionLookup(found)) => found.clone(),
-        None => lookup_session(request.headers(), &state)
-            .await
-            .ok()
-            .flatten(),
-    };
+    let session = request
+        .extensions()
+        .get::<SessionLookup>()
+        .and_then(|SessionLookup(found)| found.clone());
     let Some((_, session)) = session else {
         return next.run(request).await;
     };

@@ -1,34 +1,77 @@
-//! One error type for every handler, rendered once by `render_errors`: an HTML page for
-//! pages, JSON for `/api/…` and health routes. 500 details are logged, never sent.
+//! The one error type of the HTTP boundary. Handlers, extractors and the pipeline's layers
+//! return an `AppError`; `render_errors`, an outer layer, turns it into the answer once, by
+//! the audience of the route that failed: an HTML page in the site's layout for pages,
+//! `{error, message}` JSON for JSON routes and the API (with RFC 6750 challenges for token
+//! errors), `Retry-After` on 429 and 503. A 500's cause is logged there, once, never sent.
+//!
+//! An `AppError` travels to the renderer as a response extension (`ErrorReport`) because the
+//! audience is known only after routing, inside the route group's layers, while the renderer
+//! sits outside them: the group's tag layer marks the response with its `Format`.
 
 use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::rejection::{
+    BytesRejection, FormRejection, JsonRejection, PathRejection, QueryRejection,
+};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
-use serde_json::json;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde_json::{Value, json};
 
-use crate::store::StoreError;
+use super::routes::Format;
+use crate::auth::bearer::BearerError;
+use crate::store::{StoreError, User};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("not found")]
-    NotFound,
+    /// Nothing at this address, or no such thing (the message says which).
+    #[error("{0}")]
+    NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("{0}")]
     BadRequest(String),
+    /// A request the framework refused before a handler ran (a malformed query, path or
+    /// body); its status (400, 413, 415, 422) is kept.
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// A page that needs a signed-in user: go sign in, then come back to `next`. A deep link
+    /// from another site (`hop`) first hops once same-origin, for the Strict cookie to come.
+    #[error("sign in first")]
+    SignInRequired { next: String, hop: bool },
+    /// A Bearer token problem (RFC 6750).
+    #[error(transparent)]
+    Bearer(#[from] BearerError),
     /// A sign-in that could not complete; the page offers to try again.
     #[error("sign-in failed: {0}")]
     SignInFailed(String),
+    /// Past a rate limit.
+    #[error("{message}")]
+    RateLimited { retry_after: i64, message: String },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// Unavailable for a while that is known: answered with `Retry-After`.
+    #[error("service unavailable: {message}")]
+    UnavailableFor { retry_after: i64, message: String },
+    /// A data feed snapshot with bad rows, each with its line (CSV) or index (JSON).
+    #[error("{} row(s) are invalid; nothing was changed", .0.len())]
+    InvalidRows(Vec<crate::directory::feeds::RowError>),
+    /// A data feed snapshot the removal guard refused.
+    #[error("refused by the removal guard")]
+    Refused(crate::directory::feeds::SnapshotOutcome),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    /// The plain 404 of an address that names nothing.
+    pub fn not_found() -> Self {
+        AppError::NotFound("There is nothing at this address.".into())
+    }
 }
 
 impl From<StoreError> for AppError {
@@ -37,47 +80,130 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// Every framework rejection becomes an `AppError`, so it is rendered (and shaped) like
+/// every other error instead of axum's `text/plain`.
+macro_rules! rejections {
+    ($($rejection:ty),*) => {$(
+        impl From<$rejection> for AppError {
+            fn from(r: $rejection) -> Self {
+                AppError::Rejected { status: r.status(), message: r.body_text() }
+            }
+        }
+    )*};
+}
+rejections!(
+    QueryRejection,
+    PathRejection,
+    FormRejection,
+    JsonRejection,
+    BytesRejection
+);
+
 /// What `render_errors` needs to render and log an error; travels as a response extension.
 #[derive(Clone)]
 pub struct ErrorReport {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Fields added to the JSON body (the bad rows of a snapshot, a refusal's counts).
+    pub extra: Option<Value>,
+    /// Headers the answer carries whatever its audience (`Retry-After`, challenges).
+    pub headers: HeaderMap,
+    pub sign_in: Option<(String, bool)>,
+    /// A brake (429, or 503 for a while): on a page, HTML only to a client that reads it.
+    pub brake: bool,
     /// The cause of a 500, for the log only.
     pub internal: Option<Arc<anyhow::Error>>,
 }
 
+fn retry_after(headers: &mut HeaderMap, seconds: i64) {
+    if let Ok(v) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+        headers.insert(header::RETRY_AFTER, v);
+    }
+}
+
 impl AppError {
     fn report(self) -> ErrorReport {
-        let (status, code, message, internal) = match self {
-            AppError::NotFound => (
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "There is nothing at this address.".to_string(),
-                None,
-            ),
+        let mut headers = HeaderMap::new();
+        let mut extra = None;
+        let mut sign_in = None;
+        let mut internal = None;
+        let brake = matches!(
+            self,
+            AppError::RateLimited { .. } | AppError::UnavailableFor { .. }
+        );
+        let (status, code, message) = match self {
+            AppError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             AppError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "This address does not accept that method.".to_string(),
-                None,
             ),
-            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m, None),
-            AppError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m, None),
-            AppError::SignInFailed(m) => (StatusCode::BAD_REQUEST, "sign_in_failed", m, None),
-            AppError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m, None),
-            AppError::Internal(e) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "Something went wrong on our side. It has been logged; please try again later."
-                    .to_string(),
-                Some(Arc::new(e)),
-            ),
+            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
+            AppError::Rejected { status, message } => (status, "bad_request", message),
+            AppError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
+            AppError::SignInRequired { next, hop } => {
+                sign_in = Some((next, hop));
+                (
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "Sign in first.".to_string(),
+                )
+            }
+            AppError::Bearer(e) => {
+                let (status, code, challenge) = e.challenge();
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
+                }
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    retry_after(&mut headers, 5);
+                }
+                (status, code, e.to_string())
+            }
+            AppError::SignInFailed(m) => (StatusCode::BAD_REQUEST, "sign_in_failed", m),
+            AppError::RateLimited {
+                retry_after: after,
+                message,
+            } => {
+                retry_after(&mut headers, after);
+                (StatusCode::TOO_MANY_REQUESTS, "ratelimit exceeded", message)
+            }
+            AppError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
+            AppError::UnavailableFor {
+                retry_after: after,
+                message,
+            } => {
+                retry_after(&mut headers, after);
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+            AppError::InvalidRows(rows) => {
+                let message = format!("{} row(s) are invalid; nothing was changed", rows.len());
+                extra = Some(json!({ "rows": rows }));
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_rows", message)
+            }
+            AppError::Refused(outcome) => {
+                let message = outcome.refused.clone().unwrap_or_default();
+                extra = Some(json!(outcome));
+                (StatusCode::CONFLICT, "refused", message)
+            }
+            AppError::Internal(e) => {
+                internal = Some(Arc::new(e));
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "Something went wrong on our side. It has been logged; please try again later."
+                        .to_string(),
+                )
+            }
         };
         ErrorReport {
             status,
             code,
             message,
+            extra,
+            headers,
+            sign_in,
+            brake,
             internal,
         }
     }
@@ -92,6 +218,13 @@ impl IntoResponse for AppError {
     }
 }
 
+/// The signed-in user of a failed page request, so its error page keeps the header.
+#[derive(Clone)]
+pub struct ErrorViewer {
+    pub user: User,
+    pub csrf: String,
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
@@ -100,19 +233,22 @@ struct ErrorPage<'a> {
     reason: &'a str,
     message: &'a str,
     retry_sign_in: bool,
+    user: Option<User>,
+    csrf: String,
 }
 
-/// Whether a path is answered in JSON rather than HTML.
-pub fn wants_json(path: &str) -> bool {
-    path.starts_with("/api/")
-        || path == "/api"
-        || path.starts_with("/health")
-        || path.ends_with(".json")
+/// Whether the client reads HTML: browsers say so in `Accept`.
+fn accepts_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
 }
 
-/// Renders `ErrorReport`s left by handlers and extractors; the single place errors are logged.
+/// Renders the `ErrorReport`s left by handlers, extractors and layers; the single place
+/// errors are logged.
 pub async fn render_errors(request: Request, next: Next) -> Response {
-    let json = wants_json(request.uri().path());
+    let reads_html = accepts_html(request.headers());
     let response = next.run(request).await;
     let Some(report) = response.extensions().get::<ErrorReport>().cloned() else {
         return response;
@@ -120,33 +256,88 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
     if let Some(cause) = &report.internal {
         tracing::error!(error = format!("{cause:#}"), "request failed");
     }
-    let (mut parts, _) = response.into_parts();
-    let mut rendered = if json {
-        axum::Json(json!({ "error": report.code, "message": report.message })).into_response()
-    } else {
-        let page = ErrorPage {
-            layout: super::pages::Layout::new(report.status.canonical_reason().unwrap_or("Error")),
-            status: report.status.as_u16(),
-            reason: report.status.canonical_reason().unwrap_or("Error"),
-            message: &report.message,
-            retry_sign_in: report.code == "sign_in_failed",
-        };
-        match page.render() {
-            Ok(html) => Html(html).into_response(),
-            // A template that cannot render is a bug; the status still tells the truth.
-            Err(e) => {
-                tracing::error!(error = %e, "error page failed to render");
-                report.message.clone().into_response()
-            }
-        }
+    // An answer that left no mark of its route (a panic, a timeout) is for a person when
+    // their browser asks for HTML.
+    let format = response
+        .extensions()
+        .get::<Format>()
+        .copied()
+        .unwrap_or(if reads_html {
+            Format::Html
+        } else {
+            Format::Json
+        });
+    // A brake on a page is for a person only when a browser asked; a script that polls a
+    // page gets the refusal, and when to come back, in JSON, which it can read.
+    let json = match format {
+        Format::Json => true,
+        Format::Html => report.brake && !reads_html,
     };
-    let content_type = rendered.headers_mut().remove(header::CONTENT_TYPE);
+    let viewer = response.extensions().get::<ErrorViewer>().cloned();
+    let (mut parts, _) = response.into_parts();
+    let mut rendered = match (&report.sign_in, json) {
+        (Some((next, hop)), false) => sign_in_redirect(next, *hop),
+        _ if json => {
+            let mut body = json!({ "error": report.code, "message": report.message });
+            if let (Some(Value::Object(extra)), Some(obj)) = (&report.extra, body.as_object_mut()) {
+                for (k, v) in extra {
+                    obj.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            axum::Json(body).into_response()
+        }
+        _ => error_page(&report, viewer),
+    };
+    // A sign-in redirect or hop answers with its own status; everything else keeps the error's.
+    parts.status = if report.sign_in.is_some() && !json {
+        rendered.status()
+    } else {
+        report.status
+    };
+    for name in [header::CONTENT_TYPE, header::LOCATION] {
+        if let Some(v) = rendered.headers_mut().remove(&name) {
+            parts.headers.insert(name, v);
+        }
+    }
     parts.headers.remove(header::CONTENT_LENGTH);
-    if let Some(ct) = content_type {
-        parts.headers.insert(header::CONTENT_TYPE, ct);
+    for (name, value) in &report.headers {
+        parts.headers.insert(name, value.clone());
     }
     parts
         .headers
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Response::from_parts(parts, rendered.into_body())
+}
+
+fn sign_in_redirect(next: &str, hop: bool) -> Response {
+    if hop {
+        return super::pages::hop_page("Opening Gatehouse…", next);
+    }
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("next", next)
+        .finish();
+    Redirect::to(&format!("/auth/login?{query}")).into_response()
+}
+
+fn error_page(report: &ErrorReport, viewer: Option<ErrorViewer>) -> Response {
+    let reason = report.status.canonical_reason().unwrap_or("Error");
+    let (user, csrf) = viewer.map_or((None, String::new()), |v| (Some(v.user), v.csrf));
+    let page = ErrorPage {
+        layout: super::pages::Layout::new(reason),
+        status: report.status.as_u16(),
+        reason,
+        message: &report.message,
+        retry_sign_in: report.code == "sign_in_failed",
+        user,
+        csrf,
+    };
+    let body = match page.render() {
+        Ok(html) => Html(html).into_response(),
+        // A template that cannot render is a bug; the status still tells the truth.
+        Err(e) => {
+            tracing::error!(error = %e, "error page failed to render");
+            report.message.clone().into_response()
+        }
+    };
+    (report.status, body).into_response()
 }

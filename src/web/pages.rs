@@ -6,7 +6,7 @@ use axum::extract::State;
 
 use super::assets;
 use super::error::AppError;
-use crate::auth::extract::{CurrentUser, SignedOut};
+use crate::auth::extract::CurrentUser;
 use crate::state::AppState;
 use crate::store::DirectorySummary;
 
@@ -40,14 +40,12 @@ pub struct HomePage {
 
 pub async fn show_home(
     State(state): State<AppState>,
-    current: Result<CurrentUser, SignedOut>,
+    current: Option<CurrentUser>,
 ) -> Result<HomePage, AppError> {
     let summary = state.store.directory_summary().await?;
     let (user, csrf) = match current {
-        Ok(c) => (Some(c.user), c.session.csrf),
-        // Storage trouble is an error; simply not being signed in is not.
-        Err(SignedOut::Failed(e)) => return Err(e),
-        Err(_) => (None, String::new()),
+        Some(c) => (Some(c.user), c.session.csrf),
+        None => (None, String::new()),
     };
     Ok(HomePage {
         layout: Layout::new("Gatehouse"),

@@ -1,5 +1,6 @@
-//! Per-route rate limits (SPEC §4.3), shared across instances through Redis, in-process
-//! without it.
+//! Per-route rate limits, shared across instances through Redis, in-process without it.
+//! The rule of a route is in the route table; the layer only counts (the session, the token
+//! and the client address were found by the layers before it).
 //!
 //! Fixed windows, as the seed's limiter: one atomic `INCR` (+ `EXPIRE` on the first hit) per
 //! request in a Lua script, which makes `X-RateLimit-Remaining` and `-Reset` exact and costs
@@ -15,12 +16,16 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::auth::extract::{SessionLookup, lookup_session};
+use super::client_ip::ClientIp;
+use super::error::AppError;
+use super::routes::RouteMeta;
+use crate::auth::bearer::VerifiedBearer;
+use crate::auth::extract::SessionLookup;
 use crate::config::RateLimit;
 use crate::redis_client::RedisHandle;
 use crate::state::AppState;
@@ -34,23 +39,6 @@ return n
 
 /// How long a refused request is told to wait while Redis is down, in seconds.
 const REDIS_DOWN_RETRY: i64 = 30;
-
-/// The rule a path falls under; `None` for paths never limited.
-pub fn rule_for(path: &str) -> Option<&'static str> {
-    if path == "/health" || path.starts_with("/health/") || path.starts_with("/static/") {
-        return None;
-    }
-    Some(match path {
-        "/auth/login" => "auth.login",
-        "/auth/callback" => "auth.callback",
-        "/profile" => "profile",
-        "/lookup" => "lookup",
-        "/gh/search" => "gh.search",
-        "/gh/search.json" => "gh.search_json",
-        p if p.starts_with("/api/") => "api",
-        _ => "default",
-    })
-}
 
 /// What a rule does while Redis cannot be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,65 +181,43 @@ fn set_headers(headers: &mut HeaderMap, d: &Decision) {
     }
 }
 
-/// The middleware: find the rule and the key (the signed-in user, else the client IP),
-/// count, and answer 429 past the limit.
-pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let path = request.uri().path().to_string();
-    let Some(rule) = rule_for(&path) else {
+/// Who a request counts against: the token's principal on the API, the signed-in user on
+/// pages, else the client address.
+fn key_of(request: &Request) -> (String, Option<i64>) {
+    let ext = request.extensions();
+    if let Some(VerifiedBearer(Ok(token))) = ext.get::<VerifiedBearer>() {
+        return (format!("token:{}", token.principal()), None);
+    }
+    if let Some(SessionLookup(Some((_, s)))) = ext.get::<SessionLookup>() {
+        return (format!("user:{}", s.user_id), Some(s.user_id));
+    }
+    let ip = ext.get::<ClientIp>().map_or("unknown", |c| c.0.as_str());
+    (format!("ip:{ip}"), None)
+}
+
+/// The layer: count the request against its route's rule, and answer 429 past the limit.
+pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(rule) = request.extensions().get::<RouteMeta>().and_then(|m| m.rule) else {
         return next.run(request).await;
     };
-    let ip = super::client_ip::of_request(&request, &state.config.trusted_proxies);
-    // The API authenticates by Bearer token only (no cookies): verified once here so it is
-    // counted per token principal, and handed on to the handler's extractor. A request
-    // without a valid token counts by IP.
-    let bearer = if path.starts_with("/api/") {
-        Some(state.api.verify(request.headers(), &state).await)
-    } else {
-        None
-    };
-    // Pages: the session is looked up once here and handed on to the handler. If the
-    // session store fails, the handler looks again and reports it; this request counts by IP.
-    let lookup = match bearer {
-        Some(_) => Ok(None),
-        None => lookup_session(request.headers(), &state).await,
-    };
-    let session = lookup.as_ref().ok().cloned().flatten();
-    let principal = match &bearer {
-        Some(Ok(token)) => Some(token.principal()),
-        _ => None,
-    };
-    let key = match (&principal, &session) {
-        (Some(p), _) => format!("token:{p}"),
-        (None, Some((_, s))) => format!("user:{}", s.user_id),
-        (None, None) => format!("ip:{ip}"),
-    };
-    let user_id = session.as_ref().map(|(_, s)| s.user_id);
-    let email = session
-        .as_ref()
-        .map(|(_, s)| s.email.clone().unwrap_or_default())
-        .or(principal);
-    if lookup.is_ok() && bearer.is_none() {
-        request.extensions_mut().insert(SessionLookup(session));
-    }
-    if let Some(result) = bearer {
-        request
-            .extensions_mut()
-            .insert(crate::api::bearer::VerifiedBearer(result));
-    }
+    let (key, user_id) = key_of(&request);
     let Some(decision) = state.limiter.hit(rule, &key).await else {
         return next.run(request).await;
     };
+    let ip = request
+        .extensions()
+        .get::<ClientIp>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.clone());
+    let path = request.uri().path().to_string();
     if decision.store_down {
         tracing::warn!(client_ip = %ip, path = %path, rule, "refused: rate-limit store unreachable");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, REDIS_DOWN_RETRY.to_string())],
-            axum::Json(json!({
-                "error": "unavailable",
-                "message": "Sign-in is briefly unavailable: its shared store cannot be reached. Try again in a minute.",
-            })),
-        )
-            .into_response();
+        return AppError::UnavailableFor {
+            retry_after: REDIS_DOWN_RETRY,
+            message: "Sign-in is briefly unavailable: its shared store cannot be reached. \
+                      Try again in a minute."
+                .into(),
+        }
+        .into_response();
     }
     if !decision.allowed {
         let limit = state
@@ -276,38 +242,18 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
                 .await;
         }
         let retry_after = (decision.reset - chrono::Utc::now().timestamp()).max(1);
-        let mut response = (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, retry_after.to_string())],
-            axum::Json(json!({
-                "error": "ratelimit exceeded",
-                "message": format!("Too many requests: the limit here is {limit}. Try again in {retry_after} seconds."),
-            })),
-        )
-            .into_response();
+        let mut response = AppError::RateLimited {
+            retry_after,
+            message: format!(
+                "Too many requests: the limit here is {limit}. Try again in {retry_after} seconds."
+            ),
+        }
+        .into_response();
         set_headers(response.headers_mut(), &decision);
         return response;
     }
     let mut response = next.run(request).await;
     set_headers(response.headers_mut(), &decision);
-    // The audit trail of every authenticated request (health and static are never here).
-    // What a signed-in user or an API caller sees is theirs (and an API refusal is about
-    // their token): no shared or browser cache keeps it.
-    if email.is_some() || path.starts_with("/api/") {
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    if let Some(email) = email {
-        tracing::info!(
-            target: "gatehouse::audit",
-            user = %email,
-            client_ip = %ip,
-            route = %path,
-            status = response.status().as_u16(),
-            "authenticated request"
-        );
-    }
     response
 }
 
@@ -326,18 +272,6 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rules_by_path() {
-        assert_eq!(rule_for("/auth/login"), Some("auth.login"));
-        assert_eq!(rule_for("/gh/search.json"), Some("gh.search_json"));
-        assert_eq!(rule_for("/api/v1/me"), Some("api"));
-        assert_eq!(rule_for("/admin/users"), Some("default"));
-        assert_eq!(rule_for("/health"), None);
-        assert_eq!(rule_for("/health/ready"), None);
-        assert_eq!(rule_for("/static/gatehouse.css"), None);
-        assert_eq!(rule_for("/healthz"), Some("default"));
-    }
 
     #[tokio::test]
     async fn in_process_windows_count_and_refuse() {

@@ -9,7 +9,7 @@ use crate::signin_refusals::{app_with, signed_in};
 use crate::support::fake_idp::{FakeIdp, Tamper};
 use crate::support::{TestApp, TestDb, http};
 
-async fn sign_in_as(app: &TestApp, idp: &FakeIdp, sub: &str, groups: &[&str]) -> (Jar, String) {
+pub async fn sign_in_as(app: &TestApp, idp: &FakeIdp, sub: &str, groups: &[&str]) -> (Jar, String) {
     idp.tamper(Tamper::Claims(json!({
         "sub": sub, "email": format!("{sub}@example.com"), "name": sub, "groups": groups,
     })));

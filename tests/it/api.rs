@@ -137,7 +137,7 @@ async fn dev_machine_tokens_read_the_directory() {
     app.stop().await;
 }
 
-fn good_claims(issuer: &str) -> Value {
+pub fn good_claims(issuer: &str) -> Value {
     let now = chrono::Utc::now().timestamp();
     json!({
         "iss": issuer, "sub": "svc-reports", "aud": "api://default", "iat": now,

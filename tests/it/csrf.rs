@@ -61,7 +61,11 @@ async fn every_state_changing_route_needs_the_token_and_our_origin() {
                 .send()
                 .await
                 .expect("request");
-            if gatehouse::web::routes::csrf_exempt(route.path) {
+            if matches!(
+                route.meta.access,
+                gatehouse::web::routes::Access::Bearer
+                    | gatehouse::web::routes::Access::BearerPublic
+            ) {
                 // Bearer-only routes: exempt from CSRF because a cookie authenticates
                 // nothing there, which this proves.
                 if declared {

@@ -14,6 +14,7 @@ mod directory;
 mod http;
 mod idp;
 mod import;
+mod pipeline;
 mod ratelimit;
 mod readme;
 mod sessions;

@@ -2,14 +2,9 @@
 //! mapped from IdP groups), with the reasons, so pages can explain them. Looked up on every
 //! request, so a role change applies at the next one.
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use serde::Serialize;
 
-use crate::auth::extract::{CurrentUser, SignedOut};
-use crate::state::AppState;
 use crate::store::{Role, Store, StoreError, User};
-use crate::web::error::AppError;
 
 /// Why a user is (or is not) an admin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -126,34 +121,6 @@ impl Access {
             .iter()
             .flat_map(|h| h.role.repo_patterns.iter())
             .any(|p| pattern_matches(p, repo))
-    }
-}
-
-/// An admin, as an extractor: a handler that takes one can only be reached by admins.
-pub struct AdminUser {
-    pub current: CurrentUser,
-    pub reason: AdminReason,
-}
-
-impl FromRequestParts<AppState> for AdminUser {
-    type Rejection = SignedOut;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, SignedOut> {
-        let current = CurrentUser::from_request_parts(parts, state).await?;
-        let reason = admin_reason(
-            state.store.as_ref(),
-            &state.auth.admin_groups,
-            &current.user,
-        )
-        .await
-        .map_err(|e| SignedOut::Failed(e.into()))?;
-        if !reason.is_admin() {
-            tracing::warn!(user = ?current.user.email, path = %parts.uri.path(), "admin page refused");
-            return Err(SignedOut::Failed(AppError::Forbidden(
-                "This page is for administrators.".into(),
-            )));
-        }
-        Ok(AdminUser { current, reason })
     }
 }
 

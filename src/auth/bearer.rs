@@ -5,17 +5,17 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use crate::auth::jwks::JwksCache;
-use crate::auth::verify::{OneOrMany, TokenError, verify_with};
-use crate::state::AppState;
+use super::jwks::JwksCache;
+use super::oidc::OidcClient;
+use super::verify::{OneOrMany, TokenError, verify_with};
+use crate::web::error::AppError;
 
 /// Longest `Authorization` header read; anything longer is refused unparsed.
 pub const MAX_HEADER_LEN: usize = 8 * 1024;
@@ -92,52 +92,39 @@ fn quoted(s: &str) -> String {
         .collect()
 }
 
-impl IntoResponse for BearerError {
-    fn into_response(self) -> Response {
+impl BearerError {
+    /// The answer's status, its `error` code and its `WWW-Authenticate` challenge.
+    pub fn challenge(&self) -> (StatusCode, &'static str, String) {
         let message = self.to_string();
-        let (status, challenge, error) = match &self {
+        match self {
             BearerError::Missing => (
                 StatusCode::UNAUTHORIZED,
-                "Bearer realm=\"gatehouse\"".to_string(),
                 "invalid_token",
+                "Bearer realm=\"gatehouse\"".to_string(),
             ),
             BearerError::Invalid(_) => (
                 StatusCode::UNAUTHORIZED,
+                "invalid_token",
                 format!(
                     "Bearer realm=\"gatehouse\", error=\"invalid_token\", error_description=\"{}\"",
                     quoted(&message)
                 ),
-                "invalid_token",
             ),
             BearerError::InsufficientScope(scope) => (
                 StatusCode::FORBIDDEN,
+                "insufficient_scope",
                 format!(
                     "Bearer realm=\"gatehouse\", error=\"insufficient_scope\", scope=\"{scope}\", \
                      error_description=\"{}\"",
                     quoted(&message)
                 ),
-                "insufficient_scope",
             ),
             BearerError::KeysUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Bearer realm=\"gatehouse\"".to_string(),
                 "temporarily_unavailable",
+                "Bearer realm=\"gatehouse\"".to_string(),
             ),
-        };
-        let mut response = (
-            status,
-            axum::Json(json!({ "error": error, "message": message })),
-        )
-            .into_response();
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        }
-        response
     }
 }
 
@@ -153,6 +140,8 @@ pub struct ApiVerifier {
     client_ids: Option<Vec<String>>,
     http: reqwest::Client,
     cooldown: std::time::Duration,
+    /// The sign-in's client: its issuer's keys are shared with the API, one cache for both.
+    sign_in: Arc<OidcClient>,
 }
 
 #[derive(Deserialize)]
@@ -161,7 +150,7 @@ struct Unverified {
 }
 
 impl ApiVerifier {
-    pub fn new(config: &crate::config::Config) -> anyhow::Result<Self> {
+    pub fn new(config: &crate::config::Config, sign_in: Arc<OidcClient>) -> anyhow::Result<Self> {
         Ok(ApiVerifier {
             issuers: config
                 .api
@@ -179,17 +168,18 @@ impl ApiVerifier {
                 .timeout(std::time::Duration::from_secs(10))
                 .build()?,
             cooldown: config.jwks_cooldown,
+            sign_in,
         })
     }
 
     /// The issuer's key cache: the sign-in's own when it is the sign-in issuer (one cache
     /// for both), else found through that issuer's discovery document, once.
-    async fn keys(&self, issuer: &Issuer, state: &AppState) -> Result<Arc<JwksCache>, BearerError> {
+    async fn keys(&self, issuer: &Issuer) -> Result<Arc<JwksCache>, BearerError> {
         issuer
             .jwks
             .get_or_try_init(|| async {
-                if let Ok(meta) = state.auth.oidc.metadata().await
-                    && state.auth.oidc.relying_party().issuer.trim_end_matches('/') == issuer.issuer
+                if let Ok(meta) = self.sign_in.metadata().await
+                    && self.sign_in.relying_party().issuer.trim_end_matches('/') == issuer.issuer
                 {
                     return Ok(Arc::clone(&meta.jwks));
                 }
@@ -223,11 +213,7 @@ impl ApiVerifier {
 
     /// The whole check of an `Authorization` header. No I/O once the issuer's keys are cached
     /// (an unknown `kid` refetches at most once per cool-down).
-    pub async fn verify(
-        &self,
-        headers: &HeaderMap,
-        state: &AppState,
-    ) -> Result<AccessToken, BearerError> {
+    pub async fn verify(&self, headers: &HeaderMap) -> Result<AccessToken, BearerError> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Err(BearerError::Missing);
         };
@@ -260,7 +246,7 @@ impl ApiVerifier {
             .iter()
             .find(|i| i.issuer == iss.trim_end_matches('/'))
             .ok_or_else(|| BearerError::Invalid("the token was issued by someone else".into()))?;
-        let jwks = self.keys(issuer, state).await?;
+        let jwks = self.keys(issuer).await?;
         let claims: Value = verify_with(token, &jwks, &iss, &self.audience, &["exp", "iss", "aud"])
             .await
             .map_err(|e| match e {
@@ -293,31 +279,30 @@ impl ApiVerifier {
     }
 }
 
-/// A verified Bearer token, as a handler argument. The rate limiter verifies API requests
-/// first (to count per token) and leaves its result here, so a request is verified once.
+/// A verified Bearer token, as a handler argument. The pipeline verifies a request's token
+/// once, in its own layer, and refuses the request before the handler when it is not valid;
+/// this reads the result. On a route without that layer it refuses (fails closed).
 pub struct Bearer(pub AccessToken);
 
-/// The limiter's verification result, carried to the extractor.
+/// The pipeline's verification result for this request.
 #[derive(Clone)]
 pub struct VerifiedBearer(pub Result<AccessToken, BearerError>);
 
-impl FromRequestParts<AppState> for Bearer {
-    type Rejection = BearerError;
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = AppError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        if let Some(VerifiedBearer(result)) = parts.extensions.get::<VerifiedBearer>() {
-            return result.clone().map(Bearer);
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        match parts.extensions.get::<VerifiedBearer>() {
+            Some(VerifiedBearer(result)) => result.clone().map(Bearer).map_err(AppError::Bearer),
+            None => Err(AppError::Bearer(BearerError::Missing)),
         }
-        state.api.verify(&parts.headers, state).await.map(Bearer)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn scopes_from_scp_array_string_and_scope() {
@@ -333,25 +318,16 @@ mod tests {
 
     #[test]
     fn challenges_follow_rfc_6750() {
-        let r = BearerError::Missing.into_response();
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            r.headers()[header::WWW_AUTHENTICATE],
-            "Bearer realm=\"gatehouse\""
-        );
-        let r = BearerError::Invalid("bad \"sig\"".into()).into_response();
-        let challenge = r.headers()[header::WWW_AUTHENTICATE]
-            .to_str()
-            .expect("ascii");
+        let (status, _, challenge) = BearerError::Missing.challenge();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(challenge, "Bearer realm=\"gatehouse\"");
+        let (_, _, challenge) = BearerError::Invalid("bad \"sig\"".into()).challenge();
         assert!(
             challenge.contains("error=\"invalid_token\", error_description=\"bad sig\""),
             "{challenge}"
         );
-        let r = BearerError::InsufficientScope("directory.write").into_response();
-        assert_eq!(r.status(), StatusCode::FORBIDDEN);
-        let challenge = r.headers()[header::WWW_AUTHENTICATE]
-            .to_str()
-            .expect("ascii");
+        let (status, _, challenge) = BearerError::InsufficientScope("directory.write").challenge();
+        assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(challenge.contains("error=\"insufficient_scope\", scope=\"directory.write\""));
     }
 }

@@ -1,0 +1,175 @@
+//! The pipeline's identity layers (`web::middleware::apply` puts them in order):
+//!
+//! - `session`: the cookie's session, looked up once per request and handed on as a
+//!   `SessionLookup` extension (or `SessionStoreDown`);
+//! - `bearer`: the `Authorization` header's access token, verified once per request and
+//!   handed on as `VerifiedBearer`;
+//! - `guard`: default deny. The route's `Access` in the table decides; a page reached signed
+//!   out is sent to sign in, a JSON route answers 401, an admin route 403 to others, an API
+//!   route refuses a missing or invalid token. What it found (`CurrentUser`, `AdminReason`)
+//!   goes on to the handler's extractors.
+
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
+
+use super::access::admin_reason;
+use super::bearer::VerifiedBearer;
+use super::extract::{CurrentUser, SessionLookup, SessionStoreDown, not_admin};
+use crate::state::AppState;
+use crate::web::error::{AppError, ErrorReport, ErrorViewer};
+use crate::web::routes::{Access, Format, RouteMeta};
+
+pub async fn session(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let jar = CookieJar::from_headers(request.headers());
+    let id = jar
+        .get(state.auth.session_cookie())
+        .map(|c| c.value().to_string());
+    let found = match id {
+        None => Ok(None),
+        Some(id) => state
+            .auth
+            .sessions
+            .load(&id)
+            .await
+            .map(|s| s.map(|s| (id, s))),
+    };
+    let session = match found {
+        Ok(found) => {
+            request
+                .extensions_mut()
+                .insert(SessionLookup(found.clone()));
+            found
+        }
+        Err(e) => {
+            request
+                .extensions_mut()
+                .insert(SessionStoreDown(e.to_string()));
+            None
+        }
+    };
+    let mut response = next.run(request).await;
+    // An error page keeps the signed-in header: the user is looked up for failures only.
+    if let Some((_, session)) = session
+        && response.extensions().get::<ErrorReport>().is_some()
+        && response.extensions().get::<ErrorViewer>().is_none()
+        && let Ok(Some(user)) = state.store.user(session.user_id).await
+    {
+        response.extensions_mut().insert(ErrorViewer {
+            user,
+            csrf: session.csrf,
+        });
+    }
+    response
+}
+
+pub async fn bearer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let needs_token = request
+        .extensions()
+        .get::<RouteMeta>()
+        .is_some_and(|m| m.access == Access::Bearer);
+    if needs_token {
+        let result = state.api.verify(request.headers()).await;
+        request.extensions_mut().insert(VerifiedBearer(result));
+    }
+    next.run(request).await
+}
+
+pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    // No metadata means the pipeline was assembled without its tag layer: refuse.
+    let Some(meta) = request.extensions().get::<RouteMeta>().copied() else {
+        return AppError::Internal(anyhow::anyhow!("route without metadata")).into_response();
+    };
+    match meta.access {
+        Access::Probe | Access::Public | Access::BearerPublic => {}
+        Access::Bearer => match request.extensions().get::<VerifiedBearer>() {
+            Some(VerifiedBearer(Ok(_))) => {}
+            Some(VerifiedBearer(Err(e))) => return AppError::Bearer(e.clone()).into_response(),
+            None => {
+                return AppError::Bearer(super::bearer::BearerError::Missing).into_response();
+            }
+        },
+        Access::SignedIn | Access::Admin => match signed_in(&state, &request, meta).await {
+            Ok(current) => {
+                if meta.access == Access::Admin {
+                    let reason = match admin_reason(
+                        state.store.as_ref(),
+                        &state.auth.admin_groups,
+                        &current.user,
+                    )
+                    .await
+                    {
+                        Ok(reason) => reason,
+                        Err(e) => return AppError::from(e).into_response(),
+                    };
+                    if !reason.is_admin() {
+                        let path = request.uri().path().to_string();
+                        let mut response = not_admin(&current.user, &path).into_response();
+                        response.extensions_mut().insert(ErrorViewer {
+                            user: current.user.clone(),
+                            csrf: current.session.csrf.clone(),
+                        });
+                        return response;
+                    }
+                    request.extensions_mut().insert(reason);
+                }
+                request.extensions_mut().insert(current);
+            }
+            Err(e) => return e.into_response(),
+        },
+    }
+    next.run(request).await
+}
+
+/// The signed-in user of a protected route, or why there is none. (A future that borrows
+/// the request across an await would not be `Send`: what is needed is taken out first.)
+fn signed_in(
+    state: &AppState,
+    request: &Request,
+    meta: RouteMeta,
+) -> impl Future<Output = Result<CurrentUser, AppError>> + Send + use<> {
+    let store_down = request
+        .extensions()
+        .get::<SessionStoreDown>()
+        .map(|SessionStoreDown(e)| e.clone());
+    let found = request
+        .extensions()
+        .get::<SessionLookup>()
+        .and_then(|SessionLookup(s)| s.clone());
+    let refusal = sign_in_first(request, meta);
+    let store = std::sync::Arc::clone(&state.store);
+    async move {
+        if let Some(e) = store_down {
+            return Err(AppError::Unavailable(e));
+        }
+        let Some((id, session)) = found else {
+            return Err(refusal);
+        };
+        match store.user(session.user_id).await? {
+            Some(user) => Ok(CurrentUser {
+                user,
+                session,
+                session_id: id,
+            }),
+            None => Err(refusal),
+        }
+    }
+}
+
+fn sign_in_first(request: &Request, meta: RouteMeta) -> AppError {
+    let next = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let h = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    // A deep link from another site arrives without the Strict session cookie; one
+    // same-origin hop brings it along before deciding the user is signed out.
+    let hop = meta.format == Format::Html
+        && request.method() == Method::GET
+        && h("sec-fetch-site") == Some("cross-site")
+        && h("sec-fetch-mode") == Some("navigate");
+    AppError::SignInRequired { next, hop }
+}
