@@ -180,29 +180,12 @@ async fn check_database(config: &Config) -> Outcome {
     outcome
 }
 
-#[derive(Deserialize)]
-struct Discovery {
-    issuer: String,
-    jwks_uri: Option<String>,
-    authorization_endpoint: Option<String>,
-    token_endpoint: Option<String>,
-}
-
 async fn check_discovery(client: &reqwest::Client, issuer: &str) -> Outcome {
-    let url = format!(
-        "{}/.well-known/openid-configuration",
-        issuer.trim_end_matches('/')
-    );
-    let doc: Discovery = match fetch_json(client, &url).await {
-        Ok(d) => d,
-        Err(e) => return Outcome::Fail(e),
+    let url = discovery::url(issuer);
+    let doc = match discovery::fetch(client, issuer).await {
+        Ok(d) => d.endpoints,
+        Err(e) => return Outcome::Fail(e.to_string()),
     };
-    if doc.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
-        return Outcome::Fail(format!(
-            "{url} names issuer {}, not {issuer}: the configured issuer is wrong",
-            doc.issuer
-        ));
-    }
     if doc.authorization_endpoint.is_none() || doc.token_endpoint.is_none() {
         return Outcome::Fail(format!(
             "{url} lacks authorization_endpoint or token_endpoint"
@@ -269,14 +252,4 @@ async fn fetch_json<T: for<'de> Deserialize<'de>>(
         .map_err(|e| format!("{url}: not the expected JSON ({e})"))
 }
 
-/// reqwest's top-level message ("error sending request") hides the useful cause.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+use crate::auth::discovery::{self, error_chain};

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+use super::discovery;
 use super::jwks::JwksCache;
 use super::oidc::OidcClient;
 use super::verify::{OneOrMany, TokenError, verify_with};
@@ -157,7 +158,7 @@ impl ApiVerifier {
                 .issuers
                 .iter()
                 .map(|i| Issuer {
-                    issuer: i.trim_end_matches('/').to_string(),
+                    issuer: i.clone(),
                     jwks: OnceCell::new(),
                 })
                 .collect(),
@@ -179,28 +180,17 @@ impl ApiVerifier {
             .jwks
             .get_or_try_init(|| async {
                 if let Ok(meta) = self.sign_in.metadata().await
-                    && self.sign_in.relying_party().issuer.trim_end_matches('/') == issuer.issuer
+                    && self.sign_in.relying_party().issuer == issuer.issuer
                 {
                     return Ok(Arc::clone(&meta.jwks));
                 }
-                let url = format!("{}/.well-known/openid-configuration", issuer.issuer);
-                let doc: Value = async {
-                    self.http
-                        .get(&url)
-                        .send()
-                        .await?
-                        .error_for_status()?
-                        .json()
-                        .await
-                }
-                .await
-                .map_err(|e: reqwest::Error| {
-                    tracing::warn!(url, error = %e, "API issuer discovery failed");
-                    BearerError::KeysUnavailable
-                })?;
-                let uri = doc["jwks_uri"]
-                    .as_str()
-                    .ok_or(BearerError::KeysUnavailable)?;
+                let doc = discovery::fetch(&self.http, &issuer.issuer)
+                    .await
+                    .map_err(|error| {
+                        tracing::warn!(%error, "API issuer discovery failed");
+                        BearerError::KeysUnavailable
+                    })?;
+                let uri = doc.endpoints.jwks_uri.ok_or(BearerError::KeysUnavailable)?;
                 Ok(Arc::new(JwksCache::new(
                     uri,
                     self.http.clone(),
@@ -244,7 +234,7 @@ impl ApiVerifier {
         let issuer = self
             .issuers
             .iter()
-            .find(|i| i.issuer == iss.trim_end_matches('/'))
+            .find(|i| discovery::same_issuer(&i.issuer, &iss))
             .ok_or_else(|| BearerError::Invalid("the token was issued by someone else".into()))?;
         let jwks = self.keys(issuer).await?;
         let claims: Value = verify_with(token, &jwks, &iss, &self.audience, &["exp", "iss", "aud"])

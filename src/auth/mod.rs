@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod bearer;
+pub mod discovery;
 pub mod extract;
 pub mod jwks;
 pub mod layers;

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::RwLock;
 use url::Url;
 
+use super::discovery;
 use super::jwks::{DEFAULT_COOLDOWN, JwksCache};
 use super::verify::{
     IdClaims, IdTokenCheck, OneOrMany, TokenError, constant_time_eq, verify_id_token,
@@ -35,23 +36,7 @@ pub struct RelyingParty {
     pub explicit: Endpoints,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Endpoints {
-    pub authorization_endpoint: Option<String>,
-    pub token_endpoint: Option<String>,
-    pub userinfo_endpoint: Option<String>,
-    pub jwks_uri: Option<String>,
-    pub end_session_endpoint: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct Discovery {
-    issuer: String,
-    #[serde(flatten)]
-    endpoints: Endpoints,
-    #[serde(default)]
-    scopes_supported: Option<Vec<String>>,
-}
+pub use super::discovery::Endpoints;
 
 /// Metadata in use: explicit endpoints over discovered ones.
 pub struct Metadata {
@@ -195,32 +180,25 @@ impl OidcClient {
         let discovered = if complete {
             None
         } else {
-            let url = format!(
-                "{}/.well-known/openid-configuration",
-                self.rp.issuer.trim_end_matches('/')
-            );
             let mut last = String::new();
             let mut found = None;
             for attempt in 0..3u32 {
-                match self.fetch_discovery(&url).await {
+                match discovery::fetch(&self.http, &self.rp.issuer).await {
                     Ok(d) => {
                         found = Some(d);
                         break;
                     }
+                    // A provider that names another issuer will not change its mind.
+                    Err(err @ discovery::DiscoveryError::WrongIssuer(_)) => {
+                        return Err(LoginError::ProviderUnavailable(err.to_string()));
+                    }
                     Err(err) => {
-                        last = err;
+                        last = err.to_string();
                         tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
                     }
                 }
             }
-            let d = found.ok_or(LoginError::ProviderUnavailable(last))?;
-            if d.issuer.trim_end_matches('/') != self.rp.issuer.trim_end_matches('/') {
-                return Err(LoginError::ProviderUnavailable(format!(
-                    "{url} names issuer {}, not {}",
-                    d.issuer, self.rp.issuer
-                )));
-            }
-            Some(d)
+            Some(found.ok_or(LoginError::ProviderUnavailable(last))?)
         };
         let pick = |explicit: &Option<String>, found: Option<&Option<String>>| {
             explicit.clone().or_else(|| found.and_then(|f| f.clone()))
@@ -268,21 +246,6 @@ impl OidcClient {
         })
     }
 
-    async fn fetch_discovery(&self, url: &str) -> Result<Discovery, String> {
-        let r = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
-        if !r.status().is_success() {
-            return Err(format!("{url} answered {}", r.status()));
-        }
-        r.json()
-            .await
-            .map_err(|e| format!("{url}: not a discovery document ({e})"))
-    }
-
     /// A fresh transaction and the URL that sends the browser to the provider.
     pub async fn begin(&self, next: String) -> Result<(String, LoginTransaction), LoginError> {
         let meta = self.metadata().await?;
@@ -321,7 +284,7 @@ impl OidcClient {
         if let Some(iss) = params
             .iss
             .as_ref()
-            .filter(|iss| iss.trim_end_matches('/') != self.rp.issuer.trim_end_matches('/'))
+            .filter(|iss| !discovery::same_issuer(&self.rp.issuer, iss))
         {
             return Err(LoginError::IssuerMismatch(iss.clone()));
         }

@@ -1,0 +1,101 @@
+//! OpenID Provider discovery: the one reader of `/.well-known/openid-configuration`, used by
+//! sign-in, the Bearer verifier (for API issuers other than the sign-in one) and `check`.
+//!
+//! Configured issuers are normalised once, in config (no trailing `/`); what a provider or a
+//! token says is compared through [`same_issuer`], since some providers write the slash.
+
+use serde::Deserialize;
+
+/// Endpoints a provider publishes (or an operator gives explicitly for one without
+/// discovery).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Endpoints {
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub userinfo_endpoint: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub end_session_endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Discovery {
+    pub issuer: String,
+    #[serde(flatten)]
+    pub endpoints: Endpoints,
+    #[serde(default)]
+    pub scopes_supported: Option<Vec<String>>,
+}
+
+/// Whether an issuer a provider or token names is the configured (normalised) one.
+pub fn same_issuer(configured: &str, named: &str) -> bool {
+    configured == named.trim_end_matches('/')
+}
+
+/// Where an issuer's discovery document is.
+pub fn url(issuer: &str) -> String {
+    format!("{issuer}/.well-known/openid-configuration")
+}
+
+/// Why discovery failed; the text says which URL and how, for a log line or `check`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DiscoveryError {
+    /// Unreachable, an error status, or not a discovery document: worth another try.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The document names another issuer: a configuration error, no retry helps.
+    #[error("{0}")]
+    WrongIssuer(String),
+}
+
+/// Fetches and checks an issuer's discovery document: it must name that issuer.
+pub async fn fetch(http: &reqwest::Client, issuer: &str) -> Result<Discovery, DiscoveryError> {
+    use DiscoveryError::Unavailable;
+    let url = url(issuer);
+    let response = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| Unavailable(format!("{url}: {}", error_chain(&e))))?;
+    if !response.status().is_success() {
+        return Err(Unavailable(format!("{url} answered {}", response.status())));
+    }
+    let doc: Discovery = response
+        .json()
+        .await
+        .map_err(|e| Unavailable(format!("{url}: not a discovery document ({e})")))?;
+    if !same_issuer(issuer, &doc.issuer) {
+        return Err(DiscoveryError::WrongIssuer(format!(
+            "{url} names issuer {}, not {issuer}: the configured issuer is wrong",
+            doc.issuer
+        )));
+    }
+    Ok(doc)
+}
+
+/// reqwest's top-level message ("error sending request") hides the useful cause.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuers_compare_without_a_trailing_slash() {
+        assert!(same_issuer("https://id.example", "https://id.example/"));
+        assert!(same_issuer("https://id.example", "https://id.example"));
+        assert!(!same_issuer(
+            "https://id.example",
+            "https://id.example.evil"
+        ));
+        assert!(!same_issuer("https://id.example", "https://ID.example"));
+    }
+}
