@@ -18,7 +18,7 @@ use crate::web;
 
 /// The whole HTTP application for a state: what the server runs and what tests call.
 pub fn build_app(state: AppState) -> Router {
-    web::router(state)
+    crate::pipeline::router(state)
 }
 
 /// Connects to the database and migrates it, loads demo data in dev mode, and builds the

@@ -3,6 +3,8 @@
 //! is described with its methods.
 
 use serde::Serialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
@@ -68,6 +70,248 @@ pub struct InvalidRows {
     pub rows: Vec<RowProblem>,
 }
 
+// ---- Request schemas: what the handlers accept, as precisely as JSON Schema can say it ----
+
+/// A string parameter that takes one of a few values.
+fn one_of(values: &[&str], description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .description(Some(description))
+        .into()
+}
+
+/// `sort` of `GET /api/v1/github-users`: a column, ascending, or with a leading `-`
+/// descending; empty is the default, `name`.
+pub struct DirectorySort;
+
+impl utoipa::PartialSchema for DirectorySort {
+    fn schema() -> RefOr<Schema> {
+        one_of(
+            &[
+                "name",
+                "-name",
+                "email",
+                "-email",
+                "github_username",
+                "-github_username",
+                "last_pull_date",
+                "-last_pull_date",
+                "",
+            ],
+            "A column, with a leading - for descending; empty for the default (name)",
+        )
+    }
+}
+
+impl ToSchema for DirectorySort {}
+
+/// `limit` of `GET /api/v1/github-users`: rows per page; empty is the default, 50.
+pub struct PageLimit;
+
+impl utoipa::PartialSchema for PageLimit {
+    fn schema() -> RefOr<Schema> {
+        let rows = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(200));
+        let default = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([""]));
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(rows)
+            .item(default)
+            .description(Some("Rows per page, 1 to 200; empty for the default (50)"))
+            .into()
+    }
+}
+
+impl ToSchema for PageLimit {}
+
+/// `include_departed` of `GET /api/v1/github-users`.
+pub struct IncludeDeparted;
+
+impl utoipa::PartialSchema for IncludeDeparted {
+    fn schema() -> RefOr<Schema> {
+        one_of(
+            &["1", "true", "yes", "0", "false", "no", ""],
+            "1, true or yes to include people who left; 0, false, no or empty (the default) not to",
+        )
+    }
+}
+
+impl ToSchema for IncludeDeparted {}
+
+// Whitespace in these patterns is `[\s\u0085]`: the server trims (and refuses inside an email)
+// what Rust calls whitespace, which is ECMAScript's `\s` and U+0085.
+
+/// An email address as the feeds check it, after trimming: one `@`, something before it, a
+/// domain with a dot that neither starts nor ends it, no whitespace. Compared lower-cased.
+const EMAIL_PATTERN: &str =
+    r"^[\s\u0085]*[^@\s\u0085]+@[^@\s\u0085.][^@\s\u0085]*\.[^@\s\u0085]*[^@\s\u0085.][\s\u0085]*$";
+/// A required text value: something other than whitespace (values are trimmed).
+const TEXT_PATTERN: &str = r"[^\s\u0085]";
+/// Longest value, in bytes of UTF-8 after trimming; JSON Schema counts characters.
+const MAX_VALUE: usize = 320;
+
+fn string_schema(pattern: &str, description: &str) -> utoipa::openapi::schema::Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(pattern))
+        .min_length(Some(1))
+        .max_length(Some(MAX_VALUE))
+        .description(Some(description))
+        .build()
+}
+
+fn email_value() -> utoipa::openapi::schema::Object {
+    string_schema(
+        EMAIL_PATTERN,
+        "An email address (trimmed, compared lower-cased); at most 320 bytes",
+    )
+}
+
+fn text_value() -> utoipa::openapi::schema::Object {
+    string_schema(TEXT_PATTERN, "Not empty once trimmed; at most 320 bytes")
+}
+
+fn assigned_at_value() -> utoipa::openapi::schema::Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
+        .description(Some("YYYY-MM-DD; null or absent for none"))
+        .build()
+}
+
+fn role_value() -> utoipa::openapi::schema::Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["member", "owner"]))
+        .description(Some("member or owner (case-insensitive)"))
+        .build()
+}
+
+fn hidden_value() -> utoipa::openapi::schema::Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some([
+            Some("true"),
+            Some("false"),
+            Some("1"),
+            Some("0"),
+            Some("yes"),
+            Some("no"),
+            Some(""),
+            None,
+        ]))
+        .description(Some(
+            "A string (case-insensitive): true, 1 or yes hides the list from coworkers; \
+             false, 0, no, empty, null or absent does not",
+        ))
+        .build()
+}
+
+/// One laptop of an assets snapshot sent as JSON. Properties other than these are ignored;
+/// every value is a string.
+#[derive(Debug, ToSchema)]
+pub struct AssetRowJson {
+    #[schema(schema_with = text_value)]
+    pub serial: String,
+    #[schema(schema_with = text_value)]
+    pub model: String,
+    #[schema(schema_with = email_value)]
+    pub owner_email: String,
+    #[schema(schema_with = assigned_at_value)]
+    pub assigned_at: Option<String>,
+}
+
+/// One membership row of a distribution-list snapshot sent as JSON. A list's `name` and
+/// `hidden` must agree on all its rows. Properties other than these are ignored; every value
+/// is a string.
+#[derive(Debug, ToSchema)]
+pub struct ListRowJson {
+    #[schema(schema_with = email_value)]
+    pub list_email: String,
+    #[schema(schema_with = text_value)]
+    pub name: String,
+    #[schema(schema_with = email_value)]
+    pub member_email: String,
+    #[schema(schema_with = role_value)]
+    pub role: String,
+    #[schema(schema_with = hidden_value)]
+    pub hidden: Option<String>,
+}
+
+// The CSV bodies. Their `pattern` describes the documented column order and conservative
+// values (each at most 80 characters, so at most 320 bytes; plain emails; dates up to the
+// 28th); the server also takes the same columns in any order, quoted fields and surrounding
+// spaces. Rows are separated by LF or CRLF.
+const CSV_TEXT: &str = r#"[^,"\s\u0085](?:[^,"\r\n]{0,78}[^,"\s\u0085])?"#;
+const CSV_EMAIL: &str = r#"[^,"@\s\u0085]{1,24}@[^,"@\s\u0085.]{1,16}\.[^,"@\s\u0085.]{1,16}"#;
+const CSV_DATE: &str = r"(?:[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8]))?";
+const CSV_ROLE: &str = r"(?:member|owner)";
+const CSV_BOOL: &str = r"(?:true|false|1|0|yes|no)?";
+
+/// `^(?:HEADER(?:\r?\nROW)*|HEADER2(?:\r?\nROW2)*)(?:\r?\n)?$` for the header without and
+/// with the optional column.
+fn csv_pattern(header: &str, row: &[&str], optional: (&str, &str)) -> String {
+    let row_with = [row, &[optional.1]].concat();
+    format!(
+        r"^(?:{header}(?:\r?\n{row})*|{header},{opt}(?:\r?\n{row_with})*)(?:\r?\n)?$",
+        row = row.join(","),
+        opt = optional.0,
+        row_with = row_with.join(","),
+    )
+}
+
+fn csv_schema(pattern: String, description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(pattern))
+        .min_length(Some(1))
+        .description(Some(description))
+        .into()
+}
+
+/// `text/csv` body of `PUT /api/v1/assets`.
+pub struct AssetsCsv;
+
+impl utoipa::PartialSchema for AssetsCsv {
+    fn schema() -> RefOr<Schema> {
+        csv_schema(
+            csv_pattern(
+                "serial,model,owner_email",
+                &[CSV_TEXT, CSV_TEXT, CSV_EMAIL],
+                ("assigned_at", CSV_DATE),
+            ),
+            "A header row naming the columns serial, model, owner_email and optionally \
+             assigned_at (YYYY-MM-DD), then one row per laptop; serials are unique",
+        )
+    }
+}
+
+impl ToSchema for AssetsCsv {}
+
+/// `text/csv` body of `PUT /api/v1/distribution-lists`.
+pub struct ListsCsv;
+
+impl utoipa::PartialSchema for ListsCsv {
+    fn schema() -> RefOr<Schema> {
+        csv_schema(
+            csv_pattern(
+                "list_email,name,member_email,role",
+                &[CSV_EMAIL, CSV_TEXT, CSV_EMAIL, CSV_ROLE],
+                ("hidden", CSV_BOOL),
+            ),
+            "A header row naming the columns list_email, name, member_email, role (member or \
+             owner) and optionally hidden (true/false), then one row per membership; a list's \
+             name and hidden agree on all its rows, and no membership repeats",
+        )
+    }
+}
+
+impl ToSchema for ListsCsv {}
+
 struct BearerScheme;
 
 impl Modify for BearerScheme {
@@ -101,7 +345,8 @@ impl Modify for BearerScheme {
     ),
     components(schemas(
         MeAnswer, GithubUsersPage, ListRef, PersonAnswer, ErrorBody, RowProblem, InvalidRows,
-        IdentityJson, SnapshotOutcome, Counts, Feed
+        IdentityJson, SnapshotOutcome, Counts, Feed, AssetRowJson, ListRowJson, AssetsCsv,
+        ListsCsv
     )),
     modifiers(&BearerScheme),
     security(("bearer" = []))

@@ -4,9 +4,6 @@
 pub mod doc;
 pub mod routes;
 
-/// Where the API lives; an address under it that names no route answers in JSON.
-pub const PREFIX: &str = "/api/";
-
 /// CORS for the API only, and only for `GATEHOUSE_CORS_ORIGINS`: Bearer tokens, never
 /// cookies, so no credentials are allowed. `None` when no origin is configured.
 pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {

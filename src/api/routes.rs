@@ -44,9 +44,32 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
+/// A snapshot with bad rows: 422, each row with its line (CSV) or index (JSON).
+fn invalid_rows(rows: Vec<crate::directory::feeds::RowError>) -> AppError {
+    AppError::Detailed {
+        status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        code: "invalid_rows",
+        message: format!("{} row(s) are invalid; nothing was changed", rows.len()),
+        details: json!({ "rows": rows }),
+    }
+}
+
+/// A snapshot the removal guard refused: 409 with the counts.
+fn refused(outcome: SnapshotOutcome) -> AppError {
+    AppError::Detailed {
+        status: axum::http::StatusCode::CONFLICT,
+        code: "refused",
+        message: outcome.refused.clone().unwrap_or_default(),
+        details: json!(outcome),
+    }
+}
+
 /// The API's own description; public, like any API reference.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", security(()),
-    responses((status = 200, description = "This document (OpenAPI 3.1)")))]
+    responses(
+        (status = 200, description = "This document (OpenAPI 3.1)"),
+        (status = 429, description = "Past the rate limit (rule api); Retry-After says when to come back", body = ErrorBody),
+    ))]
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(super::doc::document())
 }
@@ -56,6 +79,7 @@ pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     responses(
         (status = 200, description = "The verified token", body = MeAnswer),
         (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 429, description = "Past the rate limit (rule api); Retry-After says when to come back", body = ErrorBody),
     ))]
 pub async fn me(Bearer(token): Bearer) -> Json<MeAnswer> {
     Json(MeAnswer {
@@ -69,17 +93,22 @@ pub async fn me(Bearer(token): Bearer) -> Json<MeAnswer> {
 /// The GitHub username directory, one page (scope `directory.read`).
 #[utoipa::path(get, path = "/api/v1/github-users", tag = "directory",
     params(
-        ("q" = Option<String>, Query, description = "Case-insensitive substring of name, email or GitHub username"),
-        ("limit" = Option<u32>, Query, description = "1 to 200, default 50"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-        ("sort" = Option<String>, Query, description = "name, email, github_username or last_pull_date; leading - for descending"),
-        ("include_departed" = Option<String>, Query, description = "1 to include people who left"),
+        ("q" = Option<String>, Query, max_length = 200, pattern = "^[^\\u0000]*$",
+            description = "Case-insensitive substring of name, email or GitHub username; at most 200 characters once trimmed, no NUL"),
+        ("limit" = inline(Option<super::doc::PageLimit>), Query, description = "Rows per page, 1 to 200; default 50"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]*$",
+            description = "Opaque: the `next_cursor` of the previous page, valid only with the same `sort`; any other is a 400"),
+        ("sort" = inline(Option<super::doc::DirectorySort>), Query,
+            description = "name, email, github_username or last_pull_date, with a leading - for descending; default name"),
+        ("include_departed" = inline(Option<super::doc::IncludeDeparted>), Query,
+            description = "1, true or yes to include people who left; 0, false, no or empty (the default) not to"),
     ),
     responses(
         (status = 200, description = "A page", body = GithubUsersPage),
-        (status = 400, description = "A bad parameter, named", body = ErrorBody),
+        (status = 400, description = "A bad parameter, named (also a repeated one)", body = ErrorBody),
         (status = 401, description = "No token, or an invalid one", body = ErrorBody),
         (status = 403, description = "The token lacks directory.read", body = ErrorBody),
+        (status = 429, description = "Past the rate limit (rule api); Retry-After says when to come back", body = ErrorBody),
     ))]
 pub async fn github_users(
     State(state): State<AppState>,
@@ -97,12 +126,15 @@ pub async fn github_users(
 
 /// One person's GitHub row, by work email (case-insensitive; scope `directory.read`).
 #[utoipa::path(get, path = "/api/v1/github-users/{email}", tag = "directory",
-    params(("email" = String, Path, description = "Work email")),
+    params(("email" = String, Path, min_length = 1, example = "ada.lindqvist@example.com",
+        description = "Work email (any string: one that is no one's is a 404)")),
     responses(
+        (status = 400, description = "The address is not UTF-8 once percent-decoded", body = ErrorBody),
         (status = 200, description = "The row", body = IdentityJson),
         (status = 404, description = "No GitHub user for that email", body = ErrorBody),
         (status = 401, description = "No token, or an invalid one", body = ErrorBody),
         (status = 403, description = "The token lacks directory.read", body = ErrorBody),
+        (status = 429, description = "Past the rate limit (rule api); Retry-After says when to come back", body = ErrorBody),
     ))]
 pub async fn github_user(
     State(state): State<AppState>,
@@ -121,12 +153,15 @@ pub async fn github_user(
 
 /// What a coworker may know: GitHub usernames and non-hidden lists (scope `directory.read`).
 #[utoipa::path(get, path = "/api/v1/people/{email}", tag = "directory",
-    params(("email" = String, Path, description = "Work email")),
+    params(("email" = String, Path, min_length = 1, example = "ada.lindqvist@example.com",
+        description = "Work email (any string: one that is no one's is a 404)")),
     responses(
+        (status = 400, description = "The address is not UTF-8 once percent-decoded", body = ErrorBody),
         (status = 200, description = "The person", body = PersonAnswer),
         (status = 404, description = "No one found", body = ErrorBody),
         (status = 401, description = "No token, or an invalid one", body = ErrorBody),
         (status = 403, description = "The token lacks directory.read", body = ErrorBody),
+        (status = 429, description = "Past the rate limit (rule api); Retry-After says when to come back", body = ErrorBody),
     ))]
 pub async fn person(
     State(state): State<AppState>,
@@ -183,7 +218,7 @@ fn snapshot_from(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if content_type.starts_with("text/csv") {
-        return Snapshot::from_csv(feed, body).map_err(AppError::InvalidRows);
+        return Snapshot::from_csv(feed, body).map_err(invalid_rows);
     }
     if !content_type.starts_with("application/json") {
         return Err(AppError::BadRequest(
@@ -191,7 +226,7 @@ fn snapshot_from(
         ));
     }
     let malformed = |e: serde_json::Error| {
-        AppError::InvalidRows(vec![RowError {
+        invalid_rows(vec![RowError {
             at: Position::Index(0),
             reason: format!("not a JSON array of row objects: {e}"),
         }])
@@ -207,7 +242,7 @@ fn snapshot_from(
                 .collect();
             crate::directory::feeds::validate_assets(rows)
                 .map(Snapshot::Assets)
-                .map_err(AppError::InvalidRows)
+                .map_err(invalid_rows)
         }
         Feed::DistributionLists => {
             let rows: Vec<RawListRow> = serde_json::from_slice(body).map_err(malformed)?;
@@ -218,7 +253,7 @@ fn snapshot_from(
                 .collect();
             crate::directory::feeds::validate_lists(rows)
                 .map(Snapshot::Lists)
-                .map_err(AppError::InvalidRows)
+                .map_err(invalid_rows)
         }
     }
 }
@@ -267,7 +302,7 @@ async fn put_snapshot(
     };
     let outcome = apply(state.store.as_ref(), &snapshot, &limits, &source).await?;
     if outcome.refused.is_some() {
-        return Err(AppError::Refused(outcome));
+        return Err(refused(outcome));
     }
     Ok(Json(json!(outcome)))
 }
@@ -275,18 +310,22 @@ async fn put_snapshot(
 /// Replaces the laptops (serial,model,owner_email[,assigned_at]) with a full snapshot (scope `directory.write`).
 #[utoipa::path(put, path = "/api/v1/assets", tag = "feeds",
     params(
-        ("dry_run" = Option<String>, Query, description = "1: report what would change, change nothing"),
-        ("force" = Option<String>, Query, description = "1: apply even past the removal guard"),
+        ("dry_run" = Option<String>, Query,
+            description = "1, true or yes: report what would change, change nothing; any other value, or none, applies"),
+        ("force" = Option<String>, Query,
+            description = "1, true or yes: apply even past the removal guard; any other value, or none, does not"),
     ),
-    request_body(description = "CSV with a header row, or a JSON array of row objects with the same names",
-        content((String = "text/csv"), (Vec<serde_json::Value> = "application/json"))),
+    request_body(description = "The whole feed: CSV with a header row, or a JSON array of row objects with the same names",
+        content((super::doc::AssetsCsv = "text/csv"), (Vec<super::doc::AssetRowJson> = "application/json"))),
     responses(
         (status = 200, description = "Applied (or, dry, would apply)", body = SnapshotOutcome),
-        (status = 400, description = "Neither CSV nor JSON", body = ErrorBody),
+        (status = 400, description = "Neither CSV nor JSON, or a malformed query string", body = ErrorBody),
         (status = 401, description = "No token, or an invalid one", body = ErrorBody),
         (status = 403, description = "The token lacks directory.write", body = ErrorBody),
         (status = 409, description = "Refused: it would remove more than GATEHOUSE_SYNC_MAX_DEPARTED of the rows", body = SnapshotOutcome),
+        (status = 413, description = "The body is larger than 64 MiB", body = ErrorBody),
         (status = 422, description = "Bad rows, each named; nothing changed", body = InvalidRows),
+        (status = 429, description = "Past the rate limit (rule api); Retry-After says when to come back", body = ErrorBody),
     ))]
 pub async fn put_assets(
     State(state): State<AppState>,
@@ -310,18 +349,22 @@ pub async fn put_assets(
 /// Replaces the distribution lists (list_email,name,member_email,role[,hidden]) with a full snapshot (scope `directory.write`).
 #[utoipa::path(put, path = "/api/v1/distribution-lists", tag = "feeds",
     params(
-        ("dry_run" = Option<String>, Query, description = "1: report what would change, change nothing"),
-        ("force" = Option<String>, Query, description = "1: apply even past the removal guard"),
+        ("dry_run" = Option<String>, Query,
+            description = "1, true or yes: report what would change, change nothing; any other value, or none, applies"),
+        ("force" = Option<String>, Query,
+            description = "1, true or yes: apply even past the removal guard; any other value, or none, does not"),
     ),
-    request_body(description = "CSV with a header row, or a JSON array of row objects with the same names",
-        content((String = "text/csv"), (Vec<serde_json::Value> = "application/json"))),
+    request_body(description = "The whole feed: CSV with a header row, or a JSON array of row objects with the same names",
+        content((super::doc::ListsCsv = "text/csv"), (Vec<super::doc::ListRowJson> = "application/json"))),
     responses(
         (status = 200, description = "Applied (or, dry, would apply)", body = SnapshotOutcome),
-        (status = 400, description = "Neither CSV nor JSON", body = ErrorBody),
+        (status = 400, description = "Neither CSV nor JSON, or a malformed query string", body = ErrorBody),
         (status = 401, description = "No token, or an invalid one", body = ErrorBody),
         (status = 403, description = "The token lacks directory.write", body = ErrorBody),
         (status = 409, description = "Refused: it would remove more than GATEHOUSE_SYNC_MAX_DEPARTED of the rows", body = SnapshotOutcome),
+        (status = 413, description = "The body is larger than 64 MiB", body = ErrorBody),
         (status = 422, description = "Bad rows, each named; nothing changed", body = InvalidRows),
+        (status = 429, description = "Past the rate limit (rule api); Retry-After says when to come back", body = ErrorBody),
     ))]
 pub async fn put_lists(
     State(state): State<AppState>,

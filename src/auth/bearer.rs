@@ -129,6 +129,18 @@ impl BearerError {
     }
 }
 
+impl From<BearerError> for AppError {
+    fn from(e: BearerError) -> Self {
+        let (status, code, challenge) = e.challenge();
+        AppError::Challenge {
+            status,
+            code,
+            challenge,
+            message: e.to_string(),
+        }
+    }
+}
+
 /// One trusted issuer and, once known, its keys.
 struct Issuer {
     issuer: String,
@@ -283,8 +295,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
         match parts.extensions.get::<VerifiedBearer>() {
-            Some(VerifiedBearer(result)) => result.clone().map(Bearer).map_err(AppError::Bearer),
-            None => Err(AppError::Bearer(BearerError::Missing)),
+            Some(VerifiedBearer(result)) => result.clone().map(Bearer).map_err(AppError::from),
+            None => Err(BearerError::Missing.into()),
         }
     }
 }

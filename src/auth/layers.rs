@@ -20,6 +20,7 @@ use super::bearer::VerifiedBearer;
 use super::extract::{CurrentUser, SessionLookup, SessionStoreDown, not_admin};
 use crate::state::AppState;
 use crate::web::error::{AppError, ErrorReport, ErrorViewer};
+use crate::web::principal::Principal;
 use crate::web::routes::{Access, Format, RouteMeta};
 
 pub async fn session(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -38,6 +39,14 @@ pub async fn session(State(state): State<AppState>, mut request: Request, next: 
     };
     let session = match found {
         Ok(found) => {
+            if let Some((_, s)) = &found {
+                request.extensions_mut().insert(Principal {
+                    key: format!("user:{}", s.user_id),
+                    label: s.email.clone().unwrap_or_default(),
+                    user_id: Some(s.user_id),
+                    csrf: Some(s.csrf.clone()),
+                });
+            }
             request
                 .extensions_mut()
                 .insert(SessionLookup(found.clone()));
@@ -72,6 +81,15 @@ pub async fn bearer(State(state): State<AppState>, mut request: Request, next: N
         .is_some_and(|m| m.access == Access::Bearer);
     if needs_token {
         let result = state.api.verify(request.headers()).await;
+        if let Ok(token) = &result {
+            let who = token.principal();
+            request.extensions_mut().insert(Principal {
+                key: format!("token:{who}"),
+                label: who,
+                user_id: None,
+                csrf: None,
+            });
+        }
         request.extensions_mut().insert(VerifiedBearer(result));
     }
     next.run(request).await
@@ -86,9 +104,9 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         Access::Probe | Access::Public | Access::BearerPublic => {}
         Access::Bearer => match request.extensions().get::<VerifiedBearer>() {
             Some(VerifiedBearer(Ok(_))) => {}
-            Some(VerifiedBearer(Err(e))) => return AppError::Bearer(e.clone()).into_response(),
+            Some(VerifiedBearer(Err(e))) => return AppError::from(e.clone()).into_response(),
             None => {
-                return AppError::Bearer(super::bearer::BearerError::Missing).into_response();
+                return AppError::from(super::bearer::BearerError::Missing).into_response();
             }
         },
         Access::SignedIn | Access::Admin => match signed_in(&state, &request, meta).await {

@@ -1,4 +1,4 @@
-//! Sign-in, callback, sign-out and the profile page.
+//! Sign-in, its callback and sign-out.
 
 use std::net::SocketAddr;
 
@@ -17,8 +17,22 @@ use crate::web::client_ip::client_ip;
 use crate::web::error::AppError;
 use crate::web::extract::Query;
 use crate::web::pages::hop_page;
+use crate::web::routes::Route;
+use axum::routing::{get, post};
 
 pub const LOGIN_COOKIE: &str = "gatehouse_login";
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::page("/auth/login", &["GET"], get(start_login))
+            .public()
+            .rule("auth.login"),
+        Route::page("/auth/callback", &["GET"], get(finish_login))
+            .public()
+            .rule("auth.callback"),
+        Route::page("/auth/logout", &["POST"], post(logout)).public(),
+    ]
+}
 const DEFAULT_NEXT: &str = "/profile";
 
 /// Only a same-site relative path is a place to go after sign-in: `/x`, never `//host`,

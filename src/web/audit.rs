@@ -8,17 +8,12 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::client_ip::ClientIp;
+use super::principal::Principal;
 use super::routes::{Access, RouteMeta};
-use crate::auth::bearer::VerifiedBearer;
-use crate::auth::extract::SessionLookup;
 
 pub async fn record(request: Request, next: Next) -> Response {
     let ext = request.extensions();
-    let principal = match (ext.get::<VerifiedBearer>(), ext.get::<SessionLookup>()) {
-        (Some(VerifiedBearer(Ok(token))), _) => Some(token.principal()),
-        (_, Some(SessionLookup(Some((_, s))))) => Some(s.email.clone().unwrap_or_default()),
-        _ => None,
-    };
+    let principal = ext.get::<Principal>().map(|p| p.label.clone());
     let api = ext
         .get::<RouteMeta>()
         .is_some_and(|m| matches!(m.access, Access::Bearer | Access::BearerPublic));

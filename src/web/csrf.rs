@@ -14,8 +14,7 @@ use serde_json::json;
 
 use super::client_ip::ClientIp;
 use super::error::AppError;
-use crate::auth::extract::SessionLookup;
-use crate::auth::verify::constant_time_eq;
+use super::principal::Principal;
 use crate::state::AppState;
 use crate::store::AuditEvent;
 
@@ -77,11 +76,11 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
         return refuse("cross-site", None).await;
     }
 
-    let session = request
+    let signed_in = request
         .extensions()
-        .get::<SessionLookup>()
-        .and_then(|SessionLookup(found)| found.clone());
-    let Some((_, session)) = session else {
+        .get::<Principal>()
+        .and_then(|p| Some((p.user_id?, p.csrf.clone()?)));
+    let Some((user_id, expected)) = signed_in else {
         return next.run(request).await;
     };
     let header_token = request
@@ -91,16 +90,16 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
         .map(str::to_string);
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
-        return refuse("body too large", Some(session.user_id)).await;
+        return refuse("body too large", Some(user_id)).await;
     };
     let token = header_token.or_else(|| {
         url::form_urlencoded::parse(&bytes)
             .find(|(k, _)| k == "csrf_token")
             .map(|(_, v)| v.into_owned())
     });
-    let valid = token
-        .as_deref()
-        .is_some_and(|t| constant_time_eq(t.as_bytes(), session.csrf.as_bytes()));
+    let valid = token.as_deref().is_some_and(|t| {
+        aws_lc_rs::constant_time::verify_slices_are_equal(t.as_bytes(), expected.as_bytes()).is_ok()
+    });
     if !valid {
         return refuse(
             if token.is_some() {
@@ -108,7 +107,7 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
             } else {
                 "missing token"
             },
-            Some(session.user_id),
+            Some(user_id),
         )
         .await;
     }

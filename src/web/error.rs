@@ -21,7 +21,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
 use super::routes::Format;
-use crate::auth::bearer::BearerError;
 use crate::store::{StoreError, User};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,9 +42,14 @@ pub enum AppError {
     /// from another site (`hop`) first hops once same-origin, for the Strict cookie to come.
     #[error("sign in first")]
     SignInRequired { next: String, hop: bool },
-    /// A Bearer token problem (RFC 6750).
-    #[error(transparent)]
-    Bearer(#[from] BearerError),
+    /// A refusal with an RFC 6750 `WWW-Authenticate` challenge (a Bearer token problem).
+    #[error("{message}")]
+    Challenge {
+        status: StatusCode,
+        code: &'static str,
+        challenge: String,
+        message: String,
+    },
     /// A sign-in that could not complete; the page offers to try again.
     #[error("sign-in failed: {0}")]
     SignInFailed(String),
@@ -57,12 +61,15 @@ pub enum AppError {
     /// Unavailable for a while that is known: answered with `Retry-After`.
     #[error("service unavailable: {message}")]
     UnavailableFor { retry_after: i64, message: String },
-    /// A data feed snapshot with bad rows, each with its line (CSV) or index (JSON).
-    #[error("{} row(s) are invalid; nothing was changed", .0.len())]
-    InvalidRows(Vec<crate::directory::feeds::RowError>),
-    /// A data feed snapshot the removal guard refused.
-    #[error("refused by the removal guard")]
-    Refused(crate::directory::feeds::SnapshotOutcome),
+    /// A refusal whose JSON answer carries more than `{error, message}` (a snapshot's bad
+    /// rows, a removal guard's counts): `details`' fields are added to the body.
+    #[error("{message}")]
+    Detailed {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -150,15 +157,19 @@ impl AppError {
                     "Sign in first.".to_string(),
                 )
             }
-            AppError::Bearer(e) => {
-                let (status, code, challenge) = e.challenge();
+            AppError::Challenge {
+                status,
+                code,
+                challenge,
+                message,
+            } => {
                 if let Ok(v) = HeaderValue::from_str(&challenge) {
                     headers.insert(header::WWW_AUTHENTICATE, v);
                 }
                 if status == StatusCode::SERVICE_UNAVAILABLE {
                     retry_after(&mut headers, 5);
                 }
-                (status, code, e.to_string())
+                (status, code, message)
             }
             AppError::SignInFailed(m) => (StatusCode::BAD_REQUEST, "sign_in_failed", m),
             AppError::RateLimited {
@@ -176,15 +187,14 @@ impl AppError {
                 retry_after(&mut headers, after);
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
             }
-            AppError::InvalidRows(rows) => {
-                let message = format!("{} row(s) are invalid; nothing was changed", rows.len());
-                extra = Some(json!({ "rows": rows }));
-                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_rows", message)
-            }
-            AppError::Refused(outcome) => {
-                let message = outcome.refused.clone().unwrap_or_default();
-                extra = Some(json!(outcome));
-                (StatusCode::CONFLICT, "refused", message)
+            AppError::Detailed {
+                status,
+                code,
+                message,
+                details,
+            } => {
+                extra = Some(details);
+                (status, code, message)
             }
             AppError::Internal(e) => {
                 internal = Some(Arc::new(e));

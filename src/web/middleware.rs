@@ -1,7 +1,6 @@
-//! The whole request pipeline, readable top to bottom in `apply`: the shared outer layers
-//! every request goes through, then three route groups, each with only the layers it needs.
-//! The route table (`routes.rs`) says which group a route is in and what the group's layers
-//! do with it (who may reach it, its rate-limit rule, HTML or JSON).
+//! The shell's part of the request pipeline (`crate::pipeline::router` assembles the whole):
+//! the shared outer layers every request goes through, the tag layer that opens each route
+//! group, the fallbacks, and the security headers with their per-request CSP nonce.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -9,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -19,81 +18,16 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use super::error::{AppError, render_errors};
-use super::routes::{Access, MetaByPath, RouteMeta, table, unrouted};
-use super::{audit, client_ip, csrf, metrics, ratelimit};
-use crate::auth::layers as auth;
-use crate::state::AppState;
+use super::routes::{MetaByPath, RouteMeta, unrouted};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Longest a request may take before it is answered with 503 and dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The application: every route of the table behind its group's layers, behind the shared
-/// ones. In axum a later `.layer` wraps the earlier ones, so each stack below is written with
-/// `ServiceBuilder`, whose first layer is the outermost: read each list top to bottom in the
-/// order a request passes through it.
-pub fn apply(state: AppState) -> Router {
-    let routes = table();
-    let meta: Arc<MetaByPath> = Arc::new(routes.iter().map(|r| (r.path, r.meta)).collect());
-    let (mut probes, mut pages, mut api) = (Router::new(), Router::new(), Router::new());
-    for route in routes {
-        match route.meta.access {
-            Access::Probe => probes = probes.route(route.path, route.handler),
-            Access::Bearer | Access::BearerPublic => api = api.route(route.path, route.handler),
-            Access::Public | Access::SignedIn | Access::Admin => {
-                pages = pages.route(route.path, route.handler);
-            }
-        }
-    }
-
-    // Probes and static files (many a second, never a form, never anyone's): nothing else.
-    let probes = probes.with_state(state.clone());
-
-    // Pages and the cookie-authenticated JSON routes. Unrouted addresses come here too, so a
-    // 404 is counted, and shows the signed-in header.
-    let mut pages = pages
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state.clone());
-    if let Some(idp) = state.dev_idp.clone() {
-        // The built-in provider's pages are public, and no session cookie authenticates
-        // them (the relying party's server calls its token endpoint): no CSRF layer to
-        // pass, so they join the group below the layers that would look at the session.
-        pages = pages.merge(crate::devidp::router(idp));
-    }
-    let pages = pages.layer(
-        ServiceBuilder::new()
-            .layer(from_fn_with_state(Arc::clone(&meta), tag))
-            .layer(from_fn_with_state(state.clone(), client_ip::layer))
-            .layer(from_fn_with_state(state.clone(), auth::session))
-            .layer(from_fn_with_state(state.clone(), auth::guard))
-            .layer(from_fn_with_state(state.clone(), csrf::protect))
-            .layer(from_fn_with_state(state.clone(), ratelimit::enforce))
-            .layer(from_fn(audit::record)),
-    );
-
-    // The Bearer API: never a cookie, so no session and no CSRF. CORS answers a browser's
-    // preflight (which carries no token) before anything else. The limiter counts before
-    // the guard refuses, so a flood of bad tokens is braked per client address.
-    let cors = crate::api::cors(&state.config.api.cors_origins);
-    let api = api
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state.clone())
-        .layer(
-            ServiceBuilder::new()
-                .option_layer(cors)
-                .layer(from_fn_with_state(meta, tag))
-                .layer(from_fn_with_state(state.clone(), client_ip::layer))
-                .layer(from_fn_with_state(state.clone(), auth::bearer))
-                .layer(from_fn_with_state(state.clone(), ratelimit::enforce))
-                .layer(from_fn_with_state(state.clone(), auth::guard))
-                .layer(from_fn(audit::record)),
-        );
-
-    let mut app = Router::new().merge(probes).merge(pages).merge(api);
-    if state.config.metrics_bind.is_some() {
-        app = app.layer(from_fn(metrics::record));
-    }
+/// The shared outer layers, around the route groups `crate::pipeline::router` assembles.
+/// `ServiceBuilder`'s first layer is the outermost: read the list in the order a request
+/// passes through it.
+pub fn shared(app: Router) -> Router {
     app.layer(
         ServiceBuilder::new()
             // 1. Every request gets an id (or keeps a valid one from the proxy), echoed back.
@@ -118,8 +52,8 @@ pub fn apply(state: AppState) -> Router {
                     .on_request(())
                     .on_response(log_response),
             )
-            // 3. Security headers on every response, errors included; a fresh CSP nonce per
-            //    request, which pages put on their stylesheet (and any script) tags.
+            // 3. Security headers on every response, errors included, with this request's
+            //    CSP nonce when a page used one.
             .layer(from_fn(security_headers))
             // 4. Errors from anything below are rendered (HTML or JSON) and logged once.
             .layer(from_fn(render_errors))
@@ -137,7 +71,11 @@ pub fn apply(state: AppState) -> Router {
 /// First layer of a group: the route's metadata from the table (found by the path pattern
 /// the router matched), as a request extension for the layers after it, and its format on
 /// the response for the error renderer.
-async fn tag(State(meta): State<Arc<MetaByPath>>, mut request: Request, next: Next) -> Response {
+pub async fn tag(
+    State(meta): State<Arc<MetaByPath>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let found = request
         .extensions()
         .get::<MatchedPath>()
@@ -149,11 +87,11 @@ async fn tag(State(meta): State<Arc<MetaByPath>>, mut request: Request, next: Ne
     response
 }
 
-async fn not_found() -> AppError {
+pub async fn not_found() -> AppError {
     AppError::not_found()
 }
 
-async fn method_not_allowed() -> AppError {
+pub async fn method_not_allowed() -> AppError {
     AppError::MethodNotAllowed
 }
 

@@ -1,7 +1,8 @@
-//! The HTTP shell: the request pipeline (`middleware`), the route table (`routes`), the one
-//! error type (`error`), and the layers and routes of the shell itself (client address, CSRF,
-//! rate limits, the audit line, probes, assets, metrics). Business logic lives in the
-//! feature folders.
+//! The HTTP shell: what a route is (`routes`), the one error type and its renderer
+//! (`error`), the extractors (`extract`), the shared outer layers (`middleware`), the layers
+//! of the shell itself (client address, CSRF, rate limits, the audit line), probes, assets,
+//! metrics and the base page layout. It names no feature and no identity mechanism: the
+//! identity layers in `auth` hand it a `Principal`, and `crate::pipeline` puts it together.
 
 pub mod assets;
 pub mod audit;
@@ -13,13 +14,6 @@ pub mod health;
 pub mod metrics;
 pub mod middleware;
 pub mod pages;
+pub mod principal;
 pub mod ratelimit;
 pub mod routes;
-
-use axum::Router;
-
-use crate::state::AppState;
-
-pub fn router(state: AppState) -> Router {
-    middleware::apply(state)
-}

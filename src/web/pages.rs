@@ -1,14 +1,9 @@
-//! What every page shares (the base layout's fields) and the landing page.
+//! What every page shares: the base layout's fields, and the page that moves on by itself.
 
 use askama::Template;
-use askama_web::WebTemplate;
-use axum::extract::State;
 
 use super::assets;
 use super::error::AppError;
-use crate::auth::extract::CurrentUser;
-use crate::state::AppState;
-use crate::store::DirectorySummary;
 
 /// Fields of `templates/base.html`; each page struct carries one.
 pub struct Layout {
@@ -26,34 +21,6 @@ impl Layout {
             nonce: super::middleware::csp_nonce(),
         }
     }
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "home.html")]
-pub struct HomePage {
-    layout: Layout,
-    summary: DirectorySummary,
-    dev_mode: bool,
-    user: Option<crate::store::User>,
-    csrf: String,
-}
-
-pub async fn show_home(
-    State(state): State<AppState>,
-    current: Option<CurrentUser>,
-) -> Result<HomePage, AppError> {
-    let summary = state.store.directory_summary().await?;
-    let (user, csrf) = match current {
-        Some(c) => (Some(c.user), c.session.csrf),
-        None => (None, String::new()),
-    };
-    Ok(HomePage {
-        layout: Layout::new("Gatehouse"),
-        summary,
-        dev_mode: state.config.is_dev_mode(),
-        user,
-        csrf,
-    })
 }
 
 #[derive(Template)]

@@ -23,9 +23,8 @@ use serde_json::json;
 
 use super::client_ip::ClientIp;
 use super::error::AppError;
+use super::principal::Principal;
 use super::routes::RouteMeta;
-use crate::auth::bearer::VerifiedBearer;
-use crate::auth::extract::SessionLookup;
 use crate::config::RateLimit;
 use crate::redis_client::RedisHandle;
 use crate::state::AppState;
@@ -185,11 +184,8 @@ fn set_headers(headers: &mut HeaderMap, d: &Decision) {
 /// pages, else the client address.
 fn key_of(request: &Request) -> (String, Option<i64>) {
     let ext = request.extensions();
-    if let Some(VerifiedBearer(Ok(token))) = ext.get::<VerifiedBearer>() {
-        return (format!("token:{}", token.principal()), None);
-    }
-    if let Some(SessionLookup(Some((_, s)))) = ext.get::<SessionLookup>() {
-        return (format!("user:{}", s.user_id), Some(s.user_id));
+    if let Some(p) = ext.get::<Principal>() {
+        return (p.key.clone(), p.user_id);
     }
     let ip = ext.get::<ClientIp>().map_or("unknown", |c| c.0.as_str());
     (format!("ip:{ip}"), None)

@@ -1,15 +1,27 @@
-//! The one route table. It builds the router, decides what each route goes through (who may
-//! reach it, its rate-limit rule, whether it answers HTML or JSON), and tests walk it (axum
-//! cannot list its own routes): signed out, as a non-admin, without a CSRF token, with
-//! methods it does not declare.
+//! What a route of the route table is: its path, methods and handler, and what the pipeline
+//! does with it (who may reach it, its rate-limit rule, whether it answers HTML or JSON).
+//! Each feature lists its routes; `crate::pipeline::table` gathers them into the one table
+//! that builds the router and that tests walk (axum cannot list its own routes): signed out,
+//! as a non-admin, without a CSRF token, with methods a route does not declare.
 
 use std::collections::HashMap;
 
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get};
 
-use super::{assets, health, pages};
-use crate::auth;
+use super::{assets, health};
 use crate::state::AppState;
+
+/// Where the JSON API lives; an address under it that names no route answers in JSON.
+pub const API_PREFIX: &str = "/api/";
+
+/// The shell's own routes: probes and static files.
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::probe("/health", &["GET"], get(health::live)),
+        Route::probe("/health/ready", &["GET"], get(health::ready)),
+        Route::probe("/static/{name}", &["GET"], get(assets::serve_asset)),
+    ]
+}
 
 /// Who may reach a route. Anything not marked otherwise needs a signed-in user: a page that
 /// forgets to ask for the user is still protected.
@@ -128,28 +140,6 @@ impl Route {
     }
 }
 
-/// Every route of the application (the dev provider's, mounted only in dev mode, aside).
-pub fn table() -> Vec<Route> {
-    let mut routes = vec![
-        Route::page("/", &["GET"], get(pages::show_home)).public(),
-        Route::page("/auth/login", &["GET"], get(auth::routes::start_login))
-            .public()
-            .rule("auth.login"),
-        Route::page("/auth/callback", &["GET"], get(auth::routes::finish_login))
-            .public()
-            .rule("auth.callback"),
-        Route::page("/auth/logout", &["POST"], post(auth::routes::logout)).public(),
-        Route::probe("/health", &["GET"], get(health::live)),
-        Route::probe("/health/ready", &["GET"], get(health::ready)),
-        Route::probe("/static/{name}", &["GET"], get(assets::serve_asset)),
-    ];
-    routes.extend(crate::directory::routes::routes());
-    routes.extend(crate::api::routes::routes());
-    routes.extend(crate::account::routes());
-    routes.extend(crate::admin::routes());
-    routes
-}
-
 /// The routes' metadata by path, for the pipeline's layers to find by `MatchedPath`.
 pub type MetaByPath = HashMap<&'static str, RouteMeta>;
 
@@ -158,65 +148,11 @@ pub type MetaByPath = HashMap<&'static str, RouteMeta>;
 pub fn unrouted(path: &str) -> RouteMeta {
     RouteMeta {
         access: Access::Public,
-        format: if path.starts_with(crate::api::PREFIX) {
+        format: if path.starts_with(API_PREFIX) {
             Format::Json
         } else {
             Format::Html
         },
         rule: Some("default"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rule_of(path: &str) -> Option<&'static str> {
-        table()
-            .iter()
-            .find(|r| r.path == path)
-            .map_or_else(|| unrouted(path).rule, |r| r.meta.rule)
-    }
-
-    #[test]
-    fn rules_by_path() {
-        assert_eq!(rule_of("/auth/login"), Some("auth.login"));
-        assert_eq!(rule_of("/gh/search.json"), Some("gh.search_json"));
-        assert_eq!(rule_of("/api/v1/me"), Some("api"));
-        assert_eq!(rule_of("/admin/users"), Some("default"));
-        assert_eq!(rule_of("/health"), None);
-        assert_eq!(rule_of("/health/ready"), None);
-        assert_eq!(rule_of("/static/{name}"), None);
-        assert_eq!(rule_of("/healthz"), Some("default"));
-    }
-
-    #[test]
-    fn every_rule_named_in_the_table_exists() {
-        let rules = crate::config::values::rate_limits(None).expect("defaults");
-        for route in table() {
-            if let Some(rule) = route.meta.rule {
-                assert!(rules.contains_key(rule), "{}: {rule}", route.path);
-            }
-        }
-    }
-
-    #[test]
-    fn public_routes_are_few_and_named() {
-        let mut public: Vec<&str> = table()
-            .iter()
-            .filter(|r| matches!(r.meta.access, Access::Public | Access::BearerPublic))
-            .map(|r| r.path)
-            .collect();
-        public.sort_unstable();
-        assert_eq!(
-            public,
-            [
-                "/",
-                "/api/v1/openapi.json",
-                "/auth/callback",
-                "/auth/login",
-                "/auth/logout"
-            ]
-        );
     }
 }

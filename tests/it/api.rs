@@ -650,7 +650,7 @@ async fn the_openapi_document_describes_every_api_route() {
     );
     let paths = doc["paths"].as_object().expect("paths");
     let mut api_routes = 0;
-    for route in gatehouse::web::routes::table() {
+    for route in gatehouse::pipeline::table() {
         if !route.path.starts_with("/api/") {
             continue;
         }

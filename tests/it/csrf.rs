@@ -49,7 +49,7 @@ async fn every_state_changing_route_needs_the_token_and_our_origin() {
     let client = crate::support::http();
 
     let mut checked = 0;
-    for route in gatehouse::web::routes::table() {
+    for route in gatehouse::pipeline::table() {
         let url = app.url(&concrete(route.path));
         for method in STATE_CHANGING {
             let declared = route.methods.contains(method);
@@ -256,7 +256,7 @@ async fn every_route_sends_the_security_headers() {
     ));
     let (jar, _) = signed_in(&app, &idp).await;
     let mut checked = 0;
-    for route in gatehouse::web::routes::table() {
+    for route in gatehouse::pipeline::table() {
         if !route.methods.contains(&"GET") {
             continue;
         }

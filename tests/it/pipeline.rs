@@ -6,7 +6,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use gatehouse::web::routes::{Access, Format, table};
+use gatehouse::pipeline::table;
+use gatehouse::web::routes::{Access, Format};
 
 use crate::admin::sign_in_as;
 use crate::signin_refusals::app_with;

@@ -1,0 +1,45 @@
+//! The start page: what Gatehouse offers, the directory's figures, and the way in.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::routing::get;
+
+use crate::auth::extract::CurrentUser;
+use crate::state::AppState;
+use crate::store::DirectorySummary;
+use crate::web::error::AppError;
+use crate::web::pages::Layout;
+use crate::web::routes::Route;
+
+pub fn routes() -> Vec<Route> {
+    vec![Route::page("/", &["GET"], get(show_home)).public()]
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "home.html")]
+pub struct HomePage {
+    layout: Layout,
+    summary: DirectorySummary,
+    dev_mode: bool,
+    user: Option<crate::store::User>,
+    csrf: String,
+}
+
+pub async fn show_home(
+    State(state): State<AppState>,
+    current: Option<CurrentUser>,
+) -> Result<HomePage, AppError> {
+    let summary = state.store.directory_summary().await?;
+    let (user, csrf) = match current {
+        Some(c) => (Some(c.user), c.session.csrf),
+        None => (None, String::new()),
+    };
+    Ok(HomePage {
+        layout: Layout::new("Gatehouse"),
+        summary,
+        dev_mode: state.config.is_dev_mode(),
+        user,
+        csrf,
+    })
+}
