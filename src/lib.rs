@@ -11,7 +11,6 @@ pub mod cli;
 pub mod config;
 pub mod devidp;
 pub mod directory;
-pub mod github;
 pub mod home;
 pub mod logging;
 pub mod pipeline;

@@ -23,7 +23,7 @@ pub fn table() -> Vec<Route> {
     let mut routes = crate::web::routes::routes();
     routes.extend(crate::home::routes());
     routes.extend(crate::auth::routes::routes());
-    routes.extend(crate::directory::routes::routes());
+    routes.extend(crate::directory::pages::routes());
     routes.extend(crate::api::routes::routes());
     routes.extend(crate::account::routes());
     routes.extend(crate::admin::routes());

@@ -1,112 +1,20 @@
-//! The signed-in user's own account: their sessions, each revocable.
+//! The signed-in user's own account: the profile page and their sessions.
 
-use askama::Template;
-use askama_web::WebTemplate;
-use axum::extract::State;
+pub mod profile;
+pub mod sessions;
 
-use crate::web::extract::Path;
-use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use serde_json::json;
 
-use crate::auth::extract::CurrentUser;
-use crate::state::AppState;
-use crate::store::{AuditEvent, User};
-use crate::web::error::AppError;
-use crate::web::pages::Layout;
 use crate::web::routes::Route;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::page("/account/sessions", &["GET"], get(list_sessions)),
+        Route::page("/profile", &["GET"], get(profile::show_profile)).rule("profile"),
+        Route::page("/account/sessions", &["GET"], get(sessions::list_sessions)),
         Route::page(
             "/account/sessions/{handle}/revoke",
             &["POST"],
-            post(revoke_session),
+            post(sessions::revoke_session),
         ),
     ]
-}
-
-/// One row of the sessions table, ready to show.
-pub struct SessionRow {
-    pub handle: String,
-    pub created: String,
-    pub last_seen: String,
-    pub client_ip: String,
-    pub browser: String,
-    pub current: bool,
-}
-
-pub fn when(epoch: i64) -> String {
-    chrono::DateTime::from_timestamp(epoch, 0).map_or_else(
-        || "—".into(),
-        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
-    )
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "account_sessions.html")]
-struct SessionsPage {
-    layout: Layout,
-    user: User,
-    csrf: String,
-    sessions: Vec<SessionRow>,
-}
-
-async fn list_sessions(
-    State(state): State<AppState>,
-    current: CurrentUser,
-) -> Result<SessionsPage, AppError> {
-    let mine = state.auth.sessions.handles_of(&current.session_id);
-    let sessions = state
-        .auth
-        .sessions
-        .list(current.user.id)
-        .await
-        .map_err(|e| AppError::Unavailable(e.to_string()))?
-        .into_iter()
-        .map(|(handle, d)| SessionRow {
-            current: mine.contains(&handle),
-            handle,
-            created: when(d.created_at),
-            last_seen: when(d.last_seen),
-            client_ip: d.client_ip.unwrap_or_else(|| "—".into()),
-            browser: d.user_agent.unwrap_or_else(|| "—".into()),
-        })
-        .collect();
-    Ok(SessionsPage {
-        layout: Layout::new("Your sessions — Gatehouse"),
-        csrf: current.session.csrf.clone(),
-        user: current.user,
-        sessions,
-    })
-}
-
-async fn revoke_session(
-    State(state): State<AppState>,
-    current: CurrentUser,
-    Path(handle): Path<String>,
-) -> Result<Response, AppError> {
-    let revoked = state
-        .auth
-        .sessions
-        .revoke(current.user.id, &handle)
-        .await
-        .map_err(|e| AppError::Unavailable(e.to_string()))?;
-    if !revoked {
-        return Err(AppError::not_found());
-    }
-    let _ = state
-        .store
-        .record_audit(&AuditEvent {
-            kind: "session_revoked",
-            outcome: "success",
-            actor_id: Some(current.user.id),
-            actor: current.user.email.clone(),
-            client_ip: current.session.client_ip.clone(),
-            details: json!({ "handle": handle, "user_id": current.user.id, "by": "self" }),
-            ..AuditEvent::default()
-        })
-        .await;
-    Ok(Redirect::to("/account/sessions").into_response())
 }

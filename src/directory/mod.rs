@@ -5,7 +5,7 @@
 
 pub mod feeds;
 pub mod import;
-pub mod routes;
+pub mod pages;
 pub mod search;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};

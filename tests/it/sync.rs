@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse::directory::search::SearchParams;
-use gatehouse::github::{GitHubClient, GitHubError, RetryPolicy};
 use gatehouse::store::{self, Store};
 use gatehouse::sync::github::GithubSource;
+use gatehouse::sync::github::{GitHubClient, GitHubError, RetryPolicy};
 use gatehouse::sync::runner::{Outcome, run_once};
 
 use crate::support::TestDb;

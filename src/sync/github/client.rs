@@ -2,6 +2,7 @@
 //! needs three calls, and what matters is how they fail (rate limits, secondary limits,
 //! enterprise-level SAML), which is ours to decide.
 
+use crate::sync::TrafficDay;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -110,15 +111,6 @@ pub struct Repo {
     pub visibility: String,
     pub archived: bool,
     pub html_url: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TrafficDay {
-    pub day: NaiveDate,
-    pub views: i64,
-    pub unique_views: i64,
-    pub clones: i64,
-    pub unique_clones: i64,
 }
 
 pub struct GitHubClient {
@@ -512,17 +504,22 @@ impl GitHubClient {
         for p in views.views {
             let day = p.timestamp.date_naive();
             let d = days.entry(day).or_insert_with(|| blank(day));
-            d.views = p.count;
-            d.unique_views = p.uniques;
+            d.views = clamp(p.count);
+            d.unique_views = clamp(p.uniques);
         }
         for p in clones.clones {
             let day = p.timestamp.date_naive();
             let d = days.entry(day).or_insert_with(|| blank(day));
-            d.clones = p.count;
-            d.unique_clones = p.uniques;
+            d.clones = clamp(p.count);
+            d.unique_clones = clamp(p.uniques);
         }
         Ok(days.into_values().collect())
     }
+}
+
+/// GitHub's counts are non-negative and small; a value past `i32` is stored as the largest.
+fn clamp(n: i64) -> i32 {
+    i32::try_from(n.max(0)).unwrap_or(i32::MAX)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Directory pages: `/profile`, `/lookup`, `/gh/search` and `/gh/search.json`. Handlers parse,
-//! call the store, and render; the query model lives in `search`.
+//! Directory pages: `/lookup`, `/gh/search` and `/gh/search.json`. Handlers parse, call the
+//! store, and render; the query model lives in `search`.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -15,7 +15,6 @@ use serde::Deserialize;
 
 use super::search::{Page, SearchParams, SearchQuery, SortKey};
 use super::{IdentityJson, PersonFacts, normalize_email};
-use crate::auth::access::{HeldRole, admin_reason, effective_roles};
 use crate::auth::extract::CurrentUser;
 use crate::state::AppState;
 use crate::store::{Store, User};
@@ -25,55 +24,12 @@ use crate::web::routes::Route;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::page("/profile", &["GET"], get(show_profile)).rule("profile"),
         Route::page("/lookup", &["GET"], get(lookup)).rule("lookup"),
         Route::page("/gh/search", &["GET"], get(search_page)).rule("gh.search"),
         Route::page("/gh/search.json", &["GET"], get(search_json))
             .json()
             .rule("gh.search_json"),
     ]
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "profile.html")]
-pub struct ProfilePage {
-    layout: Layout,
-    user: User,
-    csrf: String,
-    admin: bool,
-    roles: Vec<HeldRole>,
-    /// `None` when the provider did not verify the email: facts are keyed by it.
-    facts: Option<PersonFacts>,
-}
-
-/// The directory facts are looked up by the email the provider verified, never by anything
-/// the browser sends.
-pub async fn show_profile(
-    State(state): State<AppState>,
-    current: CurrentUser,
-) -> Result<ProfilePage, AppError> {
-    let store = state.store.as_ref();
-    let reason = admin_reason(store, &state.auth.admin_groups, &current.user).await?;
-    let roles = effective_roles(store, &current.user).await?;
-    let facts = match verified_email(&current.user) {
-        Some(email) => Some(store.person_facts(&email).await?),
-        None => None,
-    };
-    Ok(ProfilePage {
-        layout: Layout::new("Your profile — Gatehouse"),
-        csrf: current.session.csrf,
-        user: current.user,
-        admin: reason.is_admin(),
-        roles,
-        facts,
-    })
-}
-
-fn verified_email(user: &User) -> Option<String> {
-    user.email
-        .as_deref()
-        .filter(|_| user.email_verified)
-        .map(normalize_email)
 }
 
 #[derive(Debug, Deserialize)]

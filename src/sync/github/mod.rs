@@ -1,12 +1,17 @@
-//! The sync's source in production: the GitHub client's fetches, turned into one snapshot.
+//! The sync's source in production: the GitHub client's fetches (`client`: SAML identities
+//! over GraphQL, repositories and traffic over REST, rate limits honoured, transient failures
+//! retried), turned into one snapshot.
+
+mod client;
+
+pub use client::{GitHubClient, GitHubError, Repo, RetryPolicy, SamlIdentity, next_link};
 
 use std::sync::Arc;
 
 use super::runner::Source;
 use super::service::SyncService;
-use super::{Fetched, GithubSnapshot, RepoSnapshot, TrafficDay};
+use super::{Fetched, GithubSnapshot, RepoSnapshot};
 use crate::config::Config;
-use crate::github::{GitHubClient, GitHubError, RetryPolicy};
 
 pub struct GithubSource {
     client: GitHubClient,
@@ -30,10 +35,6 @@ pub fn service(config: &Config) -> anyhow::Result<Option<Arc<SyncService>>> {
         config.sync_max_departed,
         config.sync_interval,
     ))))
-}
-
-fn clamp(n: i64) -> i32 {
-    i32::try_from(n.max(0)).unwrap_or(i32::MAX)
 }
 
 #[async_trait::async_trait]
@@ -74,16 +75,7 @@ impl Source for GithubSource {
                 visibility: repo.visibility,
                 archived: repo.archived,
                 html_url: repo.html_url,
-                traffic: traffic
-                    .into_iter()
-                    .map(|d| TrafficDay {
-                        day: d.day,
-                        views: clamp(d.views),
-                        unique_views: clamp(d.unique_views),
-                        clones: clamp(d.clones),
-                        unique_clones: clamp(d.unique_clones),
-                    })
-                    .collect(),
+                traffic,
             });
         }
         Ok(GithubSnapshot { identities, repos })

@@ -1,0 +1,189 @@
+//! Users: the list, one user with their roles and sessions, role changes and revoking
+//! their sessions.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::account::sessions::when;
+use crate::auth::access::{AdminReason, HeldRole, RoleSource, admin_reason, effective_roles};
+use crate::auth::extract::AdminUser;
+use crate::state::AppState;
+use crate::store::{Role, User, UserListing};
+use crate::web::error::AppError;
+use crate::web::extract::{Form, Path, Query};
+use crate::web::pages::Layout;
+
+use super::{PAGE_SIZE, page_count};
+
+#[derive(Deserialize)]
+pub(super) struct UsersQuery {
+    q: Option<String>,
+    page: Option<i64>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin_users.html")]
+pub(super) struct UsersPage {
+    layout: Layout,
+    user: User,
+    csrf: String,
+    q: String,
+    rows: Vec<(UserListing, String)>,
+    total: i64,
+    page: i64,
+    pages: i64,
+}
+
+pub(super) async fn list_users(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Query(query): Query<UsersQuery>,
+) -> Result<UsersPage, AppError> {
+    let q = query.q.unwrap_or_default().trim().to_string();
+    let page = query.page.unwrap_or(1).max(1);
+    let (rows, total) = state
+        .store
+        .list_users(&q, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        .await?;
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            let seen = r
+                .last_login_at
+                .map_or_else(|| "never".into(), |t| when(t.timestamp()));
+            (r, seen)
+        })
+        .collect();
+    Ok(UsersPage {
+        layout: Layout::new("Users — Gatehouse"),
+        csrf: admin.current.session.csrf.clone(),
+        user: admin.current.user,
+        q,
+        rows,
+        total,
+        page,
+        pages: page_count(total),
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin_user.html")]
+pub(super) struct UserPage {
+    layout: Layout,
+    user: User,
+    csrf: String,
+    subject: User,
+    reason: AdminReason,
+    held: Vec<HeldRole>,
+    assignable: Vec<Role>,
+    sessions: usize,
+}
+
+pub(super) async fn show_user(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(id): Path<i64>,
+) -> Result<UserPage, AppError> {
+    let subject = state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let reason = admin_reason(state.store.as_ref(), &state.auth.admin_groups, &subject).await?;
+    let held = effective_roles(state.store.as_ref(), &subject).await?;
+    let assignable = state
+        .store
+        .roles()
+        .await?
+        .into_iter()
+        .filter(|r| !held.iter().any(|h| h.role.id == r.id && h.is_assigned()))
+        .collect();
+    let sessions = state
+        .auth
+        .sessions
+        .list(id)
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?
+        .len();
+    Ok(UserPage {
+        layout: Layout::new("User — Gatehouse"),
+        csrf: admin.current.session.csrf.clone(),
+        user: admin.current.user,
+        subject,
+        reason,
+        held,
+        assignable,
+        sessions,
+    })
+}
+
+#[derive(Deserialize)]
+pub(super) struct RoleChange {
+    action: String,
+    role_id: i64,
+}
+
+pub(super) async fn change_user_roles(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(id): Path<i64>,
+    Form(form): Form<RoleChange>,
+) -> Result<Response, AppError> {
+    let subject = state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let role = state
+        .store
+        .roles()
+        .await?
+        .into_iter()
+        .find(|r| r.id == form.role_id)
+        .ok_or_else(|| AppError::BadRequest("No such role.".into()))?;
+    let changed = match form.action.as_str() {
+        "add" => state.store.assign_role(id, role.id, &admin.name()).await?,
+        "remove" => state.store.remove_role(id, role.id).await?,
+        _ => return Err(AppError::BadRequest("Unknown action.".into())),
+    };
+    if changed {
+        admin
+            .audit(
+                &state,
+                "role_change",
+                json!({ "action": form.action, "role": role.name, "user_id": id, "user": subject.email }),
+            )
+            .await;
+    }
+    Ok(Redirect::to(&format!("/admin/users/{id}")).into_response())
+}
+
+pub(super) async fn revoke_user_sessions(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    let subject = state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let count = state
+        .auth
+        .sessions
+        .revoke_all(id)
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    admin
+        .audit(
+            &state,
+            "session_revoked",
+            json!({ "user_id": id, "user": subject.email, "sessions": count, "by": "admin" }),
+        )
+        .await;
+    Ok(Redirect::to(&format!("/admin/users/{id}")).into_response())
+}
