@@ -62,7 +62,7 @@ pub enum Command {
     /// Break-glass administrators, for when the identity provider sends no groups.
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Replace a data feed with a full snapshot from a CSV file (SPEC §5.4): every row is
+    /// Replace a data feed with a full snapshot from a CSV file: every row is
     /// validated first, then applied all or nothing.
     Import(ImportArgs),
     /// Run a sync now; exit 0 when it applied, 1 when it failed or was refused, 75 when

@@ -74,7 +74,7 @@ pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(super::doc::document())
 }
 
-/// Seed 002's `/secure-data`: what the token says.
+/// What the token says: who it is for, which client, which scopes, and its claims.
 #[utoipa::path(get, path = "/api/v1/me", tag = "tokens",
     responses(
         (status = 200, description = "The verified token", body = MeAnswer),

@@ -184,7 +184,8 @@ pub async fn finish_login(
             issuer: claims.iss.clone(),
             subject: claims.sub.clone(),
             email: claims.email.as_ref().map(|e| e.to_ascii_lowercase()),
-            // Only an explicit `false` withholds trust (SPEC §3).
+            // Only an explicit `false` withholds trust: a provider that omits the claim is
+            // believed (open question: see the README's note on email verification).
             email_verified: claims.email_verified != Some(false),
             name: claims.name.clone().or(claims.preferred_username.clone()),
             is_admin: state.auth.is_admin(&groups),

@@ -70,7 +70,8 @@ impl std::fmt::Display for RateLimit {
     }
 }
 
-/// `N/second|minute|hour|day`, also the seed's `N per minute`.
+/// `N/second|minute|hour|day`; `N per minute` too, as Flask-Limiter writes it, so limits
+/// copied from an older Flask deployment still parse.
 pub fn rate_limit(raw: &str) -> Result<RateLimit, String> {
     let raw = raw.trim();
     let (count, unit) = raw
@@ -98,7 +99,8 @@ pub fn rate_limit(raw: &str) -> Result<RateLimit, String> {
     Ok(RateLimit { count, per })
 }
 
-/// The rules of SPEC §4.3 and their defaults.
+/// The rate-limit rules a route can name in the route table, and their defaults (the
+/// README's table; `GATEHOUSE_RATE_LIMITS` overrides them).
 pub const RATE_LIMIT_DEFAULTS: &[(&str, &str)] = &[
     ("auth.login", "5/minute"),
     ("auth.callback", "10/minute"),

@@ -1,4 +1,4 @@
-//! The built-in identity provider for dev mode (SPEC §6): a real, minimal OpenID provider at
+//! The built-in identity provider for dev mode: a real, minimal OpenID provider at
 //! `/dev-idp` on the same server, so a fresh checkout can sign in with no setup. Sign-in uses
 //! exactly the production relying-party code against it. Only ever mounted in dev mode, which
 //! only listens on loopback.

@@ -1,4 +1,4 @@
-//! Data feeds (SPEC §5.4): full snapshots of laptops and distribution lists from other systems,
+//! Data feeds: full snapshots of laptops and distribution lists from other systems,
 //! through `gatehouse import …` or the write API. Both call `parse_*` (CSV) or build raw rows
 //! from JSON, then `validate_*`, then the store's `replace_*`, which plans with `plan_*` and
 //! checks `SnapshotLimits` inside its transaction. Everything here is pure.

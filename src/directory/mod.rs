@@ -1,4 +1,4 @@
-//! The directory (SPEC §5.1, §5.2, §5.4): who is who on GitHub, their laptops and lists.
+//! The directory: who is who on GitHub, their laptops and lists.
 //!
 //! `search` holds the query model (sort keys, cursors) that the page, the JSON route and the
 //! API share; `routes` the pages; `feeds` the snapshot imports.
@@ -22,7 +22,8 @@ pub struct Identity {
     pub departed_at: Option<DateTime<Utc>>,
 }
 
-/// The seed's JSON row, kept exactly: `{last_pull_date, name, email, github_username}`.
+/// The JSON row of the Flask service this replaced, kept exactly (`{last_pull_date, name,
+/// email, github_username}`): existing scripts parse it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct IdentityJson {
     /// When the GitHub sync last saw this identity (RFC 3339, UTC).
@@ -44,7 +45,7 @@ impl From<&Identity> for IdentityJson {
     }
 }
 
-/// RFC 3339 in UTC with a `Z`, seconds precision: what the seed's clients parse.
+/// RFC 3339 in UTC with a `Z`, seconds precision: what those scripts parse.
 pub fn rfc3339(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

@@ -180,7 +180,8 @@ pub async fn search_page(
     })
 }
 
-/// The seed's JSON: without parameters every active row as one array, streamed; with any
+/// The Flask service's JSON, for its scripts: without parameters every active row as one
+/// array, streamed; with any
 /// parameter one page, the next page's URL in `Link`.
 pub async fn search_json(
     State(state): State<AppState>,

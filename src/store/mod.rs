@@ -194,7 +194,7 @@ pub trait Store: Send + Sync + 'static {
         snapshot: &crate::sync::GithubSnapshot,
         max_departed: f64,
     ) -> Result<crate::sync::Applied, StoreError>;
-    /// Replaces every laptop with the snapshot, all or nothing (SPEC §5.4).
+    /// Replaces every laptop with the snapshot, all or nothing.
     async fn replace_assets(
         &self,
         incoming: &[crate::directory::feeds::AssetRow],

@@ -1,4 +1,4 @@
-//! The GitHub sync (SPEC §5.5): SAML identities (work email → login) and repository traffic,
+//! The GitHub sync: SAML identities (work email → login) and repository traffic,
 //! read from GitHub and written in one transaction, one run at a time across processes.
 
 pub mod github;

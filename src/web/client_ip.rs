@@ -1,4 +1,4 @@
-//! The client's address, one function for rate limits, audit and sessions (SPEC §4.4): the
+//! The client's address, one function for rate limits, audit and sessions: the
 //! socket peer, or `X-Forwarded-For` only as far as `GATEHOUSE_TRUSTED_PROXIES` allows.
 
 use std::net::{IpAddr, SocketAddr};

@@ -2,7 +2,7 @@
 //! The rule of a route is in the route table; the layer only counts (the session, the token
 //! and the client address were found by the layers before it).
 //!
-//! Fixed windows, as the seed's limiter: one atomic `INCR` (+ `EXPIRE` on the first hit) per
+//! Fixed windows, as Flask-Limiter's default strategy: one atomic `INCR` (+ `EXPIRE` on the first hit) per
 //! request in a Lua script, which makes `X-RateLimit-Remaining` and `-Reset` exact and costs
 //! one round trip. The price is that a client may spend up to twice the limit across a window
 //! boundary; for these limits (abuse brakes, not quotas) that is acceptable.
