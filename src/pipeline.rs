@@ -53,26 +53,20 @@ pub fn router(state: AppState) -> Router {
 
     // Pages and the cookie-authenticated JSON routes. Unrouted addresses come here too, so a
     // 404 is counted, and shows the signed-in header.
-    let mut pages = pages
+    let pages = pages
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state.clone());
-    if let Some(idp) = state.dev_idp.clone() {
-        // The built-in provider's routes are not in the table (they exist in dev mode only):
-        // as unrouted addresses they are public and counted by rule `default`, and no session
-        // cookie authenticates them, so the CSRF layer has nothing to check.
-        pages = pages.merge(crate::devidp::router(idp));
-    }
-    let pages = pages.layer(
-        ServiceBuilder::new()
-            .layer(from_fn_with_state(Arc::clone(&meta), tag))
-            .layer(from_fn_with_state(state.clone(), client_ip::layer))
-            .layer(from_fn_with_state(state.clone(), identity::session))
-            .layer(from_fn_with_state(state.clone(), identity::guard))
-            .layer(from_fn_with_state(state.clone(), csrf::protect))
-            .layer(from_fn_with_state(state.clone(), ratelimit::enforce))
-            .layer(from_fn(audit::record)),
-    );
+        .with_state(state.clone())
+        .layer(
+            ServiceBuilder::new()
+                .layer(from_fn_with_state(Arc::clone(&meta), tag))
+                .layer(from_fn_with_state(state.clone(), client_ip::layer))
+                .layer(from_fn_with_state(state.clone(), identity::session))
+                .layer(from_fn_with_state(state.clone(), identity::guard))
+                .layer(from_fn_with_state(state.clone(), csrf::protect))
+                .layer(from_fn_with_state(state.clone(), ratelimit::enforce))
+                .layer(from_fn(audit::record)),
+        );
 
     // The Bearer API: never a cookie, so no session and no CSRF. CORS answers a browser's
     // preflight (which carries no token) before anything else. The limiter counts before
@@ -93,6 +87,21 @@ pub fn router(state: AppState) -> Router {
         );
 
     let mut app = Router::new().merge(probes).merge(pages).merge(api);
+
+    // Dev mode's built-in provider: public, counted by rule `default` (its routes are not in
+    // the table: as unrouted addresses they get that metadata). No session and no CSRF: its
+    // forms are the provider's, posted by a browser that may hold a Gatehouse session, and
+    // its token endpoint is called by the relying party's server.
+    if let Some(idp) = state.dev_idp.clone() {
+        app = app.merge(
+            crate::devidp::router(idp).layer(
+                ServiceBuilder::new()
+                    .layer(from_fn_with_state(Arc::new(MetaByPath::new()), tag))
+                    .layer(from_fn_with_state(state.clone(), client_ip::layer))
+                    .layer(from_fn_with_state(state.clone(), ratelimit::enforce)),
+            ),
+        );
+    }
     if state.config.metrics_bind.is_some() {
         app = app.layer(from_fn(metrics::record));
     }

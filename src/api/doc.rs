@@ -142,16 +142,30 @@ impl utoipa::PartialSchema for IncludeDeparted {
 
 impl ToSchema for IncludeDeparted {}
 
+/// A yes/no query parameter of the snapshot endpoints (`dry_run`, `force`).
+pub struct YesNo;
+
+impl utoipa::PartialSchema for YesNo {
+    fn schema() -> RefOr<Schema> {
+        one_of(
+            &["1", "true", "yes", "0", "false", "no", ""],
+            "1, true or yes; 0, false, no or empty (the default)",
+        )
+    }
+}
+
+impl ToSchema for YesNo {}
+
 // Whitespace in these patterns is `[\s\u0085]`: the server trims (and refuses inside an email)
 // what Rust calls whitespace, which is ECMAScript's `\s` and U+0085.
 
 /// An email address as the feeds check it, after trimming: one `@`, something before it, a
 /// domain with a dot that neither starts nor ends it, no whitespace. Compared lower-cased.
-const EMAIL_PATTERN: &str =
-    r"^[\s\u0085]*[^@\s\u0085]+@[^@\s\u0085.][^@\s\u0085]*\.[^@\s\u0085]*[^@\s\u0085.][\s\u0085]*$";
-/// A required text value: something other than whitespace (values are trimmed).
-const TEXT_PATTERN: &str = r"[^\s\u0085]";
-/// Longest value, in bytes of UTF-8 after trimming; JSON Schema counts characters.
+const EMAIL_PATTERN: &str = r"^[\s\u0085]*[^@\s\u0085\u0000]+@[^@\s\u0085.\u0000][^@\s\u0085\u0000]*\.[^@\s\u0085\u0000]*[^@\s\u0085.\u0000][\s\u0085]*$";
+/// A required text value: something other than whitespace (values are trimmed), and no NUL
+/// (which PostgreSQL's text type cannot hold).
+const TEXT_PATTERN: &str = r"^[^\u0000]*[^\s\u0085\u0000][^\u0000]*$";
+/// Longest value, in characters after trimming.
 const MAX_VALUE: usize = 320;
 
 fn string_schema(pattern: &str, description: &str) -> utoipa::openapi::schema::Object {
@@ -167,20 +181,30 @@ fn string_schema(pattern: &str, description: &str) -> utoipa::openapi::schema::O
 fn email_value() -> utoipa::openapi::schema::Object {
     string_schema(
         EMAIL_PATTERN,
-        "An email address (trimmed, compared lower-cased); at most 320 bytes",
+        "An email address (trimmed, compared lower-cased); at most 320 characters",
     )
 }
 
 fn text_value() -> utoipa::openapi::schema::Object {
-    string_schema(TEXT_PATTERN, "Not empty once trimmed; at most 320 bytes")
+    string_schema(
+        TEXT_PATTERN,
+        "Not empty once trimmed; at most 320 characters",
+    )
 }
 
-fn assigned_at_value() -> utoipa::openapi::schema::Object {
-    ObjectBuilder::new()
+fn assigned_at_value() -> Schema {
+    let date = ObjectBuilder::new()
         .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
-        .description(Some("YYYY-MM-DD; null or absent for none"))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)));
+    let empty = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([""]));
+    utoipa::openapi::schema::OneOfBuilder::new()
+        .item(date)
+        .item(empty)
+        .description(Some("YYYY-MM-DD; empty, null or absent for none"))
         .build()
+        .into()
 }
 
 fn role_value() -> utoipa::openapi::schema::Object {
@@ -243,11 +267,12 @@ pub struct ListRowJson {
 }
 
 // The CSV bodies. Their `pattern` describes the documented column order and conservative
-// values (each at most 80 characters, so at most 320 bytes; plain emails; dates up to the
+// values (each at most 80 characters, so at most 320 characters; plain emails; dates up to the
 // 28th); the server also takes the same columns in any order, quoted fields and surrounding
 // spaces. Rows are separated by LF or CRLF.
-const CSV_TEXT: &str = r#"[^,"\s\u0085](?:[^,"\r\n]{0,78}[^,"\s\u0085])?"#;
-const CSV_EMAIL: &str = r#"[^,"@\s\u0085]{1,24}@[^,"@\s\u0085.]{1,16}\.[^,"@\s\u0085.]{1,16}"#;
+const CSV_TEXT: &str = r#"[^,"\s\u0085\u0000](?:[^,"\r\n\u0000]{0,78}[^,"\s\u0085\u0000])?"#;
+const CSV_EMAIL: &str =
+    r#"[^,"@\s\u0085\u0000]{1,24}@[^,"@\s\u0085.\u0000]{1,16}\.[^,"@\s\u0085.\u0000]{1,16}"#;
 const CSV_DATE: &str = r"(?:[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8]))?";
 const CSV_ROLE: &str = r"(?:member|owner)";
 const CSV_BOOL: &str = r"(?:true|false|1|0|yes|no)?";

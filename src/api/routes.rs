@@ -12,7 +12,7 @@ use super::doc::{ErrorBody, GithubUsersPage, InvalidRows, ListRef, MeAnswer, Per
 use crate::auth::bearer::Bearer;
 use crate::directory::feeds::SnapshotOutcome;
 use crate::directory::search::{Page, SearchParams};
-use crate::directory::{IdentityJson, normalize_email};
+use crate::directory::{IdentityJson, could_be_email, normalize_email};
 use crate::state::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::{Body, Path, Query};
@@ -143,6 +143,9 @@ pub async fn github_user(
 ) -> Result<Json<IdentityJson>, AppError> {
     token.require(READ)?;
     let email = normalize_email(&email);
+    if !could_be_email(&email) {
+        return Err(AppError::NotFound(format!("no GitHub user for {email:?}")));
+    }
     let facts = state.store.person_facts(&email).await?;
     facts
         .github
@@ -170,6 +173,9 @@ pub async fn person(
 ) -> Result<Json<PersonAnswer>, AppError> {
     token.require(READ)?;
     let email = normalize_email(&email);
+    if !could_be_email(&email) {
+        return Err(AppError::NotFound(format!("no one found for {email:?}")));
+    }
     let facts = state.store.person_facts(&email).await?.for_coworker();
     if facts.is_empty() {
         return Err(AppError::NotFound(format!("no one found for {email}")));
@@ -200,8 +206,16 @@ pub struct SnapshotParams {
     force: Option<String>,
 }
 
-fn flag(v: Option<&String>) -> bool {
-    matches!(v.map(String::as_str), Some("1" | "true" | "yes"))
+/// A yes/no query parameter. Anything else is refused: a misspelt `dry_run=Ture` must not
+/// apply a snapshot for real.
+fn flag(v: Option<&String>, name: &str) -> Result<bool, AppError> {
+    match v.map(String::as_str) {
+        None | Some("" | "0" | "false" | "no") => Ok(false),
+        Some("1" | "true" | "yes") => Ok(true),
+        Some(other) => Err(AppError::BadRequest(format!(
+            "{name}: 1, true or yes; 0, false or no (not {other:?})"
+        ))),
+    }
 }
 
 /// The rows of a snapshot body: CSV (`text/csv`, the import's columns) or a JSON array of
@@ -285,8 +299,8 @@ async fn put_snapshot(
     let snapshot = snapshot_from(feed, &headers, &body)?;
     let limits = SnapshotLimits {
         max_removed_share: state.config.sync_max_departed,
-        force: flag(params.force.as_ref()),
-        dry_run: flag(params.dry_run.as_ref()),
+        force: flag(params.force.as_ref(), "force")?,
+        dry_run: flag(params.dry_run.as_ref(), "dry_run")?,
     };
     let actor = format!("api ({})", token.principal());
     let source = Source {
@@ -310,10 +324,10 @@ async fn put_snapshot(
 /// Replaces the laptops (serial,model,owner_email[,assigned_at]) with a full snapshot (scope `directory.write`).
 #[utoipa::path(put, path = "/api/v1/assets", tag = "feeds",
     params(
-        ("dry_run" = Option<String>, Query,
-            description = "1, true or yes: report what would change, change nothing; any other value, or none, applies"),
-        ("force" = Option<String>, Query,
-            description = "1, true or yes: apply even past the removal guard; any other value, or none, does not"),
+        ("dry_run" = inline(Option<super::doc::YesNo>), Query,
+            description = "1, true or yes: report what would change, change nothing; 0, false, no, empty or none: apply; anything else is refused (400)"),
+        ("force" = inline(Option<super::doc::YesNo>), Query,
+            description = "1, true or yes: apply even past the removal guard; 0, false, no, empty or none: do not; anything else is refused (400)"),
     ),
     request_body(description = "The whole feed: CSV with a header row, or a JSON array of row objects with the same names",
         content((super::doc::AssetsCsv = "text/csv"), (Vec<super::doc::AssetRowJson> = "application/json"))),
@@ -349,10 +363,10 @@ pub async fn put_assets(
 /// Replaces the distribution lists (list_email,name,member_email,role[,hidden]) with a full snapshot (scope `directory.write`).
 #[utoipa::path(put, path = "/api/v1/distribution-lists", tag = "feeds",
     params(
-        ("dry_run" = Option<String>, Query,
-            description = "1, true or yes: report what would change, change nothing; any other value, or none, applies"),
-        ("force" = Option<String>, Query,
-            description = "1, true or yes: apply even past the removal guard; any other value, or none, does not"),
+        ("dry_run" = inline(Option<super::doc::YesNo>), Query,
+            description = "1, true or yes: report what would change, change nothing; 0, false, no, empty or none: apply; anything else is refused (400)"),
+        ("force" = inline(Option<super::doc::YesNo>), Query,
+            description = "1, true or yes: apply even past the removal guard; 0, false, no, empty or none: do not; anything else is refused (400)"),
     ),
     request_body(description = "The whole feed: CSV with a header row, or a JSON array of row objects with the same names",
         content((super::doc::ListsCsv = "text/csv"), (Vec<super::doc::ListRowJson> = "application/json"))),

@@ -182,7 +182,11 @@ pub fn parse_lists(csv: &[u8]) -> Result<Vec<(Position, RawListRow)>, Vec<RowErr
 
 fn required(value: Option<&String>, column: &str) -> Result<String, String> {
     match value.map(|v| v.trim()).filter(|v| !v.is_empty()) {
-        Some(v) if v.len() > 320 => Err(format!("{column} is longer than 320 characters")),
+        Some(v) if v.chars().count() > 320 => {
+            Err(format!("{column} is longer than 320 characters"))
+        }
+        // PostgreSQL's text type cannot hold a NUL; other control characters are kept.
+        Some(v) if v.contains('\0') => Err(format!("{column} contains a NUL character")),
         Some(v) => Ok(v.to_string()),
         None => Err(format!("{column} is empty")),
     }

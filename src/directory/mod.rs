@@ -96,3 +96,9 @@ impl PersonFacts {
 pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
+
+/// Whether a normalised email can name anyone: not empty, no longer than an address can be,
+/// and no NUL (which PostgreSQL's text type refuses, so no stored email has one).
+pub fn could_be_email(email: &str) -> bool {
+    !email.is_empty() && email.len() <= 254 && !email.contains('\0')
+}

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 
 use super::search::{Page, SearchParams, SearchQuery, SortKey};
-use super::{IdentityJson, PersonFacts, normalize_email};
+use super::{IdentityJson, PersonFacts, could_be_email, normalize_email};
 use crate::auth::extract::CurrentUser;
 use crate::state::AppState;
 use crate::store::{Store, User};
@@ -58,7 +58,7 @@ pub async fn lookup(
     let email = normalize_email(params.email.as_deref().unwrap_or(""));
     let (facts, problem) = if email.is_empty() {
         (None, None)
-    } else if email.len() > 254 || !email.contains('@') {
+    } else if !could_be_email(&email) || !email.contains('@') {
         (None, Some("That does not look like an email address."))
     } else {
         let facts = state.store.person_facts(&email).await?.for_coworker();

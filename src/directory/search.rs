@@ -169,13 +169,18 @@ impl SearchParams {
 
     /// Validates every parameter; the error names the parameter and says what is allowed.
     pub fn parse(&self) -> Result<SearchQuery, String> {
-        let mut query = SearchQuery {
-            q: self.q.as_deref().unwrap_or("").trim().to_lowercase(),
-            ..SearchQuery::default()
-        };
-        if query.q.chars().count() > 200 {
+        let q = self.q.as_deref().unwrap_or("").trim();
+        if q.chars().count() > 200 {
             return Err("q: at most 200 characters".into());
         }
+        // PostgreSQL's text type cannot hold a NUL, so no row can contain one.
+        if q.contains('\0') {
+            return Err("q: no NUL character".into());
+        }
+        let mut query = SearchQuery {
+            q: q.to_lowercase(),
+            ..SearchQuery::default()
+        };
         if let Some(limit) = self.limit.as_deref().filter(|s| !s.is_empty()) {
             query.limit = limit
                 .parse::<u32>()

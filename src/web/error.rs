@@ -147,7 +147,14 @@ impl AppError {
                 "This address does not accept that method.".to_string(),
             ),
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
-            AppError::Rejected { status, message } => (status, "bad_request", message),
+            AppError::Rejected { status, message } => {
+                let code = match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                    _ => "bad_request",
+                };
+                (status, code, message)
+            }
             AppError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
             AppError::SignInRequired { next, hop } => {
                 sign_in = Some((next, hop));

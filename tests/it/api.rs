@@ -805,3 +805,91 @@ async fn the_api_rate_limit_counts_per_token() {
     assert_eq!(anon.iter().filter(|s| **s == 429).count(), 1, "{anon:?}");
     app.stop().await;
 }
+
+/// What the contract fuzzer found: a NUL in a search term or an email, a misspelt flag, an
+/// oversized or control-character value. Each is a clear 4xx, on PostgreSQL (whose text type
+/// refuses NUL) as on SQLite, and changes nothing.
+#[tokio::test]
+async fn malformed_input_is_a_4xx_and_changes_nothing() {
+    let db = TestDb::postgres().await;
+    let app = crate::directory::app_with_directory(&db, &[]).await;
+    let read = dev_machine_token(&app, "directory.read").await;
+    let write = dev_machine_token(&app, "directory.write").await;
+    for (path, status) in [
+        ("/api/v1/github-users?q=ab%00c", StatusCode::BAD_REQUEST),
+        ("/api/v1/github-users?q=a%00", StatusCode::BAD_REQUEST),
+        ("/api/v1/github-users/a%00b", StatusCode::NOT_FOUND),
+        ("/api/v1/people/a%00b", StatusCode::NOT_FOUND),
+    ] {
+        let r = get(&app, path, Some(&read)).await;
+        assert_eq!(r.status(), status, "{path}");
+        let body: Value = r.json().await.expect("json");
+        assert!(body["message"].is_string(), "{path}: {body}");
+    }
+    // 150 dotted capital Is are 150 characters, though lower-casing makes them 300.
+    let wide = "%C4%B0".repeat(150);
+    let r = get(&app, &format!("/api/v1/github-users?q={wide}"), Some(&read)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let count = |app: &TestApp| {
+        let url = app.url("/api/v1/people/alice@example.com");
+        let read = read.clone();
+        async move {
+            http()
+                .get(url)
+                .bearer_auth(read)
+                .send()
+                .await
+                .expect("person")
+                .status()
+        }
+    };
+    assert_eq!(count(&app).await, StatusCode::OK);
+    let one_row = "serial,model,owner_email\nX-1,Laptop,alice@example.com\n";
+    let r = put(
+        &app,
+        "/api/v1/assets?dry_run=Ture&force=1",
+        &write,
+        "text/csv",
+        one_row,
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "a misspelt flag is refused"
+    );
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("dry_run")
+    );
+    let r = put(
+        &app,
+        "/api/v1/assets?dry_run=1",
+        &write,
+        "application/json",
+        &json!([{"serial": "€".repeat(110), "model": "M", "owner_email": "alice@example.com"},
+                {"serial": "X-2", "model": "bad\u{0}model", "owner_email": "alice@example.com"}])
+        .to_string(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["rows"].as_array().map(Vec::len), Some(1), "{body}");
+    assert!(body.to_string().contains("NUL character"), "{body}");
+    // Nothing was replaced: the laptops of the seed are still there.
+    let dry = put(
+        &app,
+        "/api/v1/assets?dry_run=1",
+        &write,
+        "text/csv",
+        one_row,
+    )
+    .await;
+    let dry: Value = dry.json().await.expect("json");
+    assert_eq!(dry["removed"], 2, "{dry}");
+    app.stop().await;
+}

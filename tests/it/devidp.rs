@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::signin::{Jar, get_with, location};
 use crate::support::{TestApp, TestDb, http};
 
-fn hidden_fields(html: &str, user: &str) -> Vec<(String, String)> {
+pub fn hidden_fields(html: &str, user: &str) -> Vec<(String, String)> {
     // The form of the picked user: its hidden inputs, in order.
     let start = html
         .find(&format!("name=\"user\" value=\"{user}\""))

@@ -242,3 +242,41 @@ async fn a_brake_on_a_page_is_html_for_browsers_and_json_for_scripts() {
     assert!(content_type(&script).starts_with("application/json"));
     app.stop().await;
 }
+
+/// The built-in provider's forms are the provider's: a browser that already holds a Gatehouse
+/// session (signing in again as someone else) posts them with its cookie and no CSRF token.
+#[tokio::test]
+async fn the_dev_provider_is_not_behind_the_session_or_csrf_layers() {
+    let db = TestDb::sqlite();
+    let app = crate::support::TestApp::start(&[("GATEHOUSE_DATABASE_URL", db.url())]).await;
+    let base = app.url("");
+    let base = base.trim_end_matches('/');
+    let alice = crate::devidp::dev_sign_in(base, "alice").await;
+    let start = http()
+        .get(app.url("/auth/login?next=/profile"))
+        .header("cookie", alice.header())
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    let html = http()
+        .get(crate::signin::location(&start, base))
+        .header("cookie", alice.header())
+        .send()
+        .await
+        .expect("pick page")
+        .text()
+        .await
+        .expect("html");
+    let picked = http()
+        .post(app.url("/dev-idp/authorize"))
+        .header("cookie", alice.header())
+        .header("origin", base)
+        .header("sec-fetch-site", "same-origin")
+        .form(&crate::devidp::hidden_fields(&html, "bob"))
+        .send()
+        .await
+        .expect("pick");
+    assert_eq!(picked.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+}
