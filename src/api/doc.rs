@@ -360,13 +360,13 @@ impl Modify for BearerScheme {
         version = "1"
     ),
     paths(
-        super::routes::me,
-        super::routes::github_users,
-        super::routes::github_user,
-        super::routes::person,
-        super::routes::put_assets,
-        super::routes::put_lists,
-        super::routes::openapi_json,
+        super::me,
+        crate::directory::api::github_users,
+        crate::directory::api::github_user,
+        crate::directory::api::person,
+        crate::directory::api::put_assets,
+        crate::directory::api::put_lists,
+        super::openapi_json,
     ),
     components(schemas(
         MeAnswer, GithubUsersPage, ListRef, PersonAnswer, ErrorBody, RowProblem, InvalidRows,

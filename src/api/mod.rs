@@ -1,8 +1,49 @@
-//! The JSON API: Bearer access tokens from the same identity provider(s) (verified in
-//! `auth::bearer`), scopes per endpoint, errors per RFC 6750, an OpenAPI document.
+//! The JSON API's shell: its OpenAPI document (`doc`), `/api/v1/openapi.json`, `/api/v1/me`
+//! (what a token says) and CORS. Bearer tokens are verified in `auth::bearer`; features list
+//! their own API routes.
 
 pub mod doc;
-pub mod routes;
+
+use axum::Json;
+use axum::routing::get;
+
+use crate::auth::bearer::Bearer;
+use crate::web::routes::Route;
+use doc::{ErrorBody, MeAnswer};
+
+/// The API's own routes; each feature lists its own API routes (`directory::api`).
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::api("/api/v1/openapi.json", &["GET"], get(openapi_json)).public(),
+        Route::api("/api/v1/me", &["GET"], get(me)),
+    ]
+}
+
+/// The API's own description; public, like any API reference.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", security(()),
+    responses(
+        (status = 200, description = "This document (OpenAPI 3.1)"),
+        (status = 429, description = "Past the rate limit (rule api); Retry-After says when to come back", body = ErrorBody),
+    ))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(doc::document())
+}
+
+/// What the token says: who it is for, which client, which scopes, and its claims.
+#[utoipa::path(get, path = "/api/v1/me", tag = "tokens",
+    responses(
+        (status = 200, description = "The verified token", body = MeAnswer),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 429, description = "Past the rate limit (rule api); Retry-After says when to come back", body = ErrorBody),
+    ))]
+pub async fn me(Bearer(token): Bearer) -> Json<MeAnswer> {
+    Json(MeAnswer {
+        sub: token.sub,
+        client_id: token.client_id,
+        scopes: token.scopes,
+        claims: token.claims,
+    })
+}
 
 /// CORS for the API only, and only for `GATEHOUSE_CORS_ORIGINS`: Bearer tokens, never
 /// cookies, so no credentials are allowed. `None` when no origin is configured.

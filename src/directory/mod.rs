@@ -3,6 +3,7 @@
 //! `search` holds the query model (sort keys, cursors) that the page, the JSON route and the
 //! API share; `routes` the pages; `feeds` the snapshot imports.
 
+pub mod api;
 pub mod feeds;
 pub mod import;
 pub mod pages;

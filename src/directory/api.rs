@@ -1,4 +1,5 @@
-//! `/api/v1/…` handlers: thin, over the same query model and store as the pages.
+//! The directory's JSON API (`/api/v1/github-users`, `/people`, the feed snapshots): thin
+//! handlers over the same query model, store and import code as the pages and the CLI.
 
 use axum::Json;
 use axum::extract::DefaultBodyLimit;
@@ -8,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::routing::{get, put};
 use serde_json::{Value, json};
 
-use super::doc::{ErrorBody, GithubUsersPage, InvalidRows, ListRef, MeAnswer, PersonAnswer};
+use crate::api::doc::{ErrorBody, GithubUsersPage, InvalidRows, ListRef, PersonAnswer};
 use crate::auth::bearer::Bearer;
 use crate::directory::feeds::SnapshotOutcome;
 use crate::directory::search::{Page, SearchParams};
@@ -26,8 +27,6 @@ const MAX_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::api("/api/v1/openapi.json", &["GET"], get(openapi_json)).public(),
-        Route::api("/api/v1/me", &["GET"], get(me)),
         Route::api("/api/v1/github-users", &["GET"], get(github_users)),
         Route::api("/api/v1/github-users/{email}", &["GET"], get(github_user)),
         Route::api("/api/v1/people/{email}", &["GET"], get(person)),
@@ -64,43 +63,17 @@ fn refused(outcome: SnapshotOutcome) -> AppError {
     }
 }
 
-/// The API's own description; public, like any API reference.
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", security(()),
-    responses(
-        (status = 200, description = "This document (OpenAPI 3.1)"),
-        (status = 429, description = "Past the rate limit (rule api); Retry-After says when to come back", body = ErrorBody),
-    ))]
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(super::doc::document())
-}
-
-/// What the token says: who it is for, which client, which scopes, and its claims.
-#[utoipa::path(get, path = "/api/v1/me", tag = "tokens",
-    responses(
-        (status = 200, description = "The verified token", body = MeAnswer),
-        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
-        (status = 429, description = "Past the rate limit (rule api); Retry-After says when to come back", body = ErrorBody),
-    ))]
-pub async fn me(Bearer(token): Bearer) -> Json<MeAnswer> {
-    Json(MeAnswer {
-        sub: token.sub,
-        client_id: token.client_id,
-        scopes: token.scopes,
-        claims: token.claims,
-    })
-}
-
 /// The GitHub username directory, one page (scope `directory.read`).
 #[utoipa::path(get, path = "/api/v1/github-users", tag = "directory",
     params(
         ("q" = Option<String>, Query, max_length = 200, pattern = "^[^\\u0000]*$",
             description = "Case-insensitive substring of name, email or GitHub username; at most 200 characters once trimmed, no NUL"),
-        ("limit" = inline(Option<super::doc::PageLimit>), Query, description = "Rows per page, 1 to 200; default 50"),
+        ("limit" = inline(Option<crate::api::doc::PageLimit>), Query, description = "Rows per page, 1 to 200; default 50"),
         ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]*$",
             description = "Opaque: the `next_cursor` of the previous page, valid only with the same `sort`; any other is a 400"),
-        ("sort" = inline(Option<super::doc::DirectorySort>), Query,
+        ("sort" = inline(Option<crate::api::doc::DirectorySort>), Query,
             description = "name, email, github_username or last_pull_date, with a leading - for descending; default name"),
-        ("include_departed" = inline(Option<super::doc::IncludeDeparted>), Query,
+        ("include_departed" = inline(Option<crate::api::doc::IncludeDeparted>), Query,
             description = "1, true or yes to include people who left; 0, false, no or empty (the default) not to"),
     ),
     responses(
@@ -324,13 +297,13 @@ async fn put_snapshot(
 /// Replaces the laptops (serial,model,owner_email[,assigned_at]) with a full snapshot (scope `directory.write`).
 #[utoipa::path(put, path = "/api/v1/assets", tag = "feeds",
     params(
-        ("dry_run" = inline(Option<super::doc::YesNo>), Query,
+        ("dry_run" = inline(Option<crate::api::doc::YesNo>), Query,
             description = "1, true or yes: report what would change, change nothing; 0, false, no, empty or none: apply; anything else is refused (400)"),
-        ("force" = inline(Option<super::doc::YesNo>), Query,
+        ("force" = inline(Option<crate::api::doc::YesNo>), Query,
             description = "1, true or yes: apply even past the removal guard; 0, false, no, empty or none: do not; anything else is refused (400)"),
     ),
     request_body(description = "The whole feed: CSV with a header row, or a JSON array of row objects with the same names",
-        content((super::doc::AssetsCsv = "text/csv"), (Vec<super::doc::AssetRowJson> = "application/json"))),
+        content((crate::api::doc::AssetsCsv = "text/csv"), (Vec<crate::api::doc::AssetRowJson> = "application/json"))),
     responses(
         (status = 200, description = "Applied (or, dry, would apply)", body = SnapshotOutcome),
         (status = 400, description = "Neither CSV nor JSON, or a malformed query string", body = ErrorBody),
@@ -363,13 +336,13 @@ pub async fn put_assets(
 /// Replaces the distribution lists (list_email,name,member_email,role[,hidden]) with a full snapshot (scope `directory.write`).
 #[utoipa::path(put, path = "/api/v1/distribution-lists", tag = "feeds",
     params(
-        ("dry_run" = inline(Option<super::doc::YesNo>), Query,
+        ("dry_run" = inline(Option<crate::api::doc::YesNo>), Query,
             description = "1, true or yes: report what would change, change nothing; 0, false, no, empty or none: apply; anything else is refused (400)"),
-        ("force" = inline(Option<super::doc::YesNo>), Query,
+        ("force" = inline(Option<crate::api::doc::YesNo>), Query,
             description = "1, true or yes: apply even past the removal guard; 0, false, no, empty or none: do not; anything else is refused (400)"),
     ),
     request_body(description = "The whole feed: CSV with a header row, or a JSON array of row objects with the same names",
-        content((super::doc::ListsCsv = "text/csv"), (Vec<super::doc::ListRowJson> = "application/json"))),
+        content((crate::api::doc::ListsCsv = "text/csv"), (Vec<crate::api::doc::ListRowJson> = "application/json"))),
     responses(
         (status = 200, description = "Applied (or, dry, would apply)", body = SnapshotOutcome),
         (status = 400, description = "Neither CSV nor JSON, or a malformed query string", body = ErrorBody),
