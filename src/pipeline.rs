@@ -14,9 +14,9 @@ use tower::ServiceBuilder;
 
 use crate::auth::layers as identity;
 use crate::state::AppState;
-use crate::web::middleware::{method_not_allowed, not_found, shared, tag};
+use crate::web::middleware::{Tagging, method_not_allowed, not_found, shared, tag};
 use crate::web::routes::{Access, MetaByPath, Route};
-use crate::web::{audit, client_ip, csrf, metrics, ratelimit};
+use crate::web::{audit, csrf, metrics, ratelimit};
 
 /// Every route of the application (the dev provider's, mounted only in dev mode, aside).
 pub fn table() -> Vec<Route> {
@@ -37,7 +37,10 @@ pub fn table() -> Vec<Route> {
 /// order a request passes through it.
 pub fn router(state: AppState) -> Router {
     let routes = table();
-    let meta: Arc<MetaByPath> = Arc::new(routes.iter().map(|r| (r.path, r.meta)).collect());
+    let tagging = Tagging {
+        meta: Arc::new(routes.iter().map(|r| (r.path, r.meta)).collect()),
+        trusted: Arc::new(state.config.trusted_proxies.clone()),
+    };
     let (mut probes, mut pages, mut api) = (Router::new(), Router::new(), Router::new());
     for route in routes {
         match route.meta.access {
@@ -60,8 +63,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone())
         .layer(
             ServiceBuilder::new()
-                .layer(from_fn_with_state(Arc::clone(&meta), tag))
-                .layer(from_fn_with_state(state.clone(), client_ip::layer))
+                .layer(from_fn_with_state(tagging.clone(), tag))
                 .layer(from_fn_with_state(state.clone(), identity::session))
                 .layer(from_fn_with_state(state.clone(), identity::guard))
                 .layer(from_fn_with_state(state.clone(), csrf::protect))
@@ -79,8 +81,7 @@ pub fn router(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .option_layer(cors)
-                .layer(from_fn_with_state(meta, tag))
-                .layer(from_fn_with_state(state.clone(), client_ip::layer))
+                .layer(from_fn_with_state(tagging.clone(), tag))
                 .layer(from_fn_with_state(state.clone(), identity::bearer))
                 .layer(from_fn_with_state(state.clone(), ratelimit::enforce))
                 .layer(from_fn_with_state(state.clone(), identity::guard))
@@ -97,8 +98,13 @@ pub fn router(state: AppState) -> Router {
         app = app.merge(
             crate::devidp::router(idp).layer(
                 ServiceBuilder::new()
-                    .layer(from_fn_with_state(Arc::new(MetaByPath::new()), tag))
-                    .layer(from_fn_with_state(state.clone(), client_ip::layer))
+                    .layer(from_fn_with_state(
+                        Tagging {
+                            meta: Arc::new(MetaByPath::new()),
+                            ..tagging
+                        },
+                        tag,
+                    ))
                     .layer(from_fn_with_state(state.clone(), ratelimit::enforce)),
             ),
         );

@@ -37,8 +37,10 @@ pub async fn session(State(state): State<AppState>, mut request: Request, next: 
             .await
             .map(|s| s.map(|s| (id, s))),
     };
-    let session = match found {
+    // Kept for an error page's header: who, not the whole session.
+    let viewer = match found {
         Ok(found) => {
+            let viewer = found.as_ref().map(|(_, s)| (s.user_id, s.csrf.clone()));
             if let Some((_, s)) = &found {
                 request.extensions_mut().insert(Principal {
                     key: format!("user:{}", s.user_id),
@@ -47,10 +49,8 @@ pub async fn session(State(state): State<AppState>, mut request: Request, next: 
                     csrf: Some(s.csrf.clone()),
                 });
             }
-            request
-                .extensions_mut()
-                .insert(SessionLookup(found.clone()));
-            found
+            request.extensions_mut().insert(SessionLookup(found));
+            viewer
         }
         Err(e) => {
             request
@@ -61,15 +61,12 @@ pub async fn session(State(state): State<AppState>, mut request: Request, next: 
     };
     let mut response = next.run(request).await;
     // An error page keeps the signed-in header: the user is looked up for failures only.
-    if let Some((_, session)) = session
+    if let Some((user_id, csrf)) = viewer
         && response.extensions().get::<ErrorReport>().is_some()
         && response.extensions().get::<ErrorViewer>().is_none()
-        && let Ok(Some(user)) = state.store.user(session.user_id).await
+        && let Ok(Some(user)) = state.store.user(user_id).await
     {
-        response.extensions_mut().insert(ErrorViewer {
-            user,
-            csrf: session.csrf,
-        });
+        response.extensions_mut().insert(ErrorViewer { user, csrf });
     }
     response
 }
@@ -109,7 +106,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
                 return AppError::from(super::bearer::BearerError::Missing).into_response();
             }
         },
-        Access::SignedIn | Access::Admin => match signed_in(&state, &request, meta).await {
+        Access::SignedIn | Access::Admin => match signed_in(&state, &mut request, meta).await {
             Ok(current) => {
                 if meta.access == Access::Admin {
                     let reason = match admin_reason(
@@ -145,17 +142,18 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
 /// the request across an await would not be `Send`: what is needed is taken out first.)
 fn signed_in(
     state: &AppState,
-    request: &Request,
+    request: &mut Request,
     meta: RouteMeta,
 ) -> impl Future<Output = Result<CurrentUser, AppError>> + Send + use<> {
     let store_down = request
         .extensions()
         .get::<SessionStoreDown>()
         .map(|SessionStoreDown(e)| e.clone());
+    // Taken, not copied: from here on the session travels inside `CurrentUser`.
     let found = request
-        .extensions()
-        .get::<SessionLookup>()
-        .and_then(|SessionLookup(s)| s.clone());
+        .extensions_mut()
+        .remove::<SessionLookup>()
+        .and_then(|SessionLookup(s)| s);
     let refusal = sign_in_first(request, meta);
     let store = std::sync::Arc::clone(&state.store);
     async move {

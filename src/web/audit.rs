@@ -13,24 +13,35 @@ use super::routes::{Access, RouteMeta};
 
 pub async fn record(request: Request, next: Next) -> Response {
     let ext = request.extensions();
-    let principal = ext.get::<Principal>().map(|p| p.label.clone());
     let api = ext
         .get::<RouteMeta>()
         .is_some_and(|m| matches!(m.access, Access::Bearer | Access::BearerPublic));
-    let ip = ext.get::<ClientIp>().cloned();
-    let path = request.uri().path().to_string();
+    // What the log line needs is taken only for someone's request (and only when the line
+    // is logged at all).
+    let line = ext
+        .get::<Principal>()
+        .filter(|_| tracing::enabled!(target: "gatehouse::audit", tracing::Level::INFO))
+        .map(|p| {
+            let ip = ext.get::<ClientIp>().map_or("unknown", |c| c.0.as_str());
+            (
+                p.label.clone(),
+                ip.to_string(),
+                request.uri().path().to_string(),
+            )
+        });
+    let personal = api || ext.get::<Principal>().is_some();
     let mut response = next.run(request).await;
-    if principal.is_some() || api {
+    if personal {
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    if let Some(user) = principal {
+    if let Some((user, client_ip, route)) = line {
         tracing::info!(
             target: "gatehouse::audit",
             user = %user,
-            client_ip = %ip.map_or_else(|| "unknown".to_string(), |c| c.0),
-            route = %path,
+            client_ip = %client_ip,
+            route = %route,
             status = response.status().as_u16(),
             "authenticated request"
         );

@@ -48,23 +48,20 @@ pub fn client_ip(
 }
 
 /// The client's address as text ("unknown" when there is none), for logs, audit rows and
-/// rate-limit keys; worked out once per request by `layer` and read as an extractor.
+/// rate-limit keys; worked out once per request by the tag layer and read as an extractor.
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub String);
 
-pub async fn layer(
-    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
-    mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
+/// The client address of a request (the tag layer works it out once per request).
+pub fn of_request(request: &axum::extract::Request, trusted: &TrustedProxies) -> ClientIp {
     let peer = request
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let ip = client_ip(peer, request.headers(), &state.config.trusted_proxies)
-        .map_or_else(|| "unknown".to_string(), |i| i.to_string());
-    request.extensions_mut().insert(ClientIp(ip));
-    next.run(request).await
+    ClientIp(
+        client_ip(peer, request.headers(), trusted)
+            .map_or_else(|| "unknown".to_string(), |i| i.to_string()),
+    )
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {

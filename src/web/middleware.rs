@@ -17,8 +17,10 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use super::error::{AppError, render_errors};
+use super::client_ip;
+use super::error::{AppError, ErrorReport, render_errors};
 use super::routes::{MetaByPath, RouteMeta, unrouted};
+use crate::config::TrustedProxies;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Longest a request may take before it is answered with 503 and dropped.
@@ -68,22 +70,31 @@ pub fn shared(app: Router) -> Router {
     )
 }
 
+/// What the first layer of a group needs.
+#[derive(Clone)]
+pub struct Tagging {
+    pub meta: Arc<MetaByPath>,
+    pub trusted: Arc<TrustedProxies>,
+}
+
 /// First layer of a group: the route's metadata from the table (found by the path pattern
-/// the router matched), as a request extension for the layers after it, and its format on
-/// the response for the error renderer.
-pub async fn tag(
-    State(meta): State<Arc<MetaByPath>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// the router matched) and the client's address, as request extensions for the layers after
+/// it; the route's format on an error answer, for the renderer. (One layer for both: each
+/// layer costs a boxed call per request, and these two are always together.)
+pub async fn tag(State(tagging): State<Tagging>, mut request: Request, next: Next) -> Response {
     let found = request
         .extensions()
         .get::<MatchedPath>()
-        .and_then(|p| meta.get(p.as_str()).copied())
+        .and_then(|p| tagging.meta.get(p.as_str()).copied())
         .unwrap_or_else(|| unrouted(request.uri().path()));
-    request.extensions_mut().insert::<RouteMeta>(found);
+    let ip = client_ip::of_request(&request, &tagging.trusted);
+    let extensions = request.extensions_mut();
+    extensions.insert::<RouteMeta>(found);
+    extensions.insert(ip);
     let mut response = next.run(request).await;
-    response.extensions_mut().insert(found.format);
+    if response.extensions().get::<ErrorReport>().is_some() {
+        response.extensions_mut().insert(found.format);
+    }
     response
 }
 
