@@ -1,6 +1,10 @@
 //! Settings from an optional TOML file, overridden by `GATEHOUSE_*` environment variables,
 //! overridden by flags. Every value is validated here, once, and a failure names the variable
 //! and where its value came from.
+//!
+//! Over 400 lines: `Raw::build` turns every variable into the typed `Config` in one place,
+//! so the order of checks that depend on each other (dev mode, cookies, public URL) reads
+//! top to bottom. Splitting it by area is noted as debt in docs/ARCHITECTURE.md.
 
 mod database;
 mod oidc;

@@ -11,7 +11,7 @@ use crate::support::fake_idp::{FakeIdp, Tamper};
 
 const STATE_CHANGING: &[&str] = &["POST", "PUT", "PATCH", "DELETE"];
 
-fn concrete(path: &str) -> String {
+pub fn concrete(path: &str) -> String {
     // `{id}`, `{handle}`, `{name}` → a value no row has (so nothing real is changed);
     // the CSRF check comes before any lookup.
     let mut out = String::new();

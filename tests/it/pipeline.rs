@@ -10,27 +10,10 @@ use gatehouse::pipeline::table;
 use gatehouse::web::routes::{Access, Format};
 
 use crate::admin::sign_in_as;
+use crate::csrf::concrete;
 use crate::signin_refusals::app_with;
 use crate::support::fake_idp::{FakeIdp, Tamper};
 use crate::support::{TestDb, http};
-
-/// `{id}`, `{handle}`, `{name}`, `{email}` → a value no row has.
-fn concrete(path: &str) -> String {
-    let mut out = String::new();
-    let mut in_param = false;
-    for c in path.chars() {
-        match c {
-            '{' => in_param = true,
-            '}' => {
-                in_param = false;
-                out.push_str("999");
-            }
-            _ if in_param => {}
-            _ => out.push(c),
-        }
-    }
-    out
-}
 
 fn content_type(r: &reqwest::Response) -> String {
     r.headers()

@@ -1,6 +1,10 @@
 //! The HTTP side of the GitHub sync. Written here rather than with an SDK crate: the sync
 //! needs three calls, and what matters is how they fail (rate limits, secondary limits,
 //! enterprise-level SAML), which is ours to decide.
+//!
+//! Over 400 lines on purpose: the GraphQL and REST calls share one retry and rate-limit
+//! policy (`get_json`, `RetryPolicy`), and splitting the calls from it would scatter the one
+//! thing this file exists to get right.
 
 use crate::sync::TrafficDay;
 use std::time::Duration;
