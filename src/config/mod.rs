@@ -2,9 +2,9 @@
 //! overridden by flags. Every value is validated here, once, and a failure names the variable
 //! and where its value came from.
 //!
-//! Over 400 lines: `Raw::build` turns every variable into the typed `Config` in one place,
-//! so the order of checks that depend on each other (dev mode, cookies, public URL) reads
-//! top to bottom. Splitting it by area is noted as debt in docs/ARCHITECTURE.md.
+//! Over 400 lines: `Raw` turns every variable into the typed `Config`; `build` reads top to
+//! bottom in the order the checks depend on each other (public URL, dev mode, cookies), with
+//! one method per area (database, Redis, API, sessions, GitHub).
 
 mod database;
 mod oidc;
@@ -248,44 +248,8 @@ impl Raw {
             .ok_or_else(|| self.invalid("GATEHOUSE_PUBLIC_URL", "required"))?;
         let https = public_url.scheme() == "https";
 
-        let database = self
-            .secret("GATEHOUSE_DATABASE_URL")?
-            .ok_or_else(|| self.invalid("GATEHOUSE_DATABASE_URL", "required"))?;
-        let database =
-            DatabaseUrl::parse(database).map_err(|m| self.invalid("GATEHOUSE_DATABASE_URL", m))?;
-        let database_tls = DatabaseTls {
-            ca: self.secret("GATEHOUSE_DATABASE_CA")?,
-            cert: self.secret("GATEHOUSE_DATABASE_CERT")?,
-            key: self.secret("GATEHOUSE_DATABASE_KEY")?,
-        };
-        if database_tls.cert.is_some() != database_tls.key.is_some() {
-            return Err(self.invalid(
-                "GATEHOUSE_DATABASE_CERT",
-                "a client certificate and GATEHOUSE_DATABASE_KEY must be given together",
-            ));
-        }
-        if database_tls.is_configured() && database.backend() != Backend::Postgres {
-            return Err(self.invalid(
-                "GATEHOUSE_DATABASE_CA",
-                "TLS settings apply to PostgreSQL only, but the database is SQLite",
-            ));
-        }
-        let redis = match self.secret("GATEHOUSE_REDIS_URL")? {
-            Some(url) => {
-                Some(RedisUrl::parse(url).map_err(|m| self.invalid("GATEHOUSE_REDIS_URL", m))?)
-            }
-            None => None,
-        };
-
-        let redis_prefix = self
-            .parse("GATEHOUSE_REDIS_PREFIX", |v| {
-                if v.is_empty() || v.contains(char::is_whitespace) {
-                    Err(format!("'{v}' must be a non-empty word without spaces"))
-                } else {
-                    Ok(v.trim_end_matches(':').to_string())
-                }
-            })?
-            .unwrap_or_default();
+        let (database, database_tls) = self.database()?;
+        let (redis, redis_prefix) = self.redis()?;
         let identity = oidc::identity_provider(&self, &public_url)?;
         let dev_mode = matches!(identity, IdentityProvider::Dev { .. });
         if dev_mode && !bind.ip().is_loopback() {
@@ -320,6 +284,120 @@ impl Raw {
         let jwks_cooldown = self
             .parse("GATEHOUSE_JWKS_COOLDOWN", values::duration)?
             .unwrap_or_default();
+        let api = self.api(&identity)?;
+
+        let session = self.session(dev_mode, https)?;
+
+        let trusted_proxies = self
+            .parse("GATEHOUSE_TRUSTED_PROXIES", values::trusted_proxies)?
+            .unwrap_or(TrustedProxies::Hops(0));
+        let rate_limits = values::rate_limits(self.get("GATEHOUSE_RATE_LIMITS").0)
+            .map_err(|m| self.invalid("GATEHOUSE_RATE_LIMITS", m))?;
+        let audit_retention = self
+            .parse("GATEHOUSE_AUDIT_RETENTION", values::duration)?
+            .unwrap_or_default();
+
+        let github = self.github()?;
+        let sync_interval = self
+            .parse("GATEHOUSE_SYNC_INTERVAL", values::duration)?
+            .unwrap_or_default();
+        let sync_max_departed = self
+            .parse("GATEHOUSE_SYNC_MAX_DEPARTED", values::fraction)?
+            .unwrap_or(0.2);
+        let metrics_bind = self.parse("GATEHOUSE_METRICS_BIND", |v| {
+            v.parse::<SocketAddr>()
+                .map_err(|_| format!("'{v}' is not an address like 127.0.0.1:9090"))
+        })?;
+        if metrics_bind == Some(bind) {
+            return Err(self.invalid(
+                "GATEHOUSE_METRICS_BIND",
+                "must differ from GATEHOUSE_BIND: metrics are never served on the public port",
+            ));
+        }
+        let log_format = self.parse("GATEHOUSE_LOG_FORMAT", |v| match v {
+            "json" => Ok(LogFormat::Json),
+            "pretty" => Ok(LogFormat::Pretty),
+            other => Err(format!("'{other}' is neither json nor pretty")),
+        })?;
+
+        let warnings = std::mem::take(&mut self.warnings);
+        let mut config = Config {
+            bind,
+            public_url,
+            database,
+            database_tls,
+            redis,
+            redis_prefix,
+            identity,
+            oidc_scopes,
+            admin_groups,
+            jwks_cooldown,
+            api,
+            session,
+            trusted_proxies,
+            rate_limits,
+            audit_retention,
+            github,
+            sync_interval,
+            sync_max_departed,
+            metrics_bind,
+            log_format,
+            warnings,
+        };
+        config.warnings.extend(oidc::warnings(&config));
+        Ok(config)
+    }
+
+    /// `GATEHOUSE_DATABASE_URL` and its TLS settings.
+    fn database(&self) -> Result<(DatabaseUrl, DatabaseTls), ConfigError> {
+        let database = self
+            .secret("GATEHOUSE_DATABASE_URL")?
+            .ok_or_else(|| self.invalid("GATEHOUSE_DATABASE_URL", "required"))?;
+        let database =
+            DatabaseUrl::parse(database).map_err(|m| self.invalid("GATEHOUSE_DATABASE_URL", m))?;
+        let database_tls = DatabaseTls {
+            ca: self.secret("GATEHOUSE_DATABASE_CA")?,
+            cert: self.secret("GATEHOUSE_DATABASE_CERT")?,
+            key: self.secret("GATEHOUSE_DATABASE_KEY")?,
+        };
+        if database_tls.cert.is_some() != database_tls.key.is_some() {
+            return Err(self.invalid(
+                "GATEHOUSE_DATABASE_CERT",
+                "a client certificate and GATEHOUSE_DATABASE_KEY must be given together",
+            ));
+        }
+        if database_tls.is_configured() && database.backend() != Backend::Postgres {
+            return Err(self.invalid(
+                "GATEHOUSE_DATABASE_CA",
+                "TLS settings apply to PostgreSQL only, but the database is SQLite",
+            ));
+        }
+        Ok((database, database_tls))
+    }
+
+    /// `GATEHOUSE_REDIS_URL` and the namespace of its keys.
+    fn redis(&self) -> Result<(Option<RedisUrl>, String), ConfigError> {
+        let redis = match self.secret("GATEHOUSE_REDIS_URL")? {
+            Some(url) => {
+                Some(RedisUrl::parse(url).map_err(|m| self.invalid("GATEHOUSE_REDIS_URL", m))?)
+            }
+            None => None,
+        };
+
+        let redis_prefix = self
+            .parse("GATEHOUSE_REDIS_PREFIX", |v| {
+                if v.is_empty() || v.contains(char::is_whitespace) {
+                    Err(format!("'{v}' must be a non-empty word without spaces"))
+                } else {
+                    Ok(v.trim_end_matches(':').to_string())
+                }
+            })?
+            .unwrap_or_default();
+        Ok((redis, redis_prefix))
+    }
+
+    /// Who may call the Bearer API, and from which browser origins.
+    fn api(&self, identity: &IdentityProvider) -> Result<ApiConfig, ConfigError> {
         let audience = self
             .get("GATEHOUSE_API_AUDIENCE")
             .0
@@ -347,7 +425,16 @@ impl Raw {
                     .collect::<Result<Vec<_>, _>>()
             })?
             .unwrap_or_default();
+        Ok(ApiConfig {
+            audience,
+            issuers: api_issuers,
+            client_ids,
+            cors_origins,
+        })
+    }
 
+    /// Session keys, lifetimes and the cookie's Secure flag.
+    fn session(&self, dev_mode: bool, https: bool) -> Result<SessionConfig, ConfigError> {
         let keys = match self.secret("GATEHOUSE_SESSION_KEY")? {
             Some(s) => {
                 use secrecy::ExposeSecret;
@@ -399,75 +486,12 @@ impl Raw {
             Some(v) => v,
             None => https,
         };
-
-        let trusted_proxies = self
-            .parse("GATEHOUSE_TRUSTED_PROXIES", values::trusted_proxies)?
-            .unwrap_or(TrustedProxies::Hops(0));
-        let rate_limits = values::rate_limits(self.get("GATEHOUSE_RATE_LIMITS").0)
-            .map_err(|m| self.invalid("GATEHOUSE_RATE_LIMITS", m))?;
-        let audit_retention = self
-            .parse("GATEHOUSE_AUDIT_RETENTION", values::duration)?
-            .unwrap_or_default();
-
-        let github = self.github()?;
-        let sync_interval = self
-            .parse("GATEHOUSE_SYNC_INTERVAL", values::duration)?
-            .unwrap_or_default();
-        let sync_max_departed = self
-            .parse("GATEHOUSE_SYNC_MAX_DEPARTED", values::fraction)?
-            .unwrap_or(0.2);
-        let metrics_bind = self.parse("GATEHOUSE_METRICS_BIND", |v| {
-            v.parse::<SocketAddr>()
-                .map_err(|_| format!("'{v}' is not an address like 127.0.0.1:9090"))
-        })?;
-        if metrics_bind == Some(bind) {
-            return Err(self.invalid(
-                "GATEHOUSE_METRICS_BIND",
-                "must differ from GATEHOUSE_BIND: metrics are never served on the public port",
-            ));
-        }
-        let log_format = self.parse("GATEHOUSE_LOG_FORMAT", |v| match v {
-            "json" => Ok(LogFormat::Json),
-            "pretty" => Ok(LogFormat::Pretty),
-            other => Err(format!("'{other}' is neither json nor pretty")),
-        })?;
-
-        let warnings = std::mem::take(&mut self.warnings);
-        let mut config = Config {
-            bind,
-            public_url,
-            database,
-            database_tls,
-            redis,
-            redis_prefix,
-            identity,
-            oidc_scopes,
-            admin_groups,
-            jwks_cooldown,
-            api: ApiConfig {
-                audience,
-                issuers: api_issuers,
-                client_ids,
-                cors_origins,
-            },
-            session: SessionConfig {
-                keys,
-                ttl,
-                idle,
-                cookie_secure,
-            },
-            trusted_proxies,
-            rate_limits,
-            audit_retention,
-            github,
-            sync_interval,
-            sync_max_departed,
-            metrics_bind,
-            log_format,
-            warnings,
-        };
-        config.warnings.extend(oidc::warnings(&config));
-        Ok(config)
+        Ok(SessionConfig {
+            keys,
+            ttl,
+            idle,
+            cookie_secure,
+        })
     }
 
     fn github(&self) -> Result<Option<GithubConfig>, ConfigError> {
