@@ -201,14 +201,14 @@ async fn admin(config: Arc<Config>, action: AdminCommand) -> anyhow::Result<()> 
             }
             let (changed, kind, done, already) = if matches!(action, AdminCommand::Grant { .. }) {
                 (
-                    store.admin_grant(&email, &by).await?,
+                    crate::auth::grants::grant(&store.db(), &email, &by).await?,
                     "admin_grant",
                     "is now an administrator (break-glass)",
                     "already had a break-glass grant",
                 )
             } else {
                 (
-                    store.admin_revoke(&email).await?,
+                    crate::auth::grants::revoke(&store.db(), &email).await?,
                     "admin_revoke",
                     "no longer has a break-glass grant",
                     "had no break-glass grant",
@@ -229,7 +229,7 @@ async fn admin(config: Arc<Config>, action: AdminCommand) -> anyhow::Result<()> 
             Ok(())
         }
         AdminCommand::List => {
-            for g in store.admin_grants().await? {
+            for g in crate::auth::grants::list(&store.db()).await? {
                 println!(
                     "{}\t{}\t{}",
                     g.email,

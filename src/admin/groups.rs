@@ -9,8 +9,9 @@ use serde_json::json;
 
 use crate::account::sessions::when;
 use crate::auth::extract::AdminUser;
+use crate::auth::grants::{self, AdminGrant};
 use crate::state::AppState;
-use crate::store::{AdminGrant, GroupMapping, Role, User};
+use crate::store::{GroupMapping, Role, User};
 use crate::web::error::AppError;
 use crate::web::extract::Form;
 use crate::web::pages::Layout;
@@ -31,9 +32,7 @@ pub(super) async fn show_groups(
     State(state): State<AppState>,
     admin: AdminUser,
 ) -> Result<GroupsPage, AppError> {
-    let grants = state
-        .store
-        .admin_grants()
+    let grants = grants::list(&state.store.db())
         .await?
         .into_iter()
         .map(|g| {

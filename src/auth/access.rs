@@ -41,7 +41,7 @@ pub async fn admin_reason(
         .filter(|_| user.email_verified)
         .map(str::to_lowercase);
     if let Some(email) = email {
-        let grants = store.admin_grants().await?;
+        let grants = super::grants::list(&store.db()).await?;
         if let Some(grant) = grants.into_iter().find(|g| g.email == email) {
             return Ok(AdminReason::BreakGlass {
                 granted_by: grant.granted_by,

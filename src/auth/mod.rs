@@ -7,6 +7,7 @@ pub mod access;
 pub mod bearer;
 pub mod discovery;
 pub mod extract;
+pub mod grants;
 pub mod jwks;
 pub mod layers;
 pub mod oidc;

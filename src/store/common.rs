@@ -491,43 +491,6 @@ macro_rules! shared_queries {
             Ok(done.rows_affected() > 0)
         }
 
-        pub async fn admin_grants(pool: &Pool) -> Result<Vec<crate::store::AdminGrant>, StoreError> {
-            let rows: Vec<(String, String, chrono::DateTime<Utc>)> = sqlx::query_as(
-                "SELECT email, granted_by, granted_at FROM admin_grants ORDER BY email",
-            )
-            .fetch_all(pool)
-            .await?;
-            Ok(rows
-                .into_iter()
-                .map(|(email, granted_by, granted_at)| crate::store::AdminGrant {
-                    email,
-                    granted_by,
-                    granted_at,
-                })
-                .collect())
-        }
-
-        pub async fn admin_grant(pool: &Pool, email: &str, by: &str) -> Result<bool, StoreError> {
-            let done = sqlx::query(
-                "INSERT INTO admin_grants (email, granted_by, granted_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (email) DO NOTHING",
-            )
-            .bind(email.to_lowercase())
-            .bind(by)
-            .bind(Utc::now())
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() > 0)
-        }
-
-        pub async fn admin_revoke(pool: &Pool, email: &str) -> Result<bool, StoreError> {
-            let done = sqlx::query("DELETE FROM admin_grants WHERE email = $1")
-                .bind(email.to_lowercase())
-                .execute(pool)
-                .await?;
-            Ok(done.rows_affected() > 0)
-        }
-
         pub async fn audit_events(
             pool: &Pool,
             kind: Option<&str>,
@@ -865,16 +828,8 @@ macro_rules! impl_store {
                 shared::unmap_group(&self.pool, group, role_id).await
             }
 
-            async fn admin_grants(&self) -> Result<Vec<$crate::store::AdminGrant>, StoreError> {
-                shared::admin_grants(&self.pool).await
-            }
-
-            async fn admin_grant(&self, email: &str, by: &str) -> Result<bool, StoreError> {
-                shared::admin_grant(&self.pool, email, by).await
-            }
-
-            async fn admin_revoke(&self, email: &str) -> Result<bool, StoreError> {
-                shared::admin_revoke(&self.pool, email).await
+            fn db(&self) -> $crate::store::Db {
+                self.pool.clone().into()
             }
 
             async fn close(&self) {

@@ -116,13 +116,6 @@ pub struct GroupMapping {
     pub role: Role,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct AdminGrant {
-    pub email: String,
-    pub granted_by: String,
-    pub granted_at: chrono::DateTime<chrono::Utc>,
-}
-
 /// A stored audit event, as the admin page lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord {
@@ -145,6 +138,38 @@ pub struct AuditEvent {
     pub client_ip: Option<String>,
     pub request_id: Option<String>,
     pub details: serde_json::Value,
+}
+
+/// A connection pool of either backend. Features write their queries once, over this, with
+/// [`on_db!`]; the `Store` trait below is the older shape, being moved feature by feature.
+#[derive(Clone)]
+pub enum Db {
+    Postgres(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// One query body for whichever pool `$db` holds: written once, compiled for each backend
+/// (SQL both accept, `$1` placeholders). `|pool|` names the pool inside the body.
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Postgres($pool) => $body,
+            $crate::store::Db::Sqlite($pool) => $body,
+        }
+    };
+}
+
+impl From<sqlx::PgPool> for Db {
+    fn from(pool: sqlx::PgPool) -> Self {
+        Db::Postgres(pool)
+    }
+}
+
+impl From<sqlx::SqlitePool> for Db {
+    fn from(pool: sqlx::SqlitePool) -> Self {
+        Db::Sqlite(pool)
+    }
 }
 
 #[async_trait]
@@ -262,9 +287,8 @@ pub trait Store: Send + Sync + 'static {
     async fn group_mappings(&self) -> Result<Vec<GroupMapping>, StoreError>;
     async fn map_group(&self, group: &str, role_id: i64, by: &str) -> Result<bool, StoreError>;
     async fn unmap_group(&self, group: &str, role_id: i64) -> Result<bool, StoreError>;
-    async fn admin_grants(&self) -> Result<Vec<AdminGrant>, StoreError>;
-    async fn admin_grant(&self, email: &str, by: &str) -> Result<bool, StoreError>;
-    async fn admin_revoke(&self, email: &str) -> Result<bool, StoreError>;
+    /// The pool itself, for queries a feature owns (written once with [`on_db!`]).
+    fn db(&self) -> Db;
     async fn close(&self);
 }
 

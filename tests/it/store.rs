@@ -212,3 +212,52 @@ async fn postgres_users_and_sessions() {
 async fn sqlite_users_and_sessions() {
     users_and_sessions(TestDb::sqlite()).await;
 }
+
+/// A feature's own queries, written once with `on_db!`, run on both backends.
+async fn break_glass_grants(db: TestDb) {
+    use gatehouse::auth::grants;
+    let store = open(&db).await;
+    store.migrate().await.expect("migrates");
+    let pool = store.db();
+    assert!(grants::list(&pool).await.expect("list").is_empty());
+    assert!(
+        grants::grant(&pool, "Ops@Example.com", "root")
+            .await
+            .expect("grant")
+    );
+    assert!(
+        !grants::grant(&pool, "ops@example.com", "root")
+            .await
+            .expect("again")
+    );
+    let listed = grants::list(&pool).await.expect("list");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|g| (g.email.as_str(), g.granted_by.as_str()))
+            .collect::<Vec<_>>(),
+        [("ops@example.com", "root")]
+    );
+    assert!(listed[0].granted_at <= chrono::Utc::now());
+    assert!(
+        grants::revoke(&pool, "OPS@example.com")
+            .await
+            .expect("revoke")
+    );
+    assert!(
+        !grants::revoke(&pool, "ops@example.com")
+            .await
+            .expect("again")
+    );
+    assert!(grants::list(&pool).await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn postgres_break_glass_grants() {
+    break_glass_grants(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_break_glass_grants() {
+    break_glass_grants(TestDb::sqlite()).await;
+}
