@@ -10,8 +10,9 @@ use serde_json::json;
 use crate::account::sessions::when;
 use crate::auth::extract::AdminUser;
 use crate::auth::grants::{self, AdminGrant};
+use crate::auth::roles::{self, GroupMapping, Role};
 use crate::state::AppState;
-use crate::store::{GroupMapping, Role, User};
+use crate::store::User;
 use crate::web::error::AppError;
 use crate::web::extract::Form;
 use crate::web::pages::Layout;
@@ -44,8 +45,8 @@ pub(super) async fn show_groups(
         layout: Layout::new("Groups and roles — Gatehouse"),
         csrf: admin.current.session.csrf.clone(),
         user: admin.current.user,
-        mappings: state.store.group_mappings().await?,
-        roles: state.store.roles().await?,
+        mappings: roles::group_mappings(&state.store.db()).await?,
+        roles: roles::all(&state.store.db()).await?,
         admin_groups: state.auth.admin_groups.clone(),
         grants,
     })
@@ -87,9 +88,7 @@ pub(super) async fn change_groups(
                 .map(str::to_string)
                 .collect();
             let description = form.description.unwrap_or_default();
-            let role = state
-                .store
-                .create_role(&name, description.trim(), &repos)
+            let role = roles::create(&state.store.db(), &name, description.trim(), &repos)
                 .await?
                 .ok_or_else(|| {
                     AppError::BadRequest(format!("A role named {name} exists already."))
@@ -107,20 +106,15 @@ pub(super) async fn change_groups(
             let role_id = form
                 .role_id
                 .ok_or_else(|| AppError::BadRequest("A role is required.".into()))?;
-            let role = state
-                .store
-                .roles()
+            let role = roles::all(&state.store.db())
                 .await?
                 .into_iter()
                 .find(|r| r.id == role_id)
                 .ok_or_else(|| AppError::BadRequest("No such role.".into()))?;
             let changed = if action == "map" {
-                state
-                    .store
-                    .map_group(&group, role.id, &admin.name())
-                    .await?
+                roles::map_group(&state.store.db(), &group, role.id, &admin.name()).await?
             } else {
-                state.store.unmap_group(&group, role.id).await?
+                roles::unmap_group(&state.store.db(), &group, role.id).await?
             };
             if changed {
                 admin

@@ -11,8 +11,9 @@ use serde_json::json;
 use crate::account::sessions::when;
 use crate::auth::access::{AdminReason, HeldRole, RoleSource, admin_reason, effective_roles};
 use crate::auth::extract::AdminUser;
+use crate::auth::roles::{self, Role};
 use crate::state::AppState;
-use crate::store::{Role, User, UserListing};
+use crate::store::{User, UserListing};
 use crate::web::error::AppError;
 use crate::web::extract::{Form, Path, Query};
 use crate::web::pages::Layout;
@@ -95,9 +96,7 @@ pub(super) async fn show_user(
         .ok_or_else(AppError::not_found)?;
     let reason = admin_reason(state.store.as_ref(), &state.auth.admin_groups, &subject).await?;
     let held = effective_roles(state.store.as_ref(), &subject).await?;
-    let assignable = state
-        .store
-        .roles()
+    let assignable = roles::all(&state.store.db())
         .await?
         .into_iter()
         .filter(|r| !held.iter().any(|h| h.role.id == r.id && h.is_assigned()))
@@ -138,16 +137,14 @@ pub(super) async fn change_user_roles(
         .user(id)
         .await?
         .ok_or_else(AppError::not_found)?;
-    let role = state
-        .store
-        .roles()
+    let role = roles::all(&state.store.db())
         .await?
         .into_iter()
         .find(|r| r.id == form.role_id)
         .ok_or_else(|| AppError::BadRequest("No such role.".into()))?;
     let changed = match form.action.as_str() {
-        "add" => state.store.assign_role(id, role.id, &admin.name()).await?,
-        "remove" => state.store.remove_role(id, role.id).await?,
+        "add" => roles::assign(&state.store.db(), id, role.id, &admin.name()).await?,
+        "remove" => roles::remove(&state.store.db(), id, role.id).await?,
         _ => return Err(AppError::BadRequest("Unknown action.".into())),
     };
     if changed {

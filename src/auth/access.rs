@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 
-use crate::store::{Role, Store, StoreError, User};
+use super::roles::Role;
+use crate::store::{Store, StoreError, User};
 
 /// Why a user is (or is not) an admin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,8 +72,7 @@ impl HeldRole {
 }
 
 pub async fn effective_roles(store: &dyn Store, user: &User) -> Result<Vec<HeldRole>, StoreError> {
-    let mut held: Vec<HeldRole> = store
-        .assigned_roles(user.id)
+    let mut held: Vec<HeldRole> = super::roles::assigned(&store.db(), user.id)
         .await?
         .into_iter()
         .map(|role| HeldRole {
@@ -80,7 +80,7 @@ pub async fn effective_roles(store: &dyn Store, user: &User) -> Result<Vec<HeldR
             sources: vec![RoleSource::Assigned],
         })
         .collect();
-    for mapping in store.group_mappings().await? {
+    for mapping in super::roles::group_mappings(&store.db()).await? {
         if !user.groups.contains(&mapping.group_name) {
             continue;
         }

@@ -11,6 +11,7 @@ pub mod grants;
 pub mod jwks;
 pub mod layers;
 pub mod oidc;
+pub mod roles;
 pub mod routes;
 pub mod service;
 pub mod session;

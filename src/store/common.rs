@@ -300,29 +300,6 @@ macro_rules! shared_queries {
             Ok(())
         }
 
-        #[derive(sqlx::FromRow)]
-        struct RoleRow {
-            id: i64,
-            name: String,
-            description: String,
-            data_sets: sqlx::types::Json<serde_json::Value>,
-        }
-
-        impl From<RoleRow> for crate::store::Role {
-            fn from(r: RoleRow) -> Self {
-                let repo_patterns = r.data_sets.0["repos"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-                    .unwrap_or_default();
-                crate::store::Role {
-                    id: r.id,
-                    name: r.name,
-                    description: r.description,
-                    repo_patterns,
-                }
-            }
-        }
-
         /// `%term%` for LIKE, with LIKE's own wildcards in the term taken literally.
         pub async fn list_users(
             pool: &Pool,
@@ -354,11 +331,13 @@ macro_rules! shared_queries {
             .await?;
             let mut out = Vec::with_capacity(users.len());
             for row in users {
-                let roles = assigned_roles(pool, row.user.id)
-                    .await?
-                    .into_iter()
-                    .map(|r| r.name)
-                    .collect();
+                let roles: Vec<String> = sqlx::query_scalar(
+                    "SELECT r.name FROM roles r JOIN user_roles ur ON ur.role_id = r.id \
+                     WHERE ur.user_id = $1 ORDER BY r.name",
+                )
+                .bind(row.user.id)
+                .fetch_all(pool)
+                .await?;
                 out.push(crate::store::UserListing {
                     user: row.user.into(),
                     last_login_at: row.last_login_at,
@@ -366,129 +345,6 @@ macro_rules! shared_queries {
                 });
             }
             Ok((out, total))
-        }
-
-        pub async fn roles(pool: &Pool) -> Result<Vec<crate::store::Role>, StoreError> {
-            let rows: Vec<RoleRow> =
-                sqlx::query_as("SELECT id, name, description, data_sets FROM roles ORDER BY name")
-                    .fetch_all(pool)
-                    .await?;
-            Ok(rows.into_iter().map(Into::into).collect())
-        }
-
-        pub async fn create_role(
-            pool: &Pool,
-            name: &str,
-            description: &str,
-            repo_patterns: &[String],
-        ) -> Result<Option<crate::store::Role>, StoreError> {
-            let row: Option<RoleRow> = sqlx::query_as(
-                "INSERT INTO roles (name, description, data_sets) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO NOTHING RETURNING id, name, description, data_sets",
-            )
-            .bind(name)
-            .bind(description)
-            .bind(sqlx::types::Json(serde_json::json!({ "repos": repo_patterns })))
-            .fetch_optional(pool)
-            .await?;
-            Ok(row.map(Into::into))
-        }
-
-        pub async fn assigned_roles(
-            pool: &Pool,
-            user_id: i64,
-        ) -> Result<Vec<crate::store::Role>, StoreError> {
-            let rows: Vec<RoleRow> = sqlx::query_as(
-                "SELECT r.id, r.name, r.description, r.data_sets FROM roles r \
-                 JOIN user_roles ur ON ur.role_id = r.id WHERE ur.user_id = $1 ORDER BY r.name",
-            )
-            .bind(user_id)
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.into_iter().map(Into::into).collect())
-        }
-
-        pub async fn assign_role(
-            pool: &Pool,
-            user_id: i64,
-            role_id: i64,
-            by: &str,
-        ) -> Result<bool, StoreError> {
-            let done = sqlx::query(
-                "INSERT INTO user_roles (user_id, role_id, granted_by, granted_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(user_id)
-            .bind(role_id)
-            .bind(by)
-            .bind(Utc::now())
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() > 0)
-        }
-
-        pub async fn remove_role(pool: &Pool, user_id: i64, role_id: i64) -> Result<bool, StoreError> {
-            let done = sqlx::query("DELETE FROM user_roles WHERE user_id = $1 AND role_id = $2")
-                .bind(user_id)
-                .bind(role_id)
-                .execute(pool)
-                .await?;
-            Ok(done.rows_affected() > 0)
-        }
-
-        pub async fn group_mappings(
-            pool: &Pool,
-        ) -> Result<Vec<crate::store::GroupMapping>, StoreError> {
-            let rows: Vec<(String, i64, String, String, sqlx::types::Json<serde_json::Value>)> =
-                sqlx::query_as(
-                    "SELECT g.group_name, r.id, r.name, r.description, r.data_sets \
-                     FROM group_role_mappings g JOIN roles r ON r.id = g.role_id \
-                     ORDER BY g.group_name, r.name",
-                )
-                .fetch_all(pool)
-                .await?;
-            Ok(rows
-                .into_iter()
-                .map(|(group_name, id, name, description, data_sets)| crate::store::GroupMapping {
-                    group_name,
-                    role: RoleRow {
-                        id,
-                        name,
-                        description,
-                        data_sets,
-                    }
-                    .into(),
-                })
-                .collect())
-        }
-
-        pub async fn map_group(
-            pool: &Pool,
-            group: &str,
-            role_id: i64,
-            by: &str,
-        ) -> Result<bool, StoreError> {
-            let done = sqlx::query(
-                "INSERT INTO group_role_mappings (group_name, role_id, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(group)
-            .bind(role_id)
-            .bind(by)
-            .bind(Utc::now())
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() > 0)
-        }
-
-        pub async fn unmap_group(pool: &Pool, group: &str, role_id: i64) -> Result<bool, StoreError> {
-            let done =
-                sqlx::query("DELETE FROM group_role_mappings WHERE group_name = $1 AND role_id = $2")
-                    .bind(group)
-                    .bind(role_id)
-                    .execute(pool)
-                    .await?;
-            Ok(done.rows_affected() > 0)
         }
 
         pub async fn audit_events(
@@ -776,56 +632,6 @@ macro_rules! impl_store {
                 offset: i64,
             ) -> Result<(Vec<$crate::store::UserListing>, i64), StoreError> {
                 shared::list_users(&self.pool, query, limit, offset).await
-            }
-
-            async fn roles(&self) -> Result<Vec<$crate::store::Role>, StoreError> {
-                shared::roles(&self.pool).await
-            }
-
-            async fn create_role(
-                &self,
-                name: &str,
-                description: &str,
-                repo_patterns: &[String],
-            ) -> Result<Option<$crate::store::Role>, StoreError> {
-                shared::create_role(&self.pool, name, description, repo_patterns).await
-            }
-
-            async fn assigned_roles(
-                &self,
-                user_id: i64,
-            ) -> Result<Vec<$crate::store::Role>, StoreError> {
-                shared::assigned_roles(&self.pool, user_id).await
-            }
-
-            async fn assign_role(
-                &self,
-                user_id: i64,
-                role_id: i64,
-                by: &str,
-            ) -> Result<bool, StoreError> {
-                shared::assign_role(&self.pool, user_id, role_id, by).await
-            }
-
-            async fn remove_role(&self, user_id: i64, role_id: i64) -> Result<bool, StoreError> {
-                shared::remove_role(&self.pool, user_id, role_id).await
-            }
-
-            async fn group_mappings(&self) -> Result<Vec<$crate::store::GroupMapping>, StoreError> {
-                shared::group_mappings(&self.pool).await
-            }
-
-            async fn map_group(
-                &self,
-                group: &str,
-                role_id: i64,
-                by: &str,
-            ) -> Result<bool, StoreError> {
-                shared::map_group(&self.pool, group, role_id, by).await
-            }
-
-            async fn unmap_group(&self, group: &str, role_id: i64) -> Result<bool, StoreError> {
-                shared::unmap_group(&self.pool, group, role_id).await
             }
 
             fn db(&self) -> $crate::store::Db {

@@ -93,27 +93,12 @@ pub struct SessionRow {
     pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// A role: a name, and the data sets it grants (for now repository name patterns).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Role {
-    pub id: i64,
-    pub name: String,
-    pub description: String,
-    pub repo_patterns: Vec<String>,
-}
-
 /// A user row for the admin list.
 #[derive(Debug, Clone, Serialize)]
 pub struct UserListing {
     pub user: User,
     pub last_login_at: Option<chrono::DateTime<chrono::Utc>>,
     pub roles: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct GroupMapping {
-    pub group_name: String,
-    pub role: Role,
 }
 
 /// A stored audit event, as the admin page lists it.
@@ -270,23 +255,6 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<UserListing>, i64), StoreError>;
-    async fn roles(&self) -> Result<Vec<Role>, StoreError>;
-    /// Creates a role; `None` when the name is taken.
-    async fn create_role(
-        &self,
-        name: &str,
-        description: &str,
-        repo_patterns: &[String],
-    ) -> Result<Option<Role>, StoreError>;
-    /// Roles assigned to the user directly.
-    async fn assigned_roles(&self, user_id: i64) -> Result<Vec<Role>, StoreError>;
-    /// `false` when it was already assigned.
-    async fn assign_role(&self, user_id: i64, role_id: i64, by: &str) -> Result<bool, StoreError>;
-    /// `false` when it was not assigned.
-    async fn remove_role(&self, user_id: i64, role_id: i64) -> Result<bool, StoreError>;
-    async fn group_mappings(&self) -> Result<Vec<GroupMapping>, StoreError>;
-    async fn map_group(&self, group: &str, role_id: i64, by: &str) -> Result<bool, StoreError>;
-    async fn unmap_group(&self, group: &str, role_id: i64) -> Result<bool, StoreError>;
     /// The pool itself, for queries a feature owns (written once with [`on_db!`]).
     fn db(&self) -> Db;
     async fn close(&self);

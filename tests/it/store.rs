@@ -261,3 +261,95 @@ async fn postgres_break_glass_grants() {
 async fn sqlite_break_glass_grants() {
     break_glass_grants(TestDb::sqlite()).await;
 }
+
+/// Roles, assignments and group mappings: the role feature's own queries on both backends.
+async fn roles_and_mappings(db: TestDb) {
+    use gatehouse::auth::roles;
+    let store = open(&db).await;
+    store.migrate().await.expect("migrates");
+    let pool = store.db();
+    let user = store
+        .upsert_user(&gatehouse::store::UserLogin {
+            issuer: "https://idp.example".into(),
+            subject: "00u9".into(),
+            email: Some("ann@example.com".into()),
+            email_verified: true,
+            name: None,
+            groups: vec![],
+            is_admin: false,
+        })
+        .await
+        .expect("user");
+    let repos = vec!["platform-*".to_string()];
+    let role = roles::create(&pool, "platform", "The platform team", &repos)
+        .await
+        .expect("create")
+        .expect("new");
+    assert_eq!(role.repo_patterns, repos);
+    assert!(
+        roles::create(&pool, "platform", "again", &[])
+            .await
+            .expect("create")
+            .is_none(),
+        "a name is taken once"
+    );
+    assert_eq!(roles::all(&pool).await.expect("all"), vec![role.clone()]);
+    assert!(
+        roles::assign(&pool, user.id, role.id, "root")
+            .await
+            .expect("assign")
+    );
+    assert!(
+        !roles::assign(&pool, user.id, role.id, "root")
+            .await
+            .expect("again")
+    );
+    assert_eq!(
+        roles::assigned(&pool, user.id).await.expect("assigned"),
+        vec![role.clone()]
+    );
+    assert!(
+        roles::map_group(&pool, "eng", role.id, "root")
+            .await
+            .expect("map")
+    );
+    let mappings = roles::group_mappings(&pool).await.expect("mappings");
+    assert_eq!(
+        mappings
+            .iter()
+            .map(|m| (m.group_name.as_str(), &m.role))
+            .collect::<Vec<_>>(),
+        [("eng", &role)]
+    );
+    assert!(
+        roles::unmap_group(&pool, "eng", role.id)
+            .await
+            .expect("unmap")
+    );
+    assert!(
+        !roles::unmap_group(&pool, "eng", role.id)
+            .await
+            .expect("again")
+    );
+    assert!(
+        roles::remove(&pool, user.id, role.id)
+            .await
+            .expect("remove")
+    );
+    assert!(
+        roles::assigned(&pool, user.id)
+            .await
+            .expect("assigned")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn postgres_roles_and_mappings() {
+    roles_and_mappings(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_roles_and_mappings() {
+    roles_and_mappings(TestDb::sqlite()).await;
+}
