@@ -108,7 +108,7 @@ pub async fn maintain(state: &AppState) -> anyhow::Result<(u64, u64)> {
         .store
         .prune_audit(chrono::Utc::now() - retention)
         .await?;
-    let purged = state.store.sessions_purge_expired().await?;
+    let purged = crate::auth::session_db::purge_expired(&state.store.db()).await?;
     if pruned + purged > 0 {
         tracing::info!(
             audit_events = pruned,

@@ -15,6 +15,7 @@ pub mod roles;
 pub mod routes;
 pub mod service;
 pub mod session;
+pub mod session_db;
 pub mod signing;
 pub mod verify;
 

@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::oidc::{LoginTransaction, random_token};
+use super::session_db::{self, SessionRow};
 use crate::redis_client::RedisHandle;
-use crate::store::{SessionRow, Store};
+use crate::store::{Db, Store};
 
 /// A login transaction lives this long: enough to type a password, short enough to be useless
 /// when stolen.
@@ -45,7 +46,7 @@ pub struct SessionData {
 }
 
 enum Backend {
-    Database(Arc<dyn Store>),
+    Database(Db),
     Redis(Arc<RedisHandle>),
 }
 
@@ -75,7 +76,7 @@ impl Sessions {
     ) -> Self {
         let backend = match redis {
             Some(r) => Backend::Redis(r),
-            None => Backend::Database(store),
+            None => Backend::Database(store.db()),
         };
         let mut keys: Vec<hmac::Key> = secrets
             .iter()
@@ -187,7 +188,7 @@ impl Sessions {
     pub async fn take_login(&self, id: &str) -> Result<Option<LoginTransaction>, SessionError> {
         for k in self.storage_keys("login", id) {
             let value = match &self.backend {
-                Backend::Database(store) => store.session_take(&k).await.map_err(err)?,
+                Backend::Database(db) => session_db::take(db, &k).await.map_err(err)?,
                 Backend::Redis(redis) => {
                     let mut conn = redis.connection().await.map_err(err)?;
                     let raw: Option<String> =
@@ -233,20 +234,22 @@ impl Sessions {
         user_agent: Option<String>,
     ) -> Result<(), SessionError> {
         match &self.backend {
-            Backend::Database(store) => {
+            Backend::Database(db) => {
                 let expires_at = Utc::now()
                     + chrono::Duration::from_std(ttl).map_err(|e| SessionError(e.to_string()))?;
-                store
-                    .session_put(&SessionRow {
+                session_db::put(
+                    db,
+                    &SessionRow {
                         id_hash: k.to_string(),
                         user_id,
                         data: value,
                         client_ip,
                         user_agent,
                         expires_at,
-                    })
-                    .await
-                    .map_err(err)
+                    },
+                )
+                .await
+                .map_err(err)
             }
             Backend::Redis(redis) => {
                 let mut conn = redis.connection().await.map_err(err)?;
@@ -273,7 +276,7 @@ impl Sessions {
     /// A user's live sessions as (storage key, data).
     async fn for_user(&self, user_id: i64) -> Result<Vec<(String, SessionData)>, SessionError> {
         let raw: Vec<(String, serde_json::Value)> = match &self.backend {
-            Backend::Database(store) => store.sessions_for_user(user_id).await.map_err(err)?,
+            Backend::Database(db) => session_db::for_user(db, user_id).await.map_err(err)?,
             Backend::Redis(redis) => {
                 let mut conn = redis.connection().await.map_err(err)?;
                 let index = self.user_index(user_id);
@@ -349,7 +352,7 @@ impl Sessions {
 
     async fn read(&self, k: &str) -> Result<Option<SessionData>, SessionError> {
         let value = match &self.backend {
-            Backend::Database(store) => store.session_get(k).await.map_err(err)?,
+            Backend::Database(db) => session_db::get(db, k).await.map_err(err)?,
             Backend::Redis(redis) => {
                 let mut conn = redis.connection().await.map_err(err)?;
                 let raw: Option<String> = conn.get(self.redis_key(k)).await.map_err(err)?;
@@ -362,7 +365,7 @@ impl Sessions {
 
     async fn delete(&self, k: &str) -> Result<(), SessionError> {
         match &self.backend {
-            Backend::Database(store) => store.session_delete(k).await.map_err(err),
+            Backend::Database(db) => session_db::delete(db, k).await.map_err(err),
             Backend::Redis(redis) => {
                 let mut conn = redis.connection().await.map_err(err)?;
                 conn.del::<_, ()>(self.redis_key(k)).await.map_err(err)

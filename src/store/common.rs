@@ -197,87 +197,6 @@ macro_rules! shared_queries {
             Ok(row.map(Into::into))
         }
 
-        pub async fn session_put(
-            pool: &Pool,
-            row: &crate::store::SessionRow,
-        ) -> Result<(), StoreError> {
-            let now = Utc::now();
-            sqlx::query(
-                "INSERT INTO sessions \
-                   (id_hash, user_id, data, client_ip, user_agent, created_at, last_seen_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7) \
-                 ON CONFLICT (id_hash) DO UPDATE SET \
-                   data = excluded.data, last_seen_at = excluded.last_seen_at, \
-                   expires_at = excluded.expires_at",
-            )
-            .bind(&row.id_hash)
-            .bind(row.user_id)
-            .bind(sqlx::types::Json(&row.data))
-            .bind(&row.client_ip)
-            .bind(&row.user_agent)
-            .bind(now)
-            .bind(row.expires_at)
-            .execute(pool)
-            .await?;
-            Ok(())
-        }
-
-        pub async fn session_get(
-            pool: &Pool,
-            id_hash: &str,
-        ) -> Result<Option<serde_json::Value>, StoreError> {
-            let data: Option<sqlx::types::Json<serde_json::Value>> = sqlx::query_scalar(
-                "SELECT data FROM sessions WHERE id_hash = $1 AND expires_at > $2",
-            )
-            .bind(id_hash)
-            .bind(Utc::now())
-            .fetch_optional(pool)
-            .await?;
-            Ok(data.map(|d| d.0))
-        }
-
-        pub async fn session_take(
-            pool: &Pool,
-            id_hash: &str,
-        ) -> Result<Option<serde_json::Value>, StoreError> {
-            let row: Option<(sqlx::types::Json<serde_json::Value>, chrono::DateTime<Utc>)> =
-                sqlx::query_as("DELETE FROM sessions WHERE id_hash = $1 RETURNING data, expires_at")
-                    .bind(id_hash)
-                    .fetch_optional(pool)
-                    .await?;
-            Ok(row.filter(|(_, expires)| *expires > Utc::now()).map(|(d, _)| d.0))
-        }
-
-        pub async fn session_delete(pool: &Pool, id_hash: &str) -> Result<(), StoreError> {
-            sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-                .bind(id_hash)
-                .execute(pool)
-                .await?;
-            Ok(())
-        }
-
-        pub async fn sessions_for_user(
-            pool: &Pool,
-            user_id: i64,
-        ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
-            let rows: Vec<(String, sqlx::types::Json<serde_json::Value>)> = sqlx::query_as(
-                "SELECT id_hash, data FROM sessions WHERE user_id = $1 AND expires_at > $2",
-            )
-            .bind(user_id)
-            .bind(Utc::now())
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.into_iter().map(|(k, d)| (k, d.0)).collect())
-        }
-
-        pub async fn sessions_purge_expired(pool: &Pool) -> Result<u64, StoreError> {
-            let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-                .bind(Utc::now())
-                .execute(pool)
-                .await?;
-            Ok(done.rows_affected())
-        }
-
         pub async fn record_audit(
             pool: &Pool,
             e: &crate::store::AuditEvent,
@@ -562,39 +481,6 @@ macro_rules! impl_store {
 
             async fn user(&self, id: i64) -> Result<Option<$crate::store::User>, StoreError> {
                 shared::user(&self.pool, id).await
-            }
-
-            async fn session_put(&self, row: &$crate::store::SessionRow) -> Result<(), StoreError> {
-                shared::session_put(&self.pool, row).await
-            }
-
-            async fn session_get(
-                &self,
-                id_hash: &str,
-            ) -> Result<Option<serde_json::Value>, StoreError> {
-                shared::session_get(&self.pool, id_hash).await
-            }
-
-            async fn session_take(
-                &self,
-                id_hash: &str,
-            ) -> Result<Option<serde_json::Value>, StoreError> {
-                shared::session_take(&self.pool, id_hash).await
-            }
-
-            async fn session_delete(&self, id_hash: &str) -> Result<(), StoreError> {
-                shared::session_delete(&self.pool, id_hash).await
-            }
-
-            async fn sessions_for_user(
-                &self,
-                user_id: i64,
-            ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
-                shared::sessions_for_user(&self.pool, user_id).await
-            }
-
-            async fn sessions_purge_expired(&self) -> Result<u64, StoreError> {
-                shared::sessions_purge_expired(&self.pool).await
             }
 
             async fn record_audit(

@@ -81,18 +81,6 @@ pub struct UserLogin {
     pub is_admin: bool,
 }
 
-/// One server-side record in the `sessions` table: a session (with its user) or a login
-/// transaction (without). `id_hash` is a hash of the cookie value, never the value.
-#[derive(Debug, Clone)]
-pub struct SessionRow {
-    pub id_hash: String,
-    pub user_id: Option<i64>,
-    pub data: serde_json::Value,
-    pub client_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub expires_at: chrono::DateTime<chrono::Utc>,
-}
-
 /// A user row for the admin list.
 #[derive(Debug, Clone, Serialize)]
 pub struct UserListing {
@@ -219,21 +207,6 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts or refreshes the user and stamps the sign-in time.
     async fn upsert_user(&self, login: &UserLogin) -> Result<User, StoreError>;
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError>;
-    /// Inserts or replaces a session record.
-    async fn session_put(&self, row: &SessionRow) -> Result<(), StoreError>;
-    /// The record's data while it has not expired.
-    async fn session_get(&self, id_hash: &str) -> Result<Option<serde_json::Value>, StoreError>;
-    /// Reads and deletes in one statement: a login transaction is used once, even when two
-    /// callbacks race.
-    async fn session_take(&self, id_hash: &str) -> Result<Option<serde_json::Value>, StoreError>;
-    async fn session_delete(&self, id_hash: &str) -> Result<(), StoreError>;
-    /// A user's unexpired session records as (storage key, data).
-    async fn sessions_for_user(
-        &self,
-        user_id: i64,
-    ) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
-    /// Deletes expired records; returns how many.
-    async fn sessions_purge_expired(&self) -> Result<u64, StoreError>;
     async fn record_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
     /// Newest first; `kind` exact, `actor` a case-insensitive substring; and the total.
     async fn audit_events(

@@ -1,7 +1,8 @@
-//! Both storage backends through the same `Store` trait: migrations, sample data, counts.
+//! Both storage backends: migrations, sample data, counts, and the queries features own (written once with `on_db!`), each run on PostgreSQL and SQLite.
 
 use std::sync::Arc;
 
+use gatehouse::auth::session_db::{self, SessionRow};
 use gatehouse::config::Backend;
 use gatehouse::sample;
 use gatehouse::store::{self, Store};
@@ -122,7 +123,7 @@ async fn unreachable_postgres_names_the_redacted_url_and_cause() {
 
 async fn users_and_sessions(db: TestDb) {
     use chrono::{Duration, Utc};
-    use gatehouse::store::{SessionRow, UserLogin};
+    use gatehouse::store::UserLogin;
     use serde_json::json;
 
     let store = open(&db).await;
@@ -160,46 +161,66 @@ async fn users_and_sessions(db: TestDb) {
         user_agent: Some("test".into()),
         expires_at: Utc::now() + ttl,
     };
-    store
-        .session_put(&row("s1", json!({"n": 1}), Duration::minutes(5)))
-        .await
-        .expect("put");
+    session_db::put(
+        &store.db(),
+        &row("s1", json!({"n": 1}), Duration::minutes(5)),
+    )
+    .await
+    .expect("put");
     assert_eq!(
-        store.session_get("s1").await.expect("get"),
+        session_db::get(&store.db(), "s1").await.expect("get"),
         Some(json!({"n": 1}))
     );
-    store
-        .session_put(&row("s1", json!({"n": 2}), Duration::minutes(5)))
-        .await
-        .expect("replace");
+    session_db::put(
+        &store.db(),
+        &row("s1", json!({"n": 2}), Duration::minutes(5)),
+    )
+    .await
+    .expect("replace");
     assert_eq!(
-        store.session_get("s1").await.expect("get"),
+        session_db::get(&store.db(), "s1").await.expect("get"),
         Some(json!({"n": 2}))
     );
     // Taken once, then gone.
     assert_eq!(
-        store.session_take("s1").await.expect("take"),
+        session_db::take(&store.db(), "s1").await.expect("take"),
         Some(json!({"n": 2}))
     );
-    assert_eq!(store.session_take("s1").await.expect("take again"), None);
+    assert_eq!(
+        session_db::take(&store.db(), "s1")
+            .await
+            .expect("take again"),
+        None
+    );
     // Expired records are invisible and purged.
-    store
-        .session_put(&row("old", json!({}), Duration::seconds(-5)))
+    session_db::put(&store.db(), &row("old", json!({}), Duration::seconds(-5)))
         .await
         .expect("put");
-    assert_eq!(store.session_get("old").await.expect("get"), None);
-    assert_eq!(store.session_take("old").await.expect("take"), None);
-    store
-        .session_put(&row("old2", json!({}), Duration::seconds(-5)))
+    assert_eq!(
+        session_db::get(&store.db(), "old").await.expect("get"),
+        None
+    );
+    assert_eq!(
+        session_db::take(&store.db(), "old").await.expect("take"),
+        None
+    );
+    session_db::put(&store.db(), &row("old2", json!({}), Duration::seconds(-5)))
         .await
         .expect("put");
-    store
-        .session_put(&row("live", json!({}), Duration::minutes(5)))
+    session_db::put(&store.db(), &row("live", json!({}), Duration::minutes(5)))
         .await
         .expect("put");
-    assert_eq!(store.sessions_purge_expired().await.expect("purge"), 1);
-    store.session_delete("live").await.expect("delete");
-    assert_eq!(store.session_get("live").await.expect("get"), None);
+    assert_eq!(
+        session_db::purge_expired(&store.db()).await.expect("purge"),
+        1
+    );
+    session_db::delete(&store.db(), "live")
+        .await
+        .expect("delete");
+    assert_eq!(
+        session_db::get(&store.db(), "live").await.expect("get"),
+        None
+    );
     store.close().await;
 }
 

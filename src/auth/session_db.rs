@@ -1,0 +1,103 @@
+//! Sessions in the database, for deployments without Redis: one `sessions` row per session
+//! or login transaction, keyed by a hash of the cookie value, never the value. Each query is
+//! written once for both databases.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+
+use crate::on_db;
+use crate::store::{Db, StoreError};
+
+/// One record: a session (with its user) or a login transaction (without).
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id_hash: String,
+    pub user_id: Option<i64>,
+    pub data: Value,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Inserts or replaces a record (its creation time and owner stay).
+pub async fn put(db: &Db, row: &SessionRow) -> Result<(), StoreError> {
+    const SQL: &str = "INSERT INTO sessions \
+          (id_hash, user_id, data, client_ip, user_agent, created_at, last_seen_at, expires_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7) \
+        ON CONFLICT (id_hash) DO UPDATE SET \
+          data = excluded.data, last_seen_at = excluded.last_seen_at, \
+          expires_at = excluded.expires_at";
+    let now = Utc::now();
+    on_db!(db, |pool| sqlx::query(SQL)
+        .bind(&row.id_hash)
+        .bind(row.user_id)
+        .bind(Json(&row.data))
+        .bind(&row.client_ip)
+        .bind(&row.user_agent)
+        .bind(now)
+        .bind(row.expires_at)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// A live record's data; `None` when there is none or it has expired.
+pub async fn get(db: &Db, id_hash: &str) -> Result<Option<Value>, StoreError> {
+    const SQL: &str = "SELECT data FROM sessions WHERE id_hash = $1 AND expires_at > $2";
+    let now = Utc::now();
+    let data: Option<Json<Value>> = on_db!(db, |pool| sqlx::query_scalar(SQL)
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(data.map(|d| d.0))
+}
+
+/// Deletes a record and returns its data if it was live: one use only, whoever comes second
+/// gets `None`.
+pub async fn take(db: &Db, id_hash: &str) -> Result<Option<Value>, StoreError> {
+    const SQL: &str = "DELETE FROM sessions WHERE id_hash = $1 RETURNING data, expires_at";
+    let row: Option<(Json<Value>, DateTime<Utc>)> = on_db!(db, |pool| sqlx::query_as(SQL)
+        .bind(id_hash)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(row
+        .filter(|(_, expires)| *expires > Utc::now())
+        .map(|(d, _)| d.0))
+}
+
+pub async fn delete(db: &Db, id_hash: &str) -> Result<(), StoreError> {
+    const SQL: &str = "DELETE FROM sessions WHERE id_hash = $1";
+    on_db!(db, |pool| sqlx::query(SQL)
+        .bind(id_hash)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// A user's live sessions: (storage key, data).
+pub async fn for_user(db: &Db, user_id: i64) -> Result<Vec<(String, Value)>, StoreError> {
+    const SQL: &str = "SELECT id_hash, data FROM sessions WHERE user_id = $1 AND expires_at > $2";
+    let now = Utc::now();
+    let rows: Vec<(String, Json<Value>)> = on_db!(db, |pool| sqlx::query_as(SQL)
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(pool)
+        .await)?;
+    Ok(rows.into_iter().map(|(k, d)| (k, d.0)).collect())
+}
+
+/// Deletes expired records; how many.
+pub async fn purge_expired(db: &Db) -> Result<u64, StoreError> {
+    const SQL: &str = "DELETE FROM sessions WHERE expires_at <= $1";
+    let now = Utc::now();
+    let done = on_db!(db, |pool| sqlx::query(SQL)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(done)
+}
