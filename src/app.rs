@@ -104,10 +104,8 @@ async fn load_sample_data(store: &dyn Store) -> anyhow::Result<()> {
 pub async fn maintain(state: &AppState) -> anyhow::Result<(u64, u64)> {
     let retention = chrono::Duration::from_std(state.config.audit_retention)
         .context("GATEHOUSE_AUDIT_RETENTION is out of range")?;
-    let pruned = state
-        .store
-        .prune_audit(chrono::Utc::now() - retention)
-        .await?;
+    let pruned =
+        crate::store::audit::prune(&state.store.db(), chrono::Utc::now() - retention).await?;
     let purged = crate::auth::session_db::purge_expired(&state.store.db()).await?;
     if pruned + purged > 0 {
         tracing::info!(

@@ -215,15 +215,17 @@ async fn admin(config: Arc<Config>, action: AdminCommand) -> anyhow::Result<()> 
                 )
             };
             if changed {
-                store
-                    .record_audit(&AuditEvent {
+                crate::store::audit::record(
+                    &store.db(),
+                    &AuditEvent {
                         kind,
                         outcome: "success",
                         actor: Some(by.clone()),
                         details: serde_json::json!({ "email": email }),
                         ..AuditEvent::default()
-                    })
-                    .await?;
+                    },
+                )
+                .await?;
             }
             println!("{email} {}", if changed { done } else { already });
             Ok(())

@@ -83,9 +83,9 @@ pub async fn revoke_session(
     if !revoked {
         return Err(AppError::not_found());
     }
-    let _ = state
-        .store
-        .record_audit(&AuditEvent {
+    let _ = crate::store::audit::record(
+        &state.store.db(),
+        &AuditEvent {
             kind: "session_revoked",
             outcome: "success",
             actor_id: Some(current.user.id),
@@ -93,7 +93,8 @@ pub async fn revoke_session(
             client_ip: current.session.client_ip.clone(),
             details: json!({ "handle": handle, "user_id": current.user.id, "by": "self" }),
             ..AuditEvent::default()
-        })
-        .await;
+        },
+    )
+    .await;
     Ok(Redirect::to("/account/sessions").into_response())
 }

@@ -44,15 +44,14 @@ pub(super) async fn show_audit(
     let kind = query.kind.unwrap_or_default().trim().to_string();
     let actor = query.actor.unwrap_or_default().trim().to_string();
     let page = query.page.unwrap_or(1).max(1);
-    let (rows, total) = state
-        .store
-        .audit_events(
-            Some(kind.as_str()).filter(|k| !k.is_empty()),
-            Some(actor.as_str()).filter(|a| !a.is_empty()),
-            PAGE_SIZE,
-            (page - 1) * PAGE_SIZE,
-        )
-        .await?;
+    let (rows, total) = crate::store::audit::list(
+        &state.store.db(),
+        Some(kind.as_str()).filter(|k| !k.is_empty()),
+        Some(actor.as_str()).filter(|a| !a.is_empty()),
+        PAGE_SIZE,
+        (page - 1) * PAGE_SIZE,
+    )
+    .await?;
     let rows = rows
         .into_iter()
         .map(|r| {
@@ -65,7 +64,7 @@ pub(super) async fn show_audit(
         layout: Layout::new("Audit log — Gatehouse"),
         csrf: admin.current.session.csrf.clone(),
         user: admin.current.user,
-        kinds: state.store.audit_kinds().await?,
+        kinds: crate::store::audit::kinds(&state.store.db()).await?,
         kind,
         actor,
         rows,

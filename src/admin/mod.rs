@@ -52,9 +52,9 @@ pub fn routes() -> Vec<Route> {
 
 impl AdminUser {
     async fn audit(&self, state: &AppState, kind: &'static str, details: serde_json::Value) {
-        let result = state
-            .store
-            .record_audit(&AuditEvent {
+        let result = crate::store::audit::record(
+            &state.store.db(),
+            &AuditEvent {
                 kind,
                 outcome: "success",
                 actor_id: Some(self.current.user.id),
@@ -62,8 +62,9 @@ impl AdminUser {
                 client_ip: self.current.session.client_ip.clone(),
                 details,
                 ..AuditEvent::default()
-            })
-            .await;
+            },
+        )
+        .await;
         if let Err(e) = result {
             tracing::error!(error = %e, kind, "audit event not stored");
         }

@@ -141,17 +141,18 @@ pub async fn finish_login(
         Ok(ok) => ok,
         Err(e) => {
             tracing::warn!(reason = e.code(), client_ip = ?ip, error = %e, "sign-in failed");
-            let _ = state
-                .store
-                .record_audit(&AuditEvent {
+            let _ = crate::store::audit::record(
+                &state.store.db(),
+                &AuditEvent {
                     kind: "login",
                     outcome: "failure",
                     client_ip: ip.clone(),
                     request_id,
                     details: json!({ "reason": e.code(), "message": e.to_string() }),
                     ..AuditEvent::default()
-                })
-                .await;
+                },
+            )
+            .await;
             let page = match e {
                 LoginError::ProviderUnavailable(m) => AppError::Unavailable(format!(
                     "The identity provider could not be reached ({m}). Please try again."
@@ -213,9 +214,9 @@ pub async fn finish_login(
         .await
         .map_err(|e| AppError::Unavailable(e.to_string()))?;
     tracing::info!(user = ?user.email, client_ip = ?ip, "signed in");
-    let _ = state
-        .store
-        .record_audit(&AuditEvent {
+    let _ = crate::store::audit::record(
+        &state.store.db(),
+        &AuditEvent {
             kind: "login",
             outcome: "success",
             actor_id: Some(user.id),
@@ -223,8 +224,9 @@ pub async fn finish_login(
             client_ip: ip,
             request_id,
             details: json!({ "admin": user.is_admin }),
-        })
-        .await;
+        },
+    )
+    .await;
     let cookie = Cookie::build((state.auth.session_cookie(), session_id))
         .path("/")
         .http_only(true)
@@ -263,17 +265,18 @@ pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Result<Res
         .await
         .map_err(|e| AppError::Unavailable(e.to_string()))?;
     let user = state.store.user(session.user_id).await?;
-    let _ = state
-        .store
-        .record_audit(&AuditEvent {
+    let _ = crate::store::audit::record(
+        &state.store.db(),
+        &AuditEvent {
             kind: "logout",
             outcome: "success",
             actor_id: Some(session.user_id),
             actor: user.and_then(|u| u.email),
             client_ip: session.client_ip.clone(),
             ..AuditEvent::default()
-        })
-        .await;
+        },
+    )
+    .await;
     let cleared = jar.remove(Cookie::build(cookie_name).path("/"));
     let end_session = match state.auth.oidc.metadata().await {
         Ok(meta) => meta.end_session_endpoint.clone(),

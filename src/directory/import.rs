@@ -45,8 +45,9 @@ pub async fn apply(
     };
     // A dry run changes nothing and is not a security event; a write or a refusal is.
     if !limits.dry_run || outcome.refused.is_some() {
-        store
-            .record_audit(&AuditEvent {
+        crate::store::audit::record(
+            &store.db(),
+            &AuditEvent {
                 kind: "feed_import",
                 outcome: if outcome.applied {
                     "success"
@@ -67,8 +68,9 @@ pub async fn apply(
                     "reason": outcome.refused,
                 }),
                 ..AuditEvent::default()
-            })
-            .await?;
+            },
+        )
+        .await?;
     }
     Ok(outcome)
 }

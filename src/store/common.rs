@@ -197,28 +197,6 @@ macro_rules! shared_queries {
             Ok(row.map(Into::into))
         }
 
-        pub async fn record_audit(
-            pool: &Pool,
-            e: &crate::store::AuditEvent,
-        ) -> Result<(), StoreError> {
-            sqlx::query(
-                "INSERT INTO audit_events \
-                   (occurred_at, kind, outcome, actor_id, actor, client_ip, request_id, details) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(Utc::now())
-            .bind(e.kind)
-            .bind(e.outcome)
-            .bind(e.actor_id)
-            .bind(&e.actor)
-            .bind(&e.client_ip)
-            .bind(&e.request_id)
-            .bind(sqlx::types::Json(&e.details))
-            .execute(pool)
-            .await?;
-            Ok(())
-        }
-
         /// `%term%` for LIKE, with LIKE's own wildcards in the term taken literally.
         pub async fn list_users(
             pool: &Pool,
@@ -264,73 +242,6 @@ macro_rules! shared_queries {
                 });
             }
             Ok((out, total))
-        }
-
-        pub async fn audit_events(
-            pool: &Pool,
-            kind: Option<&str>,
-            actor: Option<&str>,
-            limit: i64,
-            offset: i64,
-        ) -> Result<(Vec<crate::store::AuditRecord>, i64), StoreError> {
-            // Unset filters match everything: ($1 IS NULL OR …) keeps one statement.
-            let filter = "($1 IS NULL OR kind = $1) \
-                          AND ($2 IS NULL OR lower(coalesce(actor, '')) LIKE $2 ESCAPE '\\')";
-            let pattern = actor.map(|a| like_pattern(&a.to_lowercase()));
-            let total: i64 =
-                sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_events WHERE {filter}"))
-                    .bind(kind)
-                    .bind(&pattern)
-                    .fetch_one(pool)
-                    .await?;
-            #[derive(sqlx::FromRow)]
-            struct AuditRow {
-                id: i64,
-                occurred_at: chrono::DateTime<Utc>,
-                kind: String,
-                outcome: String,
-                actor: Option<String>,
-                client_ip: Option<String>,
-                details: sqlx::types::Json<serde_json::Value>,
-            }
-            let rows: Vec<AuditRow> = sqlx::query_as(&format!(
-                "SELECT id, occurred_at, kind, outcome, actor, client_ip, details \
-                 FROM audit_events WHERE {filter} ORDER BY id DESC LIMIT $3 OFFSET $4"
-            ))
-            .bind(kind)
-            .bind(&pattern)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(pool)
-            .await?;
-            Ok((
-                rows.into_iter()
-                    .map(|r| crate::store::AuditRecord {
-                        id: r.id,
-                        occurred_at: r.occurred_at,
-                        kind: r.kind,
-                        outcome: r.outcome,
-                        actor: r.actor,
-                        client_ip: r.client_ip,
-                        details: r.details.0,
-                    })
-                    .collect(),
-                total,
-            ))
-        }
-
-        pub async fn audit_kinds(pool: &Pool) -> Result<Vec<String>, StoreError> {
-            Ok(sqlx::query_scalar("SELECT DISTINCT kind FROM audit_events ORDER BY kind")
-                .fetch_all(pool)
-                .await?)
-        }
-
-        pub async fn prune_audit(pool: &Pool, before: chrono::DateTime<Utc>) -> Result<u64, StoreError> {
-            let done = sqlx::query("DELETE FROM audit_events WHERE occurred_at < $1")
-                .bind(before)
-                .execute(pool)
-                .await?;
-            Ok(done.rows_affected())
         }
 
         pub async fn applied_migrations(pool: &Pool) -> Result<Vec<i64>, StoreError> {
@@ -481,34 +392,6 @@ macro_rules! impl_store {
 
             async fn user(&self, id: i64) -> Result<Option<$crate::store::User>, StoreError> {
                 shared::user(&self.pool, id).await
-            }
-
-            async fn record_audit(
-                &self,
-                event: &$crate::store::AuditEvent,
-            ) -> Result<(), StoreError> {
-                shared::record_audit(&self.pool, event).await
-            }
-
-            async fn audit_events(
-                &self,
-                kind: Option<&str>,
-                actor: Option<&str>,
-                limit: i64,
-                offset: i64,
-            ) -> Result<(Vec<$crate::store::AuditRecord>, i64), StoreError> {
-                shared::audit_events(&self.pool, kind, actor, limit, offset).await
-            }
-
-            async fn audit_kinds(&self) -> Result<Vec<String>, StoreError> {
-                shared::audit_kinds(&self.pool).await
-            }
-
-            async fn prune_audit(
-                &self,
-                before: chrono::DateTime<chrono::Utc>,
-            ) -> Result<u64, StoreError> {
-                shared::prune_audit(&self.pool, before).await
             }
 
             async fn list_users(

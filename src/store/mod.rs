@@ -4,6 +4,7 @@
 //! (connection options, migrations, later full-text search and locks) lives in the backend's
 //! own file. Features reach storage only through `Arc<dyn Store>`.
 
+pub mod audit;
 mod common;
 mod directory;
 mod postgres;
@@ -19,6 +20,7 @@ use serde::Serialize;
 use crate::config::{Backend, Config, DatabaseUrl};
 use crate::sample::SampleData;
 
+pub use audit::{AuditEvent, AuditRecord};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -87,30 +89,6 @@ pub struct UserListing {
     pub user: User,
     pub last_login_at: Option<chrono::DateTime<chrono::Utc>>,
     pub roles: Vec<String>,
-}
-
-/// A stored audit event, as the admin page lists it.
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditRecord {
-    pub id: i64,
-    pub occurred_at: chrono::DateTime<chrono::Utc>,
-    pub kind: String,
-    pub outcome: String,
-    pub actor: Option<String>,
-    pub client_ip: Option<String>,
-    pub details: serde_json::Value,
-}
-
-/// A security event for the `audit_events` table.
-#[derive(Debug, Clone, Default)]
-pub struct AuditEvent {
-    pub kind: &'static str,
-    pub outcome: &'static str,
-    pub actor_id: Option<i64>,
-    pub actor: Option<String>,
-    pub client_ip: Option<String>,
-    pub request_id: Option<String>,
-    pub details: serde_json::Value,
 }
 
 /// A connection pool of either backend. Features write their queries once, over this, with
@@ -207,18 +185,6 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts or refreshes the user and stamps the sign-in time.
     async fn upsert_user(&self, login: &UserLogin) -> Result<User, StoreError>;
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError>;
-    async fn record_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
-    /// Newest first; `kind` exact, `actor` a case-insensitive substring; and the total.
-    async fn audit_events(
-        &self,
-        kind: Option<&str>,
-        actor: Option<&str>,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<AuditRecord>, i64), StoreError>;
-    async fn audit_kinds(&self) -> Result<Vec<String>, StoreError>;
-    /// Deletes audit events older than `before`; returns how many.
-    async fn prune_audit(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, StoreError>;
 
     /// Users whose name or email contains `query` (case-insensitive), by last sign-in; and
     /// how many match in all.

@@ -115,15 +115,17 @@ async fn run_holding_lease(
     store
         .sync_run_finish(run, outcome.label(), &counts, error.as_deref())
         .await?;
-    store
-        .record_audit(&AuditEvent {
+    crate::store::audit::record(
+        &store.db(),
+        &AuditEvent {
             kind: "sync_run",
             outcome: outcome.label(),
             actor: Some(trigger.to_string()),
             details: json!({ "run": run, "counts": counts, "error": error }),
             ..AuditEvent::default()
-        })
-        .await?;
+        },
+    )
+    .await?;
     let ms = started.elapsed().as_millis();
     match &outcome {
         Outcome::Succeeded(a) => tracing::info!(

@@ -40,17 +40,18 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
         let path = path.clone();
         async move {
             tracing::warn!(client_ip = %ip, path = %path, reason, "CSRF validation failed");
-            let _ = state
-                .store
-                .record_audit(&AuditEvent {
+            let _ = crate::store::audit::record(
+                &state.store.db(),
+                &AuditEvent {
                     kind: "csrf_failure",
                     outcome: "refused",
                     actor_id: user_id,
                     client_ip: Some(ip),
                     details: json!({ "path": path, "reason": reason }),
                     ..AuditEvent::default()
-                })
-                .await;
+                },
+            )
+            .await;
             AppError::BadRequest("CSRF validation failed.".into()).into_response()
         }
     };

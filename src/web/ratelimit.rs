@@ -225,17 +225,18 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
         tracing::warn!(client_ip = %ip, path = %path, rule, limit = %limit, "rate limit exceeded");
         // One audit row per key and window: the first refusal, not every one of a flood.
         if decision.remaining == 0 && !state.limiter.already_reported(rule, &key, decision.reset) {
-            let _ = state
-                .store
-                .record_audit(&AuditEvent {
+            let _ = crate::store::audit::record(
+                &state.store.db(),
+                &AuditEvent {
                     kind: "rate_limited",
                     outcome: "refused",
                     actor_id: user_id,
                     client_ip: Some(ip.clone()),
                     details: json!({ "rule": rule, "limit": limit, "path": path }),
                     ..AuditEvent::default()
-                })
-                .await;
+                },
+            )
+            .await;
         }
         let retry_after = (decision.reset - chrono::Utc::now().timestamp()).max(1);
         let mut response = AppError::RateLimited {

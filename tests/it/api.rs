@@ -538,12 +538,10 @@ async fn snapshots_through_the_write_api() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // Each write and refusal is audited with who and from where.
-    let (events, _) = app
-        .state
-        .store
-        .audit_events(Some("feed_import"), None, 20, 0)
-        .await
-        .expect("audit");
+    let (events, _) =
+        gatehouse::store::audit::list(&app.state.store.db(), Some("feed_import"), None, 20, 0)
+            .await
+            .expect("audit");
     let outcomes: Vec<&str> = events.iter().rev().map(|e| e.outcome.as_str()).collect();
     assert_eq!(outcomes, ["success", "refused", "success", "success"]);
     assert_eq!(events[0].details["via"], "api");

@@ -134,8 +134,7 @@ async fn asset_snapshots(db: TestDb) {
     assert!(laptops(store.as_ref(), 6).await.is_empty());
 
     // Applied and refused snapshots are audited; dry runs are not.
-    let (events, _) = store
-        .audit_events(Some("feed_import"), None, 50, 0)
+    let (events, _) = gatehouse::store::audit::list(&store.db(), Some("feed_import"), None, 50, 0)
         .await
         .expect("audit");
     let outcomes: Vec<&str> = events.iter().rev().map(|e| e.outcome.as_str()).collect();

@@ -1,4 +1,5 @@
-//! Both storage backends: migrations, sample data, counts, and the queries features own (written once with `on_db!`), each run on PostgreSQL and SQLite.
+//! Both storage backends: migrations, sample data, counts, and the queries features own
+//! (written once with `on_db!`), each run on PostgreSQL and SQLite.
 
 use std::sync::Arc;
 

@@ -174,8 +174,7 @@ async fn full_sync_and_rerun(db: TestDb) {
             .all(|r| r.outcome == "success" && r.finished_at.is_some())
     );
     assert_eq!(runs[2].counts.0["identities"]["added"], 250);
-    let (events, _) = store
-        .audit_events(Some("sync_run"), None, 10, 0)
+    let (events, _) = gatehouse::store::audit::list(&store.db(), Some("sync_run"), None, 10, 0)
         .await
         .expect("audit");
     assert_eq!(events.len(), 3);
