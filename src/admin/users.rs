@@ -12,6 +12,7 @@ use crate::account::sessions::when;
 use crate::auth::access::{AdminReason, HeldRole, RoleSource, admin_reason, effective_roles};
 use crate::auth::extract::AdminUser;
 use crate::auth::roles::{self, Role};
+use crate::auth::users;
 use crate::state::AppState;
 use crate::store::{User, UserListing};
 use crate::web::error::AppError;
@@ -46,10 +47,8 @@ pub(super) async fn list_users(
 ) -> Result<UsersPage, AppError> {
     let q = query.q.unwrap_or_default().trim().to_string();
     let page = query.page.unwrap_or(1).max(1);
-    let (rows, total) = state
-        .store
-        .list_users(&q, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-        .await?;
+    let (rows, total) =
+        users::list(&state.store.db(), &q, PAGE_SIZE, (page - 1) * PAGE_SIZE).await?;
     let rows = rows
         .into_iter()
         .map(|r| {
@@ -89,9 +88,7 @@ pub(super) async fn show_user(
     admin: AdminUser,
     Path(id): Path<i64>,
 ) -> Result<UserPage, AppError> {
-    let subject = state
-        .store
-        .user(id)
+    let subject = users::get(&state.store.db(), id)
         .await?
         .ok_or_else(AppError::not_found)?;
     let reason = admin_reason(state.store.as_ref(), &state.auth.admin_groups, &subject).await?;
@@ -132,9 +129,7 @@ pub(super) async fn change_user_roles(
     Path(id): Path<i64>,
     Form(form): Form<RoleChange>,
 ) -> Result<Response, AppError> {
-    let subject = state
-        .store
-        .user(id)
+    let subject = users::get(&state.store.db(), id)
         .await?
         .ok_or_else(AppError::not_found)?;
     let role = roles::all(&state.store.db())
@@ -164,9 +159,7 @@ pub(super) async fn revoke_user_sessions(
     admin: AdminUser,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
-    let subject = state
-        .store
-        .user(id)
+    let subject = users::get(&state.store.db(), id)
         .await?
         .ok_or_else(AppError::not_found)?;
     let count = state

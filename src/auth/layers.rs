@@ -64,7 +64,7 @@ pub async fn session(State(state): State<AppState>, mut request: Request, next: 
     if let Some((user_id, csrf)) = viewer
         && response.extensions().get::<ErrorReport>().is_some()
         && response.extensions().get::<ErrorViewer>().is_none()
-        && let Ok(Some(user)) = state.store.user(user_id).await
+        && let Ok(Some(user)) = super::users::get(&state.store.db(), user_id).await
     {
         response.extensions_mut().insert(ErrorViewer { user, csrf });
     }
@@ -155,7 +155,7 @@ fn signed_in(
         .remove::<SessionLookup>()
         .and_then(|SessionLookup(s)| s);
     let refusal = sign_in_first(request, meta);
-    let store = std::sync::Arc::clone(&state.store);
+    let db = state.store.db();
     async move {
         if let Some(e) = store_down {
             return Err(AppError::Unavailable(e));
@@ -163,7 +163,7 @@ fn signed_in(
         let Some((id, session)) = found else {
             return Err(refusal);
         };
-        match store.user(session.user_id).await? {
+        match super::users::get(&db, session.user_id).await? {
             Some(user) => Ok(CurrentUser {
                 user,
                 session,

@@ -17,6 +17,7 @@ pub mod service;
 pub mod session;
 pub mod session_db;
 pub mod signing;
+pub mod users;
 pub mod verify;
 
 #[cfg(test)]

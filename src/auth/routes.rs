@@ -179,9 +179,9 @@ pub async fn finish_login(
         .as_ref()
         .map(|g| g.as_slice().to_vec())
         .unwrap_or_default();
-    let user = state
-        .store
-        .upsert_user(&UserLogin {
+    let user = super::users::upsert(
+        &state.store.db(),
+        &UserLogin {
             issuer: claims.iss.clone(),
             subject: claims.sub.clone(),
             email: claims.email.as_ref().map(|e| e.to_ascii_lowercase()),
@@ -191,8 +191,9 @@ pub async fn finish_login(
             name: claims.name.clone().or(claims.preferred_username.clone()),
             is_admin: state.auth.is_admin(&groups),
             groups,
-        })
-        .await?;
+        },
+    )
+    .await?;
     // A new id at every sign-in; any session the browser had is ended.
     if let Some(old) = jar.get(state.auth.session_cookie()) {
         let _ = state.auth.sessions.destroy(old.value()).await;
@@ -264,7 +265,7 @@ pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Result<Res
         .destroy(&id)
         .await
         .map_err(|e| AppError::Unavailable(e.to_string()))?;
-    let user = state.store.user(session.user_id).await?;
+    let user = super::users::get(&state.store.db(), session.user_id).await?;
     let _ = crate::store::audit::record(
         &state.store.db(),
         &AuditEvent {

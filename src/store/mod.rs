@@ -182,18 +182,6 @@ pub trait Store: Send + Sync + 'static {
         incoming: &crate::directory::feeds::ListSnapshot,
         limits: &crate::directory::feeds::SnapshotLimits,
     ) -> Result<crate::directory::feeds::SnapshotOutcome, StoreError>;
-    /// Inserts or refreshes the user and stamps the sign-in time.
-    async fn upsert_user(&self, login: &UserLogin) -> Result<User, StoreError>;
-    async fn user(&self, id: i64) -> Result<Option<User>, StoreError>;
-
-    /// Users whose name or email contains `query` (case-insensitive), by last sign-in; and
-    /// how many match in all.
-    async fn list_users(
-        &self,
-        query: &str,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<UserListing>, i64), StoreError>;
     /// The pool itself, for queries a feature owns (written once with [`on_db!`]).
     fn db(&self) -> Db;
     async fn close(&self);

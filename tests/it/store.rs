@@ -138,21 +138,32 @@ async fn users_and_sessions(db: TestDb) {
         groups: vec!["gatehouse-admins".into()],
         is_admin: true,
     };
-    let first = store.upsert_user(&login).await.expect("insert");
+    let first = gatehouse::auth::users::upsert(&store.db(), &login)
+        .await
+        .expect("insert");
     assert!(first.is_admin);
     // The next sign-in refreshes name, email, groups and admin on the same row.
     login.name = Some("Alice Renamed".into());
     login.groups = vec![];
     login.is_admin = false;
-    let second = store.upsert_user(&login).await.expect("update");
+    let second = gatehouse::auth::users::upsert(&store.db(), &login)
+        .await
+        .expect("update");
     assert_eq!(second.id, first.id);
     assert_eq!(second.name.as_deref(), Some("Alice Renamed"));
     assert!(second.groups.is_empty() && !second.is_admin);
     assert_eq!(
-        store.user(first.id).await.expect("get"),
+        gatehouse::auth::users::get(&store.db(), first.id)
+            .await
+            .expect("get"),
         Some(second.clone())
     );
-    assert_eq!(store.user(first.id + 1000).await.expect("get"), None);
+    assert_eq!(
+        gatehouse::auth::users::get(&store.db(), first.id + 1000)
+            .await
+            .expect("get"),
+        None
+    );
 
     let row = |id: &str, data: serde_json::Value, ttl: Duration| SessionRow {
         id_hash: id.into(),
@@ -290,8 +301,9 @@ async fn roles_and_mappings(db: TestDb) {
     let store = open(&db).await;
     store.migrate().await.expect("migrates");
     let pool = store.db();
-    let user = store
-        .upsert_user(&gatehouse::store::UserLogin {
+    let user = gatehouse::auth::users::upsert(
+        &store.db(),
+        &gatehouse::store::UserLogin {
             issuer: "https://idp.example".into(),
             subject: "00u9".into(),
             email: Some("ann@example.com".into()),
@@ -299,9 +311,10 @@ async fn roles_and_mappings(db: TestDb) {
             name: None,
             groups: vec![],
             is_admin: false,
-        })
-        .await
-        .expect("user");
+        },
+    )
+    .await
+    .expect("user");
     let repos = vec!["platform-*".to_string()];
     let role = roles::create(&pool, "platform", "The platform team", &repos)
         .await

@@ -1,0 +1,124 @@
+//! Users as Gatehouse knows them, keyed by (issuer, subject): written at every sign-in, read
+//! on every signed-in request, listed for admins. The queries are this feature's own, each
+//! written once for both databases.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+
+use crate::directory::search::like_pattern;
+use crate::on_db;
+use crate::store::{Db, StoreError, User, UserListing, UserLogin};
+
+const COLUMNS: &str = "id, issuer, subject, email, email_verified, name, groups, is_admin";
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: i64,
+    issuer: String,
+    subject: String,
+    email: Option<String>,
+    email_verified: bool,
+    name: Option<String>,
+    groups: Json<Vec<String>>,
+    is_admin: bool,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            id: r.id,
+            issuer: r.issuer,
+            subject: r.subject,
+            email: r.email,
+            email_verified: r.email_verified,
+            name: r.name,
+            groups: r.groups.0,
+            is_admin: r.is_admin,
+        }
+    }
+}
+
+/// Creates the user, or writes what this sign-in learned over the stored facts.
+pub async fn upsert(db: &Db, login: &UserLogin) -> Result<User, StoreError> {
+    let sql = format!(
+        "INSERT INTO users \
+           (issuer, subject, email, email_verified, name, groups, is_admin, last_login_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (issuer, subject) DO UPDATE SET \
+           email = excluded.email, email_verified = excluded.email_verified, \
+           name = excluded.name, groups = excluded.groups, \
+           is_admin = excluded.is_admin, last_login_at = excluded.last_login_at \
+         RETURNING {COLUMNS}"
+    );
+    let now = Utc::now();
+    let row: UserRow = on_db!(db, |pool| sqlx::query_as(&sql)
+        .bind(&login.issuer)
+        .bind(&login.subject)
+        .bind(&login.email)
+        .bind(login.email_verified)
+        .bind(&login.name)
+        .bind(Json(&login.groups))
+        .bind(login.is_admin)
+        .bind(now)
+        .fetch_one(pool)
+        .await)?;
+    Ok(row.into())
+}
+
+pub async fn get(db: &Db, id: i64) -> Result<Option<User>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
+    let row: Option<UserRow> = on_db!(db, |pool| sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(row.map(Into::into))
+}
+
+/// One page of users whose name or email contains `query` (case-insensitive), most recent
+/// sign-in first, with their assigned role names; and the total that match.
+pub async fn list(
+    db: &Db,
+    query: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<UserListing>, i64), StoreError> {
+    const FILTER: &str = "lower(coalesce(name, '')) LIKE $1 ESCAPE '\\' \
+                          OR lower(coalesce(email, '')) LIKE $1 ESCAPE '\\'";
+    const ROLES: &str = "SELECT r.name FROM roles r JOIN user_roles ur ON ur.role_id = r.id \
+                         WHERE ur.user_id = $1 ORDER BY r.name";
+    #[derive(sqlx::FromRow)]
+    struct ListingRow {
+        #[sqlx(flatten)]
+        user: UserRow,
+        last_login_at: Option<DateTime<Utc>>,
+    }
+    let pattern = like_pattern(&query.to_lowercase());
+    let count = format!("SELECT COUNT(*) FROM users WHERE {FILTER}");
+    let page = format!(
+        "SELECT {COLUMNS}, last_login_at FROM users WHERE {FILTER} \
+         ORDER BY last_login_at DESC NULLS LAST, id LIMIT $2 OFFSET $3"
+    );
+    let total: i64 = on_db!(db, |pool| sqlx::query_scalar(&count)
+        .bind(&pattern)
+        .fetch_one(pool)
+        .await)?;
+    let rows: Vec<ListingRow> = on_db!(db, |pool| sqlx::query_as(&page)
+        .bind(&pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let roles: Vec<String> = on_db!(db, |pool| sqlx::query_scalar(ROLES)
+            .bind(row.user.id)
+            .fetch_all(pool)
+            .await)?;
+        out.push(UserListing {
+            user: row.user.into(),
+            last_login_at: row.last_login_at,
+            roles,
+        });
+    }
+    Ok((out, total))
+}
