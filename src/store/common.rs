@@ -2,10 +2,9 @@
 //! A macro rather than generic functions over `sqlx::Database`: the trait bounds those need
 //! (per type, per lifetime) would outweigh the queries themselves.
 //!
-//! Known debt, kept on purpose until it is replaced whole: 880 lines of one macro holding
-//! users, sessions, audit, roles, grants and sample data, each query also declared in the
-//! `Store` trait and delegated in `impl_store!`. The planned shape (docs/ARCHITECTURE.md,
-//! "Known debt"): one query body per feature, expanded for both pools, no trait.
+//! The older shape, being replaced feature by feature (docs/ARCHITECTURE.md, "Known debt"):
+//! each query here is also declared in the `Store` trait and delegated in `impl_store!`. New
+//! queries go in their feature, written once over `Db` with `on_db!`.
 
 macro_rules! shared_queries {
     ($db:ty) => {
