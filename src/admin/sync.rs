@@ -46,9 +46,7 @@ pub(super) async fn show_sync(
     admin: AdminUser,
     Query(q): Query<SyncQuery>,
 ) -> Result<SyncPage, AppError> {
-    let runs = state
-        .store
-        .sync_runs(50)
+    let runs = crate::sync::store::sync_runs(&state.store.db(), 50)
         .await?
         .into_iter()
         .map(|r| {

@@ -152,13 +152,11 @@ pub mod pg {
     shared_queries!(sqlx::Postgres);
     // PostgreSQL's trigram index (pg_trgm) serves the LIKE itself.
     super::super::directory::directory_queries!(sqlx::Postgres, false);
-    super::super::sync::sync_queries!(sqlx::Postgres);
 }
 
 pub mod lite {
     shared_queries!(sqlx::Sqlite);
     super::super::directory::directory_queries!(sqlx::Sqlite, true);
-    super::super::sync::sync_queries!(sqlx::Sqlite);
 }
 
 /// `impl Store` for a backend struct with a `pool` field, its `shared` module and `MIGRATOR`.
@@ -204,53 +202,6 @@ macro_rules! impl_store {
                 email: &str,
             ) -> Result<$crate::directory::PersonFacts, StoreError> {
                 shared::person_facts(&self.pool, email).await
-            }
-
-            async fn lease_acquire(
-                &self,
-                name: &str,
-                holder: &str,
-                ttl: std::time::Duration,
-            ) -> Result<bool, StoreError> {
-                shared::lease_acquire(&self.pool, name, holder, ttl).await
-            }
-
-            async fn lease_release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-                shared::lease_release(&self.pool, name, holder).await
-            }
-
-            async fn sync_run_start(
-                &self,
-                kind: &str,
-                trigger: &str,
-                holder: &str,
-            ) -> Result<i64, StoreError> {
-                shared::sync_run_start(&self.pool, kind, trigger, holder).await
-            }
-
-            async fn sync_run_finish(
-                &self,
-                id: i64,
-                outcome: &str,
-                counts: &serde_json::Value,
-                error: Option<&str>,
-            ) -> Result<(), StoreError> {
-                shared::sync_run_finish(&self.pool, id, outcome, counts, error).await
-            }
-
-            async fn sync_runs(
-                &self,
-                limit: i64,
-            ) -> Result<Vec<$crate::sync::SyncRun>, StoreError> {
-                shared::sync_runs(&self.pool, limit).await
-            }
-
-            async fn apply_github_snapshot(
-                &self,
-                snapshot: &$crate::sync::GithubSnapshot,
-                max_departed: f64,
-            ) -> Result<$crate::sync::Applied, StoreError> {
-                shared::apply_github_snapshot(&self.pool, snapshot, max_departed).await
             }
 
             async fn replace_assets(

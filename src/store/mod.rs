@@ -9,7 +9,6 @@ mod common;
 mod directory;
 mod postgres;
 mod sqlite;
-mod sync;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,34 +141,6 @@ pub trait Store: Send + Sync + 'static {
     /// Everything the directory holds for a (normalized) work email.
     async fn person_facts(&self, email: &str) -> Result<crate::directory::PersonFacts, StoreError>;
     /// Takes the named lease when it is free or expired (or already this holder's).
-    async fn lease_acquire(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl: std::time::Duration,
-    ) -> Result<bool, StoreError>;
-    async fn lease_release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
-    async fn sync_run_start(
-        &self,
-        kind: &str,
-        trigger: &str,
-        holder: &str,
-    ) -> Result<i64, StoreError>;
-    async fn sync_run_finish(
-        &self,
-        id: i64,
-        outcome: &str,
-        counts: &serde_json::Value,
-        error: Option<&str>,
-    ) -> Result<(), StoreError>;
-    /// Newest first.
-    async fn sync_runs(&self, limit: i64) -> Result<Vec<crate::sync::SyncRun>, StoreError>;
-    /// One complete fetch, in one transaction; nothing written when the guard refuses.
-    async fn apply_github_snapshot(
-        &self,
-        snapshot: &crate::sync::GithubSnapshot,
-        max_departed: f64,
-    ) -> Result<crate::sync::Applied, StoreError>;
     /// Replaces every laptop with the snapshot, all or nothing.
     async fn replace_assets(
         &self,

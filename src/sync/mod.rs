@@ -5,6 +5,7 @@ pub mod github;
 pub mod plan;
 pub mod runner;
 pub mod service;
+pub mod store;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;

@@ -63,7 +63,7 @@ pub async fn run_once(
     trigger: &str,
     holder: &str,
 ) -> Result<Outcome, StoreError> {
-    if !store.lease_acquire(LEASE, holder, LEASE_TTL).await? {
+    if !super::store::lease_acquire(&store.db(), LEASE, holder, LEASE_TTL).await? {
         tracing::info!(trigger, "GitHub sync skipped: another run holds the lease");
         return Ok(Outcome::Skipped);
     }
@@ -74,7 +74,9 @@ pub async fn run_once(
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(RENEW_EVERY).await;
-                if let Err(e) = store.lease_acquire(LEASE, &holder, LEASE_TTL).await {
+                if let Err(e) =
+                    super::store::lease_acquire(&store.db(), LEASE, &holder, LEASE_TTL).await
+                {
                     tracing::warn!(error = %e, "GitHub sync: could not renew the lease");
                 }
             }
@@ -82,7 +84,7 @@ pub async fn run_once(
     };
     let result = run_holding_lease(store.as_ref(), source, max_departed, trigger, holder).await;
     renewer.abort();
-    if let Err(e) = store.lease_release(LEASE, holder).await {
+    if let Err(e) = super::store::lease_release(&store.db(), LEASE, holder).await {
         // It expires on its own; the next run waits at most LEASE_TTL.
         tracing::warn!(error = %e, "GitHub sync: could not release the lease");
     }
@@ -96,15 +98,17 @@ async fn run_holding_lease(
     trigger: &str,
     holder: &str,
 ) -> Result<Outcome, StoreError> {
-    let run = store.sync_run_start("github", trigger, holder).await?;
+    let run = super::store::sync_run_start(&store.db(), "github", trigger, holder).await?;
     let started = std::time::Instant::now();
     let outcome = match source.fetch().await {
         Err(reason) => Outcome::Failed(reason),
-        Ok(snapshot) => match store.apply_github_snapshot(&snapshot, max_departed).await {
-            Ok(applied) if applied.refused.is_some() => Outcome::Refused(applied),
-            Ok(applied) => Outcome::Succeeded(applied),
-            Err(e) => Outcome::Failed(format!("writing the fetch failed: {e}")),
-        },
+        Ok(snapshot) => {
+            match super::store::apply_github_snapshot(&store.db(), &snapshot, max_departed).await {
+                Ok(applied) if applied.refused.is_some() => Outcome::Refused(applied),
+                Ok(applied) => Outcome::Succeeded(applied),
+                Err(e) => Outcome::Failed(format!("writing the fetch failed: {e}")),
+            }
+        }
     };
     let (counts, error) = match &outcome {
         Outcome::Succeeded(a) => (json!(a), None),
@@ -112,8 +116,7 @@ async fn run_holding_lease(
         Outcome::Failed(e) => (json!({}), Some(e.clone())),
         Outcome::Skipped => (json!({}), None),
     };
-    store
-        .sync_run_finish(run, outcome.label(), &counts, error.as_deref())
+    super::store::sync_run_finish(&store.db(), run, outcome.label(), &counts, error.as_deref())
         .await?;
     crate::store::audit::record(
         &store.db(),
@@ -212,7 +215,9 @@ mod tests {
             .await
             .expect("runs");
         assert!(matches!(refused, Outcome::Refused(_)), "{refused:?}");
-        let runs = store.sync_runs(10).await.expect("runs");
+        let runs = super::store::sync_runs(&store.db(), 10)
+            .await
+            .expect("runs");
         let outcomes: Vec<&str> = runs.iter().map(|r| r.outcome.as_str()).collect();
         assert_eq!(outcomes, ["refused", "failed", "success"]);
         assert_eq!(runs[1].error.as_deref(), Some("GitHub said no"));
@@ -220,8 +225,7 @@ mod tests {
 
         // Someone else's live lease: this run skips and records nothing.
         assert!(
-            store
-                .lease_acquire(LEASE, "other", LEASE_TTL)
+            super::store::lease_acquire(&store.db(), LEASE, "other", LEASE_TTL)
                 .await
                 .expect("lease")
         );
@@ -229,24 +233,27 @@ mod tests {
             .await
             .expect("runs");
         assert_eq!(skipped, Outcome::Skipped);
-        assert_eq!(store.sync_runs(10).await.expect("runs").len(), 3);
+        assert_eq!(
+            super::store::sync_runs(&store.db(), 10)
+                .await
+                .expect("runs")
+                .len(),
+            3
+        );
         // An expired lease is taken over.
         assert!(
-            store
-                .lease_acquire(LEASE, "other", Duration::ZERO)
+            super::store::lease_acquire(&store.db(), LEASE, "other", Duration::ZERO)
                 .await
                 .expect("renew")
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(
-            store
-                .lease_acquire(LEASE, "me", LEASE_TTL)
+            super::store::lease_acquire(&store.db(), LEASE, "me", LEASE_TTL)
                 .await
                 .expect("take over")
         );
         assert!(
-            !store
-                .lease_acquire(LEASE, "other", LEASE_TTL)
+            !super::store::lease_acquire(&store.db(), LEASE, "other", LEASE_TTL)
                 .await
                 .expect("held")
         );

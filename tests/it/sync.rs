@@ -167,7 +167,9 @@ async fn full_sync_and_rerun(db: TestDb) {
     gh.set_repos(moved);
     let third = run(&store, &gh, 0.2).await;
     assert!(matches!(third, Outcome::Succeeded(_)), "{third:?}");
-    let runs = store.sync_runs(10).await.expect("runs");
+    let runs = gatehouse::sync::store::sync_runs(&store.db(), 10)
+        .await
+        .expect("runs");
     assert_eq!(runs.len(), 3);
     assert!(
         runs.iter()
@@ -299,7 +301,9 @@ async fn failures_change_nothing_and_say_why() {
     assert!(reason.contains("rate limit"), "{reason}");
     gh.set_rate_limit(4000, 3600);
 
-    let runs = store.sync_runs(20).await.expect("runs");
+    let runs = gatehouse::sync::store::sync_runs(&store.db(), 20)
+        .await
+        .expect("runs");
     let failed_rows = runs.iter().filter(|r| r.outcome == "failed").count();
     assert_eq!(failed_rows, 3);
     assert!(
@@ -403,7 +407,9 @@ async fn empty_answers_wipe_nothing_mass_departures_are_refused_small_ones_marke
     gh.set_identities(people(96));
     let ok = run(&store, &gh, 0.2).await;
     assert_eq!(applied(&ok).identities.returned, 1, "{ok:?}");
-    let runs = store.sync_runs(10).await.expect("runs");
+    let runs = gatehouse::sync::store::sync_runs(&store.db(), 10)
+        .await
+        .expect("runs");
     assert_eq!(runs.iter().filter(|r| r.outcome == "refused").count(), 2);
     assert!(runs.iter().filter(|r| r.outcome == "refused").all(|r| {
         r.error
@@ -470,7 +476,9 @@ async fn one_at_a_time_across_processes(db: TestDb) {
     let store = open(&db).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let runs = store.sync_runs(10).await.expect("runs");
+        let runs = gatehouse::sync::store::sync_runs(&store.db(), 10)
+            .await
+            .expect("runs");
         if runs.len() == 1 && runs[0].finished_at.is_some() {
             assert_eq!(runs[0].outcome, "success");
             assert_eq!(runs[0].trigger, "schedule");
@@ -498,7 +506,9 @@ async fn one_at_a_time_across_processes(db: TestDb) {
         "{}",
         again.1
     );
-    let runs = store.sync_runs(10).await.expect("runs");
+    let runs = gatehouse::sync::store::sync_runs(&store.db(), 10)
+        .await
+        .expect("runs");
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0].trigger, "command line");
     let _ = std::process::Command::new("kill")

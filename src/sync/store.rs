@@ -1,4 +1,12 @@
-//! Sync queries both backends accept, written once (see `common` for why a macro).
+//! The sync's queries: the lease, the runs, applying a snapshot. Each is written once, in the
+//! macro below, expanded for both backends, and called through one function over `Db` (the
+//! snapshot's transaction and the lease's upsert use a typed pool inside, which `on_db!`'s
+//! single expression would make hard to read).
+
+use std::time::Duration;
+
+use super::{Applied, GithubSnapshot, SyncRun};
+use crate::store::{Db, StoreError};
 
 macro_rules! sync_queries {
     ($db:ty) => {
@@ -204,4 +212,77 @@ macro_rules! sync_queries {
     };
 }
 
-pub(crate) use sync_queries;
+mod pg {
+    use chrono::Utc;
+
+    use crate::store::StoreError;
+
+    type Pool = sqlx::PgPool;
+    sync_queries!(sqlx::Postgres);
+}
+
+mod sqlite {
+    use chrono::Utc;
+
+    use crate::store::StoreError;
+
+    type Pool = sqlx::SqlitePool;
+    sync_queries!(sqlx::Sqlite);
+}
+
+/// Calls the query of the same name for whichever pool `db` holds.
+macro_rules! dispatch {
+    ($db:expr, $f:ident($($arg:expr),*)) => {
+        match $db {
+            Db::Postgres(pool) => pg::$f(pool, $($arg),*).await,
+            Db::Sqlite(pool) => sqlite::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
+/// Takes the named lease if it is free or expired; `true` when this holder has it.
+pub async fn lease_acquire(
+    db: &Db,
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    dispatch!(db, lease_acquire(name, holder, ttl))
+}
+
+pub async fn lease_release(db: &Db, name: &str, holder: &str) -> Result<(), StoreError> {
+    dispatch!(db, lease_release(name, holder))
+}
+
+pub async fn sync_run_start(
+    db: &Db,
+    kind: &str,
+    trigger: &str,
+    holder: &str,
+) -> Result<i64, StoreError> {
+    dispatch!(db, sync_run_start(kind, trigger, holder))
+}
+
+pub async fn sync_run_finish(
+    db: &Db,
+    id: i64,
+    outcome: &str,
+    counts: &serde_json::Value,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    dispatch!(db, sync_run_finish(id, outcome, counts, error))
+}
+
+/// Newest first.
+pub async fn sync_runs(db: &Db, limit: i64) -> Result<Vec<SyncRun>, StoreError> {
+    dispatch!(db, sync_runs(limit))
+}
+
+/// One complete fetch, in one transaction; nothing written when the guard refuses.
+pub async fn apply_github_snapshot(
+    db: &Db,
+    snapshot: &GithubSnapshot,
+    max_departed: f64,
+) -> Result<Applied, StoreError> {
+    dispatch!(db, apply_github_snapshot(snapshot, max_departed))
+}
