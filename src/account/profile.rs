@@ -35,7 +35,7 @@ pub async fn show_profile(
     let reason = admin_reason(store, &state.auth.admin_groups, &current.user).await?;
     let roles = effective_roles(store, &current.user).await?;
     let facts = match verified_email(&current.user) {
-        Some(email) => Some(store.person_facts(&email).await?),
+        Some(email) => Some(crate::directory::store::person_facts(&store.db(), &email).await?),
         None => None,
     };
     Ok(ProfilePage {

@@ -90,7 +90,10 @@ pub async fn github_users(
 ) -> Result<Json<GithubUsersPage>, AppError> {
     token.require(READ)?;
     let query = params.parse().map_err(AppError::BadRequest)?;
-    let page = Page::from_rows(&query, state.store.search_identities(&query).await?);
+    let page = Page::from_rows(
+        &query,
+        crate::directory::store::search_identities(&state.store.db(), &query).await?,
+    );
     Ok(Json(GithubUsersPage {
         items: page.rows.iter().map(IdentityJson::from).collect(),
         next_cursor: page.next.map(|c| c.encode()),
@@ -119,7 +122,7 @@ pub async fn github_user(
     if !could_be_email(&email) {
         return Err(AppError::NotFound(format!("no GitHub user for {email:?}")));
     }
-    let facts = state.store.person_facts(&email).await?;
+    let facts = crate::directory::store::person_facts(&state.store.db(), &email).await?;
     facts
         .github
         .first()
@@ -149,7 +152,9 @@ pub async fn person(
     if !could_be_email(&email) {
         return Err(AppError::NotFound(format!("no one found for {email:?}")));
     }
-    let facts = state.store.person_facts(&email).await?.for_coworker();
+    let facts = crate::directory::store::person_facts(&state.store.db(), &email)
+        .await?
+        .for_coworker();
     if facts.is_empty() {
         return Err(AppError::NotFound(format!("no one found for {email}")));
     }

@@ -40,8 +40,12 @@ pub async fn apply(
     source: &Source<'_>,
 ) -> Result<SnapshotOutcome, StoreError> {
     let outcome = match snapshot {
-        Snapshot::Assets(rows) => store.replace_assets(rows, limits).await?,
-        Snapshot::Lists(lists) => store.replace_lists(lists, limits).await?,
+        Snapshot::Assets(rows) => {
+            crate::directory::store::replace_assets(&store.db(), rows, limits).await?
+        }
+        Snapshot::Lists(lists) => {
+            crate::directory::store::replace_lists(&store.db(), lists, limits).await?
+        }
     };
     // A dry run changes nothing and is not a security event; a write or a refusal is.
     if !limits.dry_run || outcome.refused.is_some() {

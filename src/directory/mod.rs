@@ -8,6 +8,7 @@ pub mod feeds;
 pub mod import;
 pub mod pages;
 pub mod search;
+pub mod store;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;

@@ -61,7 +61,9 @@ pub async fn lookup(
     } else if !could_be_email(&email) || !email.contains('@') {
         (None, Some("That does not look like an email address."))
     } else {
-        let facts = state.store.person_facts(&email).await?.for_coworker();
+        let facts = crate::directory::store::person_facts(&state.store.db(), &email)
+            .await?
+            .for_coworker();
         (Some(facts), None)
     };
     Ok(LookupPage {
@@ -131,7 +133,10 @@ pub async fn search_page(
         Ok(q) => (q, None),
         Err(e) => (SearchQuery::default(), Some(e)),
     };
-    let page = Page::from_rows(&query, state.store.search_identities(&query).await?);
+    let page = Page::from_rows(
+        &query,
+        crate::directory::store::search_identities(&state.store.db(), &query).await?,
+    );
     let columns = [
         ("Name", SortKey::Name),
         ("Email", SortKey::Email),
@@ -192,7 +197,10 @@ pub async fn search_json(
         return Ok(stream_all(state.store.clone()));
     }
     let query = params.parse().map_err(AppError::BadRequest)?;
-    let page = Page::from_rows(&query, state.store.search_identities(&query).await?);
+    let page = Page::from_rows(
+        &query,
+        crate::directory::store::search_identities(&state.store.db(), &query).await?,
+    );
     let rows: Vec<IdentityJson> = page.rows.iter().map(IdentityJson::from).collect();
     let mut response = axum::Json(rows).into_response();
     if let Some(next) = &page.next {
@@ -236,7 +244,7 @@ fn stream_all(store: std::sync::Arc<dyn Store>) -> Response {
                 after,
                 ..SearchQuery::default()
             };
-            let rows = match store.search_identities(&query).await {
+            let rows = match crate::directory::store::search_identities(&store.db(), &query).await {
                 Ok(rows) => rows,
                 // Headers are already sent: the only honest signal left is to break the
                 // body, so the client sees a truncated response rather than a short array.

@@ -151,12 +151,10 @@ macro_rules! shared_queries {
 pub mod pg {
     shared_queries!(sqlx::Postgres);
     // PostgreSQL's trigram index (pg_trgm) serves the LIKE itself.
-    super::super::directory::directory_queries!(sqlx::Postgres, false);
 }
 
 pub mod lite {
     shared_queries!(sqlx::Sqlite);
-    super::super::directory::directory_queries!(sqlx::Sqlite, true);
 }
 
 /// `impl Store` for a backend struct with a `pool` field, its `shared` module and `MIGRATOR`.
@@ -188,36 +186,6 @@ macro_rules! impl_store {
 
             async fn load_sample_data(&self, data: &SampleData) -> Result<bool, StoreError> {
                 shared::load_sample_data(&self.pool, data).await
-            }
-
-            async fn search_identities(
-                &self,
-                query: &$crate::directory::search::SearchQuery,
-            ) -> Result<Vec<$crate::directory::Identity>, StoreError> {
-                shared::search_identities(&self.pool, query).await
-            }
-
-            async fn person_facts(
-                &self,
-                email: &str,
-            ) -> Result<$crate::directory::PersonFacts, StoreError> {
-                shared::person_facts(&self.pool, email).await
-            }
-
-            async fn replace_assets(
-                &self,
-                incoming: &[$crate::directory::feeds::AssetRow],
-                limits: &$crate::directory::feeds::SnapshotLimits,
-            ) -> Result<$crate::directory::feeds::SnapshotOutcome, StoreError> {
-                shared::replace_assets(&self.pool, incoming, limits).await
-            }
-
-            async fn replace_lists(
-                &self,
-                incoming: &$crate::directory::feeds::ListSnapshot,
-                limits: &$crate::directory::feeds::SnapshotLimits,
-            ) -> Result<$crate::directory::feeds::SnapshotOutcome, StoreError> {
-                shared::replace_lists(&self.pool, incoming, limits).await
             }
 
             fn db(&self) -> $crate::store::Db {

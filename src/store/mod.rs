@@ -6,7 +6,6 @@
 
 pub mod audit;
 mod common;
-mod directory;
 mod postgres;
 mod sqlite;
 
@@ -132,27 +131,6 @@ pub trait Store: Send + Sync + 'static {
     async fn directory_summary(&self) -> Result<DirectorySummary, StoreError>;
     /// Loads the demo data in one transaction if the directory is empty; `false` if it was not.
     async fn load_sample_data(&self, data: &SampleData) -> Result<bool, StoreError>;
-    /// Directory rows for one page: up to `query.limit + 1`, so the caller knows whether a
-    /// next page exists.
-    async fn search_identities(
-        &self,
-        query: &crate::directory::search::SearchQuery,
-    ) -> Result<Vec<crate::directory::Identity>, StoreError>;
-    /// Everything the directory holds for a (normalized) work email.
-    async fn person_facts(&self, email: &str) -> Result<crate::directory::PersonFacts, StoreError>;
-    /// Takes the named lease when it is free or expired (or already this holder's).
-    /// Replaces every laptop with the snapshot, all or nothing.
-    async fn replace_assets(
-        &self,
-        incoming: &[crate::directory::feeds::AssetRow],
-        limits: &crate::directory::feeds::SnapshotLimits,
-    ) -> Result<crate::directory::feeds::SnapshotOutcome, StoreError>;
-    /// Replaces every distribution list and membership with the snapshot, all or nothing.
-    async fn replace_lists(
-        &self,
-        incoming: &crate::directory::feeds::ListSnapshot,
-        limits: &crate::directory::feeds::SnapshotLimits,
-    ) -> Result<crate::directory::feeds::SnapshotOutcome, StoreError>;
     /// The pool itself, for queries a feature owns (written once with [`on_db!`]).
     fn db(&self) -> Db;
     async fn close(&self);

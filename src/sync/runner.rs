@@ -215,7 +215,7 @@ mod tests {
             .await
             .expect("runs");
         assert!(matches!(refused, Outcome::Refused(_)), "{refused:?}");
-        let runs = super::store::sync_runs(&store.db(), 10)
+        let runs = crate::sync::store::sync_runs(&store.db(), 10)
             .await
             .expect("runs");
         let outcomes: Vec<&str> = runs.iter().map(|r| r.outcome.as_str()).collect();
@@ -225,7 +225,7 @@ mod tests {
 
         // Someone else's live lease: this run skips and records nothing.
         assert!(
-            super::store::lease_acquire(&store.db(), LEASE, "other", LEASE_TTL)
+            crate::sync::store::lease_acquire(&store.db(), LEASE, "other", LEASE_TTL)
                 .await
                 .expect("lease")
         );
@@ -234,7 +234,7 @@ mod tests {
             .expect("runs");
         assert_eq!(skipped, Outcome::Skipped);
         assert_eq!(
-            super::store::sync_runs(&store.db(), 10)
+            crate::sync::store::sync_runs(&store.db(), 10)
                 .await
                 .expect("runs")
                 .len(),
@@ -242,18 +242,18 @@ mod tests {
         );
         // An expired lease is taken over.
         assert!(
-            super::store::lease_acquire(&store.db(), LEASE, "other", Duration::ZERO)
+            crate::sync::store::lease_acquire(&store.db(), LEASE, "other", Duration::ZERO)
                 .await
                 .expect("renew")
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(
-            super::store::lease_acquire(&store.db(), LEASE, "me", LEASE_TTL)
+            crate::sync::store::lease_acquire(&store.db(), LEASE, "me", LEASE_TTL)
                 .await
                 .expect("take over")
         );
         assert!(
-            !super::store::lease_acquire(&store.db(), LEASE, "other", LEASE_TTL)
+            !crate::sync::store::lease_acquire(&store.db(), LEASE, "other", LEASE_TTL)
                 .await
                 .expect("held")
         );

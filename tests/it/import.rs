@@ -33,8 +33,7 @@ async fn open(db: &TestDb) -> Arc<dyn Store> {
 }
 
 async fn laptops(store: &dyn Store, i: usize) -> Vec<String> {
-    store
-        .person_facts(&format!("person{i}@example.com"))
+    gatehouse::directory::store::person_facts(&store.db(), &format!("person{i}@example.com"))
         .await
         .expect("facts")
         .laptops
@@ -176,10 +175,14 @@ async fn list_snapshots(db: TestDb) {
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("5 added"), "{stdout}");
     let store = open(&db).await;
-    let ada = store.person_facts("ada@example.com").await.expect("facts");
+    let ada = gatehouse::directory::store::person_facts(&store.db(), "ada@example.com")
+        .await
+        .expect("facts");
     assert_eq!(ada.member_of.len(), 2);
     assert!(ada.member_of.iter().any(|l| l.name == "Secret" && l.hidden));
-    let cy = store.person_facts("cy@example.com").await.expect("facts");
+    let cy = gatehouse::directory::store::person_facts(&store.db(), "cy@example.com")
+        .await
+        .expect("facts");
     assert_eq!((cy.member_of.len(), cy.owner_of.len()), (1, 1));
 
     // Renamed list, one member gone (1 of 5 = 20%), the secret list now public.
@@ -198,9 +201,13 @@ async fn list_snapshots(db: TestDb) {
         stdout.contains("0 added, 2 changed, 1 removed (of 5 existing)"),
         "{stdout}"
     );
-    let bo = store.person_facts("bo@example.com").await.expect("facts");
+    let bo = gatehouse::directory::store::person_facts(&store.db(), "bo@example.com")
+        .await
+        .expect("facts");
     assert!(bo.member_of.is_empty());
-    let ada = store.person_facts("ada@example.com").await.expect("facts");
+    let ada = gatehouse::directory::store::person_facts(&store.db(), "ada@example.com")
+        .await
+        .expect("facts");
     assert!(ada.member_of.iter().all(|l| !l.hidden));
     assert!(ada.member_of.iter().any(|l| l.name == "Engineering (all)"));
 
@@ -223,7 +230,9 @@ async fn list_snapshots(db: TestDb) {
         stderr.contains("line 4: role must be member or owner"),
         "{stderr}"
     );
-    let cy = store.person_facts("cy@example.com").await.expect("facts");
+    let cy = gatehouse::directory::store::person_facts(&store.db(), "cy@example.com")
+        .await
+        .expect("facts");
     assert_eq!(cy.owner_of.len(), 1);
     store.close().await;
 }

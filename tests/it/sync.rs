@@ -79,7 +79,9 @@ async fn directory(store: &dyn Store, include_departed: bool) -> Vec<(String, St
     .expect("query");
     let mut out = Vec::new();
     loop {
-        let rows = store.search_identities(&query).await.expect("search");
+        let rows = gatehouse::directory::store::search_identities(&store.db(), &query)
+            .await
+            .expect("search");
         let page = gatehouse::directory::search::Page::from_rows(&query, rows);
         out.extend(
             page.rows

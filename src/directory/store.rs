@@ -1,4 +1,11 @@
-//! Directory queries both backends accept, written once (see `common` for why a macro).
+//! The directory's queries: search, a person's facts, the feed snapshots. Each is written
+//! once, in the macro below, expanded for both backends (the search's trigram filter is the
+//! one part that differs), and called through one function over `Db`.
+
+use super::feeds::{AssetRow, ListSnapshot, SnapshotLimits, SnapshotOutcome};
+use super::search::SearchQuery;
+use super::{Identity, PersonFacts};
+use crate::store::{Db, StoreError};
 
 macro_rules! directory_queries {
     ($db:ty, $trigram_filter:expr) => {
@@ -230,4 +237,59 @@ macro_rules! directory_queries {
     };
 }
 
-pub(crate) use directory_queries;
+mod pg {
+    use chrono::Utc;
+
+    use crate::store::StoreError;
+
+    type Pool = sqlx::PgPool;
+    directory_queries!(sqlx::Postgres, false);
+}
+
+mod sqlite {
+    use chrono::Utc;
+
+    use crate::store::StoreError;
+
+    type Pool = sqlx::SqlitePool;
+    directory_queries!(sqlx::Sqlite, true);
+}
+
+/// Calls the query of the same name for whichever pool `db` holds.
+macro_rules! dispatch {
+    ($db:expr, $f:ident($($arg:expr),*)) => {
+        match $db {
+            Db::Postgres(pool) => pg::$f(pool, $($arg),*).await,
+            Db::Sqlite(pool) => sqlite::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
+/// Directory rows for one page: up to `query.limit + 1`, so the caller knows whether a next
+/// page exists.
+pub async fn search_identities(db: &Db, query: &SearchQuery) -> Result<Vec<Identity>, StoreError> {
+    dispatch!(db, search_identities(query))
+}
+
+/// Everything the directory holds for a (normalized) work email.
+pub async fn person_facts(db: &Db, email: &str) -> Result<PersonFacts, StoreError> {
+    dispatch!(db, person_facts(email))
+}
+
+/// Replaces every laptop with the snapshot, all or nothing.
+pub async fn replace_assets(
+    db: &Db,
+    incoming: &[AssetRow],
+    limits: &SnapshotLimits,
+) -> Result<SnapshotOutcome, StoreError> {
+    dispatch!(db, replace_assets(incoming, limits))
+}
+
+/// Replaces every distribution list and membership with the snapshot, all or nothing.
+pub async fn replace_lists(
+    db: &Db,
+    incoming: &ListSnapshot,
+    limits: &SnapshotLimits,
+) -> Result<SnapshotOutcome, StoreError> {
+    dispatch!(db, replace_lists(incoming, limits))
+}
