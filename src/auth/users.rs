@@ -5,9 +5,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
-use crate::directory::search::like_pattern;
 use crate::on_db;
-use crate::store::{Db, StoreError, User, UserListing, UserLogin};
+use crate::store::{Db, StoreError, User, UserListing, UserLogin, like_pattern};
 
 const COLUMNS: &str = "id, issuer, subject, email, email_verified, name, groups, is_admin";
 

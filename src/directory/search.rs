@@ -245,15 +245,6 @@ impl Page {
     }
 }
 
-/// `%term%` for `LIKE … ESCAPE '\'`, with the term's own wildcards escaped.
-pub fn like_pattern(term: &str) -> String {
-    let escaped = term
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,6 +344,7 @@ mod tests {
 
     #[test]
     fn like_patterns_escape_wildcards() {
+        use crate::store::like_pattern;
         assert_eq!(like_pattern("a_b%c\\"), "%a\\_b\\%c\\\\%");
     }
 }

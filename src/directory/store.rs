@@ -9,7 +9,8 @@ use crate::store::{Db, StoreError};
 
 macro_rules! directory_queries {
     ($db:ty, $trigram_filter:expr) => {
-        use crate::directory::search::{CursorValue, SearchQuery, like_pattern};
+        use crate::directory::search::{CursorValue, SearchQuery};
+        use crate::store::like_pattern;
         use crate::directory::feeds::{
             AssetRow, Feed, ListInfo, ListSnapshot, SnapshotLimits, SnapshotOutcome, plan_assets,
             plan_lists,

@@ -7,8 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
 
-use super::{Db, StoreError};
-use crate::directory::search::like_pattern;
+use super::{Db, StoreError, like_pattern};
 use crate::on_db;
 
 /// A security event to record.

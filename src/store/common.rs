@@ -2,9 +2,9 @@
 //! A macro rather than generic functions over `sqlx::Database`: the trait bounds those need
 //! (per type, per lifetime) would outweigh the queries themselves.
 //!
-//! The older shape, being replaced feature by feature (docs/ARCHITECTURE.md, "Known debt"):
-//! each query here is also declared in the `Store` trait and delegated in `impl_store!`. New
-//! queries go in their feature, written once over `Db` with `on_db!`.
+//! What is left of the older shape (docs/ARCHITECTURE.md, "Known debt"): `ping`, the start
+//! page's counts and the sample data, each also declared in the `Store` trait and delegated
+//! in `impl_store!`. New queries go in their feature, written once over `Db` with `on_db!`.
 
 macro_rules! shared_queries {
     ($db:ty) => {

@@ -89,8 +89,17 @@ pub struct UserListing {
     pub roles: Vec<String>,
 }
 
+/// `%term%` for `LIKE … ESCAPE '\'`, with the term's own wildcards escaped.
+pub fn like_pattern(term: &str) -> String {
+    let escaped = term
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
 /// A connection pool of either backend. Features write their queries once, over this, with
-/// [`on_db!`]; the `Store` trait below is the older shape, being moved feature by feature.
+/// [`on_db!`]; the `Store` trait below keeps what is per backend (migrations) or start-up.
 #[derive(Clone)]
 pub enum Db {
     Postgres(sqlx::PgPool),
