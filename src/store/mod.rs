@@ -1,8 +1,10 @@
-//! Storage: one `Store` trait, one implementation per backend (PostgreSQL and SQLite).
+//! Storage: the connection pools of both backends (PostgreSQL and SQLite), migrations, and
+//! what every feature shares (`Db` and `on_db!`, `like_pattern`, the audit trail).
 //!
-//! SQL that both backends accept lives once in `common` as generic functions; what differs
-//! (connection options, migrations, later full-text search and locks) lives in the backend's
-//! own file. Features reach storage only through `Arc<dyn Store>`.
+//! A feature writes its queries once, in its own folder, as functions over `Db`: `on_db!`
+//! expands one query body for each pool (SQL both backends accept, `$1` placeholders). A
+//! `Store` trait object keeps what differs per backend (connection options, migrations) and
+//! the start-up work (readiness ping, sample data).
 
 pub mod audit;
 mod common;
