@@ -87,7 +87,7 @@ pub async fn prepare(config: Arc<Config>) -> anyhow::Result<AppState> {
 
 async fn load_sample_data(store: &dyn Store) -> anyhow::Result<()> {
     let data = sample::generate(chrono::Utc::now().date_naive());
-    if store.load_sample_data(&data).await? {
+    if crate::store::load_sample_data(&store.db(), &data).await? {
         tracing::info!(
             people = data.people.len(),
             laptops = data.laptops.len(),

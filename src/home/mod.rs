@@ -30,7 +30,7 @@ pub async fn show_home(
     State(state): State<AppState>,
     current: Option<CurrentUser>,
 ) -> Result<HomePage, AppError> {
-    let summary = state.store.directory_summary().await?;
+    let summary = crate::store::directory_summary(&state.store.db()).await?;
     let (user, csrf) = match current {
         Some(c) => (Some(c.user), c.session.csrf),
         None => (None, String::new()),

@@ -2,9 +2,9 @@
 //! A macro rather than generic functions over `sqlx::Database`: the trait bounds those need
 //! (per type, per lifetime) would outweigh the queries themselves.
 //!
-//! What is left of the older shape (docs/ARCHITECTURE.md, "Known debt"): `ping`, the start
-//! page's counts and the sample data, each also declared in the `Store` trait and delegated
-//! in `impl_store!`. New queries go in their feature, written once over `Db` with `on_db!`.
+//! `ping`, the start page's counts and the sample data are called through functions over
+//! `Db` in `store/mod.rs`; `impl_store!` implements the small `Store` trait (migrations,
+//! `db()`, `close`). New queries go in their feature, written once over `Db` with `on_db!`.
 
 macro_rules! shared_queries {
     ($db:ty) => {
@@ -166,10 +166,6 @@ macro_rules! impl_store {
                 $backend
             }
 
-            async fn ping(&self) -> Result<(), StoreError> {
-                shared::ping(&self.pool).await
-            }
-
             async fn migrate(&self) -> Result<MigrationStatus, StoreError> {
                 MIGRATOR.run(&self.pool).await?;
                 self.migration_status().await
@@ -178,14 +174,6 @@ macro_rules! impl_store {
             async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
                 let applied = shared::applied_migrations(&self.pool).await?;
                 Ok(status_from(&MIGRATOR, applied))
-            }
-
-            async fn directory_summary(&self) -> Result<DirectorySummary, StoreError> {
-                shared::directory_summary(&self.pool).await
-            }
-
-            async fn load_sample_data(&self, data: &SampleData) -> Result<bool, StoreError> {
-                shared::load_sample_data(&self.pool, data).await
             }
 
             fn db(&self) -> $crate::store::Db {

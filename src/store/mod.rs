@@ -135,16 +135,36 @@ impl From<sqlx::SqlitePool> for Db {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
-    /// A round trip to the database, for readiness.
-    async fn ping(&self) -> Result<(), StoreError>;
     async fn migrate(&self) -> Result<MigrationStatus, StoreError>;
     async fn migration_status(&self) -> Result<MigrationStatus, StoreError>;
-    async fn directory_summary(&self) -> Result<DirectorySummary, StoreError>;
-    /// Loads the demo data in one transaction if the directory is empty; `false` if it was not.
-    async fn load_sample_data(&self, data: &SampleData) -> Result<bool, StoreError>;
     /// The pool itself, for queries a feature owns (written once with [`on_db!`]).
     fn db(&self) -> Db;
     async fn close(&self);
+}
+
+/// Calls the shared query of the same name for whichever pool `db` holds.
+macro_rules! dispatch {
+    ($db:expr, $f:ident($($arg:expr),*)) => {
+        match $db {
+            Db::Postgres(pool) => common::pg::$f(pool, $($arg),*).await,
+            Db::Sqlite(pool) => common::lite::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
+/// A round trip to the database, for readiness.
+pub async fn ping(db: &Db) -> Result<(), StoreError> {
+    dispatch!(db, ping())
+}
+
+/// The start page's counts.
+pub async fn directory_summary(db: &Db) -> Result<DirectorySummary, StoreError> {
+    dispatch!(db, directory_summary())
+}
+
+/// Loads the demo data in one transaction if the directory is empty; `false` if it was not.
+pub async fn load_sample_data(db: &Db, data: &SampleData) -> Result<bool, StoreError> {
+    dispatch!(db, load_sample_data(data))
 }
 
 /// Connects to the configured database (creating a SQLite file when missing).

@@ -9,11 +9,8 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use super::common::impl_store;
 use super::common::pg as shared;
-use super::{
-    ACQUIRE_TIMEOUT, DirectorySummary, MigrationStatus, StoreError, connect_error, status_from,
-};
+use super::{ACQUIRE_TIMEOUT, MigrationStatus, StoreError, connect_error, status_from};
 use crate::config::{Backend, DatabaseTls, DatabaseUrl};
-use crate::sample::SampleData;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 

@@ -9,11 +9,8 @@ use sqlx::{Connection, SqliteConnection, SqlitePool};
 
 use super::common::impl_store;
 use super::common::lite as shared;
-use super::{
-    ACQUIRE_TIMEOUT, DirectorySummary, MigrationStatus, StoreError, connect_error, status_from,
-};
+use super::{ACQUIRE_TIMEOUT, MigrationStatus, StoreError, connect_error, status_from};
 use crate::config::{Backend, DatabaseUrl};
-use crate::sample::SampleData;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 

@@ -26,11 +26,12 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let mut checks = Map::new();
     let mut failures = Vec::new();
 
-    let database = match tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {}s", CHECK_TIMEOUT.as_secs())),
-    };
+    let database =
+        match tokio::time::timeout(CHECK_TIMEOUT, crate::store::ping(&state.store.db())).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {}s", CHECK_TIMEOUT.as_secs())),
+        };
     record(&mut checks, &mut failures, "database", database);
     if let Some(redis) = &state.redis {
         record(

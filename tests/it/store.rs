@@ -30,18 +30,38 @@ async fn migrations_and_sample_data(db: TestDb, backend: Backend) {
     // Running again is a no-op, as on every restart.
     assert_eq!(store.migrate().await.expect("migrates again"), after);
 
-    assert!(store.directory_summary().await.expect("summary").is_empty());
+    assert!(
+        store::directory_summary(&store.db())
+            .await
+            .expect("summary")
+            .is_empty()
+    );
     let data = sample::generate(chrono::NaiveDate::from_ymd_opt(2026, 11, 24).expect("date"));
-    assert!(store.load_sample_data(&data).await.expect("loads"));
-    let summary = store.directory_summary().await.expect("summary");
+    assert!(
+        store::load_sample_data(&store.db(), &data)
+            .await
+            .expect("loads")
+    );
+    let summary = store::directory_summary(&store.db())
+        .await
+        .expect("summary");
     assert_eq!(summary.people, data.people.len() as i64);
     assert_eq!(summary.laptops, data.laptops.len() as i64);
     assert_eq!(summary.lists, data.lists.len() as i64);
     assert_eq!(summary.repos, data.repos.len() as i64);
     // A second start finds data and leaves it alone.
-    assert!(!store.load_sample_data(&data).await.expect("second load"));
-    assert_eq!(store.directory_summary().await.expect("summary"), summary);
-    store.ping().await.expect("ping");
+    assert!(
+        !store::load_sample_data(&store.db(), &data)
+            .await
+            .expect("second load")
+    );
+    assert_eq!(
+        store::directory_summary(&store.db())
+            .await
+            .expect("summary"),
+        summary
+    );
+    store::ping(&store.db()).await.expect("ping");
     store.close().await;
 }
 
