@@ -106,8 +106,9 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
                 return AppError::from(super::bearer::BearerError::Missing).into_response();
             }
         },
-        Access::SignedIn | Access::Admin => match signed_in(&state, &mut request, meta).await {
-            Ok(current) => {
+        Access::SignedIn | Access::Admin => match signed_in(&state, &mut request).await {
+            Ok(None) => return sign_in_first(&request, meta).into_response(),
+            Ok(Some(current)) => {
                 if meta.access == Access::Admin {
                     let reason = match admin_reason(
                         state.store.as_ref(),
@@ -138,13 +139,13 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     next.run(request).await
 }
 
-/// The signed-in user of a protected route, or why there is none. (A future that borrows
-/// the request across an await would not be `Send`: what is needed is taken out first.)
+/// The signed-in user of a protected route; `None` when there is none. (A future that
+/// borrows the request across an await would not be `Send`: what is needed is taken out
+/// first, and the refusal is built by the caller only when it is needed.)
 fn signed_in(
     state: &AppState,
     request: &mut Request,
-    meta: RouteMeta,
-) -> impl Future<Output = Result<CurrentUser, AppError>> + Send + use<> {
+) -> impl Future<Output = Result<Option<CurrentUser>, AppError>> + Send + use<> {
     let store_down = request
         .extensions()
         .get::<SessionStoreDown>()
@@ -154,23 +155,20 @@ fn signed_in(
         .extensions_mut()
         .remove::<SessionLookup>()
         .and_then(|SessionLookup(s)| s);
-    let refusal = sign_in_first(request, meta);
     let db = state.store.db();
     async move {
         if let Some(e) = store_down {
             return Err(AppError::Unavailable(e));
         }
         let Some((id, session)) = found else {
-            return Err(refusal);
+            return Ok(None);
         };
-        match super::users::get(&db, session.user_id).await? {
-            Some(user) => Ok(CurrentUser {
-                user,
-                session,
-                session_id: id,
-            }),
-            None => Err(refusal),
-        }
+        let user = super::users::get(&db, session.user_id).await?;
+        Ok(user.map(|user| CurrentUser {
+            user,
+            session,
+            session_id: id,
+        }))
     }
 }
 

@@ -5,6 +5,7 @@
 use super::feeds::{AssetRow, ListSnapshot, SnapshotLimits, SnapshotOutcome};
 use super::search::SearchQuery;
 use super::{Identity, PersonFacts};
+use crate::per_backend;
 use crate::store::{Db, StoreError};
 
 macro_rules! directory_queries {
@@ -256,25 +257,15 @@ mod sqlite {
     directory_queries!(sqlx::Sqlite, true);
 }
 
-/// Calls the query of the same name for whichever pool `db` holds.
-macro_rules! dispatch {
-    ($db:expr, $f:ident($($arg:expr),*)) => {
-        match $db {
-            Db::Postgres(pool) => pg::$f(pool, $($arg),*).await,
-            Db::Sqlite(pool) => sqlite::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 /// Directory rows for one page: up to `query.limit + 1`, so the caller knows whether a next
 /// page exists.
 pub async fn search_identities(db: &Db, query: &SearchQuery) -> Result<Vec<Identity>, StoreError> {
-    dispatch!(db, search_identities(query))
+    per_backend!(db, pg, sqlite, search_identities(query))
 }
 
 /// Everything the directory holds for a (normalized) work email.
 pub async fn person_facts(db: &Db, email: &str) -> Result<PersonFacts, StoreError> {
-    dispatch!(db, person_facts(email))
+    per_backend!(db, pg, sqlite, person_facts(email))
 }
 
 /// Replaces every laptop with the snapshot, all or nothing.
@@ -283,7 +274,7 @@ pub async fn replace_assets(
     incoming: &[AssetRow],
     limits: &SnapshotLimits,
 ) -> Result<SnapshotOutcome, StoreError> {
-    dispatch!(db, replace_assets(incoming, limits))
+    per_backend!(db, pg, sqlite, replace_assets(incoming, limits))
 }
 
 /// Replaces every distribution list and membership with the snapshot, all or nothing.
@@ -292,5 +283,5 @@ pub async fn replace_lists(
     incoming: &ListSnapshot,
     limits: &SnapshotLimits,
 ) -> Result<SnapshotOutcome, StoreError> {
-    dispatch!(db, replace_lists(incoming, limits))
+    per_backend!(db, pg, sqlite, replace_lists(incoming, limits))
 }

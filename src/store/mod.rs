@@ -8,6 +8,7 @@
 
 pub mod audit;
 mod common;
+use common::{lite, pg};
 mod postgres;
 mod sqlite;
 
@@ -142,29 +143,32 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 }
 
-/// Calls the shared query of the same name for whichever pool `db` holds.
-macro_rules! dispatch {
-    ($db:expr, $f:ident($($arg:expr),*)) => {
+/// Calls the function `$f` of module `$pg` or `$lite`, whichever backend `$db` holds: for
+/// queries a macro expands once per backend (where `on_db!`'s single expression would not
+/// read well: transactions, backend-specific parts).
+#[macro_export]
+macro_rules! per_backend {
+    ($db:expr, $pg:ident, $lite:ident, $f:ident($($arg:expr),*)) => {
         match $db {
-            Db::Postgres(pool) => common::pg::$f(pool, $($arg),*).await,
-            Db::Sqlite(pool) => common::lite::$f(pool, $($arg),*).await,
+            $crate::store::Db::Postgres(pool) => $pg::$f(pool, $($arg),*).await,
+            $crate::store::Db::Sqlite(pool) => $lite::$f(pool, $($arg),*).await,
         }
     };
 }
 
 /// A round trip to the database, for readiness.
 pub async fn ping(db: &Db) -> Result<(), StoreError> {
-    dispatch!(db, ping())
+    per_backend!(db, pg, lite, ping())
 }
 
 /// The start page's counts.
 pub async fn directory_summary(db: &Db) -> Result<DirectorySummary, StoreError> {
-    dispatch!(db, directory_summary())
+    per_backend!(db, pg, lite, directory_summary())
 }
 
 /// Loads the demo data in one transaction if the directory is empty; `false` if it was not.
 pub async fn load_sample_data(db: &Db, data: &SampleData) -> Result<bool, StoreError> {
-    dispatch!(db, load_sample_data(data))
+    per_backend!(db, pg, lite, load_sample_data(data))
 }
 
 /// Connects to the configured database (creating a SQLite file when missing).

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::{Applied, GithubSnapshot, SyncRun};
+use crate::per_backend;
 use crate::store::{Db, StoreError};
 
 macro_rules! sync_queries {
@@ -230,16 +231,6 @@ mod sqlite {
     sync_queries!(sqlx::Sqlite);
 }
 
-/// Calls the query of the same name for whichever pool `db` holds.
-macro_rules! dispatch {
-    ($db:expr, $f:ident($($arg:expr),*)) => {
-        match $db {
-            Db::Postgres(pool) => pg::$f(pool, $($arg),*).await,
-            Db::Sqlite(pool) => sqlite::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 /// Takes the named lease if it is free or expired; `true` when this holder has it.
 pub async fn lease_acquire(
     db: &Db,
@@ -247,11 +238,11 @@ pub async fn lease_acquire(
     holder: &str,
     ttl: Duration,
 ) -> Result<bool, StoreError> {
-    dispatch!(db, lease_acquire(name, holder, ttl))
+    per_backend!(db, pg, sqlite, lease_acquire(name, holder, ttl))
 }
 
 pub async fn lease_release(db: &Db, name: &str, holder: &str) -> Result<(), StoreError> {
-    dispatch!(db, lease_release(name, holder))
+    per_backend!(db, pg, sqlite, lease_release(name, holder))
 }
 
 pub async fn sync_run_start(
@@ -260,7 +251,7 @@ pub async fn sync_run_start(
     trigger: &str,
     holder: &str,
 ) -> Result<i64, StoreError> {
-    dispatch!(db, sync_run_start(kind, trigger, holder))
+    per_backend!(db, pg, sqlite, sync_run_start(kind, trigger, holder))
 }
 
 pub async fn sync_run_finish(
@@ -270,12 +261,12 @@ pub async fn sync_run_finish(
     counts: &serde_json::Value,
     error: Option<&str>,
 ) -> Result<(), StoreError> {
-    dispatch!(db, sync_run_finish(id, outcome, counts, error))
+    per_backend!(db, pg, sqlite, sync_run_finish(id, outcome, counts, error))
 }
 
 /// Newest first.
 pub async fn sync_runs(db: &Db, limit: i64) -> Result<Vec<SyncRun>, StoreError> {
-    dispatch!(db, sync_runs(limit))
+    per_backend!(db, pg, sqlite, sync_runs(limit))
 }
 
 /// One complete fetch, in one transaction; nothing written when the guard refuses.
@@ -284,5 +275,10 @@ pub async fn apply_github_snapshot(
     snapshot: &GithubSnapshot,
     max_departed: f64,
 ) -> Result<Applied, StoreError> {
-    dispatch!(db, apply_github_snapshot(snapshot, max_departed))
+    per_backend!(
+        db,
+        pg,
+        sqlite,
+        apply_github_snapshot(snapshot, max_departed)
+    )
 }
