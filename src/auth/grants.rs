@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::on_db;
 use crate::store::{Db, StoreError};
+use crate::{execute, on_db};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AdminGrant {
@@ -27,13 +27,7 @@ pub async fn grant(db: &Db, email: &str, by: &str) -> Result<bool, StoreError> {
     const SQL: &str = "INSERT INTO admin_grants (email, granted_by, granted_at) \
                        VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING";
     let (email, now) = (email.to_lowercase(), Utc::now());
-    let done = on_db!(db, |pool| sqlx::query(SQL)
-        .bind(&email)
-        .bind(by)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = execute!(db, SQL, &email, by, now)?;
     Ok(done > 0)
 }
 
@@ -41,10 +35,6 @@ pub async fn grant(db: &Db, email: &str, by: &str) -> Result<bool, StoreError> {
 pub async fn revoke(db: &Db, email: &str) -> Result<bool, StoreError> {
     const SQL: &str = "DELETE FROM admin_grants WHERE email = $1";
     let email = email.to_lowercase();
-    let done = on_db!(db, |pool| sqlx::query(SQL)
-        .bind(&email)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = execute!(db, SQL, &email)?;
     Ok(done > 0)
 }

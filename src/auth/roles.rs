@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
-use crate::on_db;
 use crate::store::{Db, StoreError};
+use crate::{execute, on_db};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Role {
@@ -93,26 +93,14 @@ pub async fn assign(db: &Db, user_id: i64, role_id: i64, by: &str) -> Result<boo
     const SQL: &str = "INSERT INTO user_roles (user_id, role_id, granted_by, granted_at) \
                        VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
     let now = Utc::now();
-    let done = on_db!(db, |pool| sqlx::query(SQL)
-        .bind(user_id)
-        .bind(role_id)
-        .bind(by)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = execute!(db, SQL, user_id, role_id, by, now)?;
     Ok(done > 0)
 }
 
 /// `false` when the user did not have the role.
 pub async fn remove(db: &Db, user_id: i64, role_id: i64) -> Result<bool, StoreError> {
     const SQL: &str = "DELETE FROM user_roles WHERE user_id = $1 AND role_id = $2";
-    let done = on_db!(db, |pool| sqlx::query(SQL)
-        .bind(user_id)
-        .bind(role_id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = execute!(db, SQL, user_id, role_id)?;
     Ok(done > 0)
 }
 
@@ -144,25 +132,13 @@ pub async fn map_group(db: &Db, group: &str, role_id: i64, by: &str) -> Result<b
     const SQL: &str = "INSERT INTO group_role_mappings (group_name, role_id, created_by, \
                        created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
     let now = Utc::now();
-    let done = on_db!(db, |pool| sqlx::query(SQL)
-        .bind(group)
-        .bind(role_id)
-        .bind(by)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = execute!(db, SQL, group, role_id, by, now)?;
     Ok(done > 0)
 }
 
 /// `false` when there was no such mapping.
 pub async fn unmap_group(db: &Db, group: &str, role_id: i64) -> Result<bool, StoreError> {
     const SQL: &str = "DELETE FROM group_role_mappings WHERE group_name = $1 AND role_id = $2";
-    let done = on_db!(db, |pool| sqlx::query(SQL)
-        .bind(group)
-        .bind(role_id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = execute!(db, SQL, group, role_id)?;
     Ok(done > 0)
 }

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 
-use crate::on_db;
 use crate::store::{Db, StoreError};
+use crate::{execute, on_db};
 
 /// One record: a session (with its user) or a login transaction (without).
 #[derive(Debug, Clone)]
@@ -29,17 +29,17 @@ pub async fn put(db: &Db, row: &SessionRow) -> Result<(), StoreError> {
           data = excluded.data, last_seen_at = excluded.last_seen_at, \
           expires_at = excluded.expires_at";
     let now = Utc::now();
-    on_db!(db, |pool| sqlx::query(SQL)
-        .bind(&row.id_hash)
-        .bind(row.user_id)
-        .bind(Json(&row.data))
-        .bind(&row.client_ip)
-        .bind(&row.user_agent)
-        .bind(now)
-        .bind(row.expires_at)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+    execute!(
+        db,
+        SQL,
+        &row.id_hash,
+        row.user_id,
+        Json(&row.data),
+        &row.client_ip,
+        &row.user_agent,
+        now,
+        row.expires_at
+    )?;
     Ok(())
 }
 
@@ -70,11 +70,7 @@ pub async fn take(db: &Db, id_hash: &str) -> Result<Option<Value>, StoreError> {
 
 pub async fn delete(db: &Db, id_hash: &str) -> Result<(), StoreError> {
     const SQL: &str = "DELETE FROM sessions WHERE id_hash = $1";
-    on_db!(db, |pool| sqlx::query(SQL)
-        .bind(id_hash)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+    execute!(db, SQL, id_hash)?;
     Ok(())
 }
 
@@ -94,10 +90,6 @@ pub async fn for_user(db: &Db, user_id: i64) -> Result<Vec<(String, Value)>, Sto
 pub async fn purge_expired(db: &Db) -> Result<u64, StoreError> {
     const SQL: &str = "DELETE FROM sessions WHERE expires_at <= $1";
     let now = Utc::now();
-    let done = on_db!(db, |pool| sqlx::query(SQL)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = execute!(db, SQL, now)?;
     Ok(done)
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use super::{Db, StoreError, like_pattern};
-use crate::on_db;
+use crate::{execute, on_db};
 
 /// A security event to record.
 #[derive(Debug, Clone, Default)]
@@ -40,18 +40,18 @@ pub async fn record(db: &Db, e: &AuditEvent) -> Result<(), StoreError> {
           (occurred_at, kind, outcome, actor_id, actor, client_ip, request_id, details) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
     let now = Utc::now();
-    on_db!(db, |pool| sqlx::query(SQL)
-        .bind(now)
-        .bind(e.kind)
-        .bind(e.outcome)
-        .bind(e.actor_id)
-        .bind(&e.actor)
-        .bind(&e.client_ip)
-        .bind(&e.request_id)
-        .bind(Json(&e.details))
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+    execute!(
+        db,
+        SQL,
+        now,
+        e.kind,
+        e.outcome,
+        e.actor_id,
+        &e.actor,
+        &e.client_ip,
+        &e.request_id,
+        Json(&e.details)
+    )?;
     Ok(())
 }
 
@@ -99,10 +99,6 @@ pub async fn kinds(db: &Db) -> Result<Vec<String>, StoreError> {
 /// Deletes events older than `before`; how many.
 pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64, StoreError> {
     const SQL: &str = "DELETE FROM audit_events WHERE occurred_at < $1";
-    let done = on_db!(db, |pool| sqlx::query(SQL)
-        .bind(before)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = execute!(db, SQL, before)?;
     Ok(done)
 }

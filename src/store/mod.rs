@@ -133,6 +133,19 @@ impl From<sqlx::SqlitePool> for Db {
     }
 }
 
+/// Runs one statement with its bound values on whichever pool `$db` holds; the number of
+/// rows it changed.
+#[macro_export]
+macro_rules! execute {
+    ($db:expr, $sql:expr $(, $arg:expr)*) => {
+        $crate::on_db!($db, |pool| sqlx::query($sql)
+            $(.bind($arg))*
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+    };
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
