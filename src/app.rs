@@ -24,6 +24,9 @@ pub fn build_app(state: AppState) -> Router {
 /// Connects to the database and migrates it, loads demo data in dev mode, and builds the
 /// state. Failures are returned with their cause (and never a password) for `main` to print.
 pub async fn prepare(config: Arc<Config>) -> anyhow::Result<AppState> {
+    if let Some(refusal) = &config.dev_mode_refusal {
+        anyhow::bail!("configuration error: {refusal}");
+    }
     let store = store::connect(&config).await?;
     let status = store.migrate().await?;
     tracing::info!(
@@ -166,10 +169,11 @@ impl Server {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let metrics_task = self.metrics.map(|listener| {
             let mut stop = stop_rx.clone();
+            let state = self.state.clone();
             let addr = listener.local_addr().ok();
             tracing::info!(addr = ?addr, "metrics listening");
             tokio::spawn(async move {
-                axum::serve(listener, web::metrics::router())
+                axum::serve(listener, web::metrics::router(state))
                     .with_graceful_shutdown(async move {
                         let _ = stop.wait_for(|s| *s).await;
                     })

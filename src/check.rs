@@ -69,6 +69,12 @@ pub async fn run_checks(sources: &Sources) -> Vec<Line> {
             IdentityProvider::External(s) => format!("identity provider {}", s.issuer),
         }),
     )];
+    if let Some(refusal) = &config.dev_mode_refusal {
+        lines.push(line(
+            "config",
+            Outcome::Fail(format!("would not serve: {refusal}")),
+        ));
+    }
     lines.extend(
         config
             .warnings

@@ -195,7 +195,15 @@ async fn admin(config: Arc<Config>, action: AdminCommand) -> anyhow::Result<()> 
     let by = format!("command line ({operator})");
     let result = match &action {
         AdminCommand::Grant { email } | AdminCommand::Revoke { email } => {
-            let email = email.trim().to_lowercase();
+            // Emails match as exact ASCII lower case; a look-alike character (the Kelvin
+            // sign, a Cyrillic а) in a grant would never match, or match someone else.
+            if !email.is_ascii() {
+                anyhow::bail!(
+                    "'{email}' has characters outside ASCII: grants are matched against the \
+                     provider's address exactly, so type the address in plain ASCII"
+                );
+            }
+            let email = email.trim().to_ascii_lowercase();
             if !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
                 anyhow::bail!("'{email}' is not an email address");
             }

@@ -90,8 +90,11 @@ pub async fn revoke_session(
             outcome: "success",
             actor_id: Some(current.user.id),
             actor: current.user.email.clone(),
-            client_ip: current.session.client_ip.clone(),
-            details: json!({ "handle": handle, "user_id": current.user.id, "by": "self" }),
+            client_ip: Some(current.client_ip.clone()),
+            details: json!({
+                "handle": handle, "user_id": current.user.id, "by": "self",
+                "session_client_ip": current.session.client_ip,
+            }),
             ..AuditEvent::default()
         },
     )

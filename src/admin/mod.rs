@@ -50,6 +50,17 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
+/// Adds the address the session was signed in from, kept apart from the request's own.
+pub(crate) fn with_session_ip(
+    mut details: serde_json::Value,
+    session_ip: &Option<String>,
+) -> serde_json::Value {
+    if let (Some(map), Some(ip)) = (details.as_object_mut(), session_ip) {
+        map.insert("session_client_ip".into(), ip.clone().into());
+    }
+    details
+}
+
 impl AdminUser {
     async fn audit(&self, state: &AppState, kind: &'static str, details: serde_json::Value) {
         let result = crate::store::audit::record(
@@ -59,8 +70,9 @@ impl AdminUser {
                 outcome: "success",
                 actor_id: Some(self.current.user.id),
                 actor: self.current.user.email.clone(),
-                client_ip: self.current.session.client_ip.clone(),
-                details,
+                // Where this change came from, which need not be where the admin signed in.
+                client_ip: Some(self.current.client_ip.clone()),
+                details: with_session_ip(details, &self.current.session.client_ip),
                 ..AuditEvent::default()
             },
         )

@@ -40,7 +40,7 @@ pub async fn admin_reason(
         .email
         .as_deref()
         .filter(|_| user.email_verified)
-        .map(str::to_lowercase);
+        .map(str::to_ascii_lowercase);
     if let Some(email) = email {
         let grants = super::grants::list(&store.db()).await?;
         if let Some(grant) = grants.into_iter().find(|g| g.email == email) {

@@ -1,8 +1,9 @@
 //! OpenID Provider discovery: the one reader of `/.well-known/openid-configuration`, used by
 //! sign-in, the Bearer verifier (for API issuers other than the sign-in one) and `check`.
 //!
-//! Configured issuers are normalised once, in config (no trailing `/`); what a provider or a
-//! token says is compared through [`same_issuer`], since some providers write the slash.
+//! Issuers are compared as exact strings, as the discovery and token specifications say:
+//! a configured issuer is kept as written (Auth0's end in `/`, Okta's do not), and only the
+//! discovery URL is built without the trailing slash.
 
 use serde::Deserialize;
 
@@ -24,16 +25,24 @@ pub struct Discovery {
     pub endpoints: Endpoints,
     #[serde(default)]
     pub scopes_supported: Option<Vec<String>>,
+    /// RFC 9207: the provider names itself (`iss`) in every authorization response.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
-/// Whether an issuer a provider or token names is the configured (normalised) one.
+/// Whether an issuer a provider or token names is the configured one: byte for byte, since
+/// an issuer is an identifier, and a lenient comparison would let a look-alike through.
 pub fn same_issuer(configured: &str, named: &str) -> bool {
-    configured == named.trim_end_matches('/')
+    configured == named
 }
 
-/// Where an issuer's discovery document is.
+/// Where an issuer's discovery document is: a terminating `/` of the issuer is removed
+/// before the well-known path is appended.
 pub fn url(issuer: &str) -> String {
-    format!("{issuer}/.well-known/openid-configuration")
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
 }
 
 /// Why discovery failed; the text says which URL and how, for a log line or `check`.
@@ -89,13 +98,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn issuers_compare_without_a_trailing_slash() {
-        assert!(same_issuer("https://id.example", "https://id.example/"));
+    fn issuers_compare_as_exact_strings() {
+        assert!(!same_issuer("https://id.example", "https://id.example/"));
+        assert!(!same_issuer("https://id.example/", "https://id.example"));
+        assert!(same_issuer("https://id.example/", "https://id.example/"));
         assert!(same_issuer("https://id.example", "https://id.example"));
         assert!(!same_issuer(
             "https://id.example",
             "https://id.example.evil"
         ));
         assert!(!same_issuer("https://id.example", "https://ID.example"));
+    }
+
+    #[test]
+    fn the_discovery_url_drops_a_terminating_slash() {
+        assert_eq!(
+            url("https://x.auth0.com/"),
+            "https://x.auth0.com/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            url("https://id.example/oauth2/default"),
+            "https://id.example/oauth2/default/.well-known/openid-configuration"
+        );
     }
 }

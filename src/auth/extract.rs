@@ -3,6 +3,7 @@
 //! pipeline's layers (`layers.rs`) found, so a request's session and user are looked up once;
 //! a route the table does not protect gets no user from them (they fail closed).
 
+use crate::web::client_ip::ClientIp;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 
@@ -17,16 +18,15 @@ use crate::web::error::AppError;
 #[derive(Clone)]
 pub struct SessionLookup(pub Option<(String, SessionData)>);
 
-/// The session store failed for this request: public pages carry on signed out, protected
-/// ones answer 503.
-#[derive(Clone)]
-pub struct SessionStoreDown(pub String);
+pub use crate::web::principal::SessionStoreDown;
 
 #[derive(Clone)]
 pub struct CurrentUser {
     pub user: User,
     pub session: SessionData,
     pub session_id: String,
+    /// This request's client address; the session keeps the one it was signed in from.
+    pub client_ip: String,
 }
 
 impl FromRequestParts<AppState> for CurrentUser {
@@ -71,6 +71,7 @@ impl OptionalFromRequestParts<AppState> for CurrentUser {
             user,
             session: session.clone(),
             session_id: id.clone(),
+            client_ip: request_ip(parts),
         }))
     }
 }
@@ -104,6 +105,14 @@ impl FromRequestParts<AppState> for AdminUser {
         }
         Ok(AdminUser { current, reason })
     }
+}
+
+/// The client address the tag layer worked out for this request.
+pub(super) fn request_ip(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ClientIp>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.clone())
 }
 
 pub fn not_admin(user: &User, path: &str) -> AppError {

@@ -26,7 +26,7 @@ pub async fn list(db: &Db) -> Result<Vec<AdminGrant>, StoreError> {
 pub async fn grant(db: &Db, email: &str, by: &str) -> Result<bool, StoreError> {
     const SQL: &str = "INSERT INTO admin_grants (email, granted_by, granted_at) \
                        VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING";
-    let (email, now) = (email.to_lowercase(), Utc::now());
+    let (email, now) = (email.to_ascii_lowercase(), Utc::now());
     let done = execute!(db, SQL, &email, by, now)?;
     Ok(done > 0)
 }
@@ -34,7 +34,7 @@ pub async fn grant(db: &Db, email: &str, by: &str) -> Result<bool, StoreError> {
 /// `false` when the email had no grant.
 pub async fn revoke(db: &Db, email: &str) -> Result<bool, StoreError> {
     const SQL: &str = "DELETE FROM admin_grants WHERE email = $1";
-    let email = email.to_lowercase();
+    let email = email.to_ascii_lowercase();
     let done = execute!(db, SQL, &email)?;
     Ok(done > 0)
 }

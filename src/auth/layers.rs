@@ -156,6 +156,10 @@ fn signed_in(
         .remove::<SessionLookup>()
         .and_then(|SessionLookup(s)| s);
     let db = state.store.db();
+    let client_ip = request
+        .extensions()
+        .get::<crate::web::client_ip::ClientIp>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.clone());
     async move {
         if let Some(e) = store_down {
             return Err(AppError::Unavailable(e));
@@ -168,6 +172,7 @@ fn signed_in(
             user,
             session,
             session_id: id,
+            client_ip,
         }))
     }
 }

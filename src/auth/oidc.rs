@@ -46,6 +46,8 @@ pub struct Metadata {
     pub end_session_endpoint: Option<String>,
     pub scopes: Vec<String>,
     pub jwks: Arc<JwksCache>,
+    /// The provider promises `iss` in authorization responses (RFC 9207).
+    pub iss_parameter_supported: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,8 @@ pub enum LoginError {
     StateMismatch,
     #[error("the response names issuer {0}, not ours")]
     IssuerMismatch(String),
+    #[error("the response does not name its issuer, which this provider always does")]
+    MissingIssuer,
     #[error("the identity provider refused: {error}{}", description.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
     ProviderError {
         error: String,
@@ -86,6 +90,7 @@ impl LoginError {
             LoginError::SessionStorage(_) => "session_storage".into(),
             LoginError::StateMismatch => "state_mismatch".into(),
             LoginError::IssuerMismatch(_) => "issuer_mismatch".into(),
+            LoginError::MissingIssuer => "missing_issuer".into(),
             LoginError::ProviderError { error, .. } => format!("provider_error:{error}"),
             LoginError::MissingCode => "missing_code".into(),
             LoginError::TokenExchange(_) => "token_exchange".into(),
@@ -238,6 +243,8 @@ impl OidcClient {
                 de.map(|x| &x.end_session_endpoint),
             ),
             scopes,
+            iss_parameter_supported: d
+                .is_some_and(|d| d.authorization_response_iss_parameter_supported),
             jwks: Arc::new(JwksCache::new(
                 jwks_uri,
                 self.http.clone(),
@@ -288,6 +295,11 @@ impl OidcClient {
         {
             return Err(LoginError::IssuerMismatch(iss.clone()));
         }
+        // A provider that promises `iss` and a response without it: the response may come from
+        // another provider the browser also uses (a mix-up attack).
+        if params.iss.is_none() && self.metadata().await?.iss_parameter_supported {
+            return Err(LoginError::MissingIssuer);
+        }
         if let Some(error) = &params.error {
             return Err(LoginError::ProviderError {
                 error: error.chars().take(100).collect(),
@@ -316,8 +328,12 @@ impl OidcClient {
                 return Err(LoginError::UserinfoSubjectMismatch);
             }
             // The ID token wins; userinfo fills the gaps (Okta's org server puts groups only there).
-            claims.email = claims.email.or(info.email);
-            claims.email_verified = claims.email_verified.or(info.email_verified);
+            // An email and its `email_verified` travel together: one source's flag never vouches
+            // for the other source's address.
+            if claims.email.is_none() {
+                claims.email = info.email;
+                claims.email_verified = info.email_verified;
+            }
             claims.name = claims.name.or(info.name);
             claims.preferred_username = claims.preferred_username.or(info.preferred_username);
             claims.groups = claims.groups.or(info.groups);

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::oidc::{CallbackParams, LoginError};
 use crate::state::AppState;
 use crate::store::{AuditEvent, UserLogin};
-use crate::web::client_ip::client_ip;
+use crate::web::client_ip::{ClientIp, client_ip};
 use crate::web::error::AppError;
 use crate::web::extract::Query;
 use crate::web::pages::hop_page;
@@ -185,9 +185,10 @@ pub async fn finish_login(
             issuer: claims.iss.clone(),
             subject: claims.sub.clone(),
             email: claims.email.as_ref().map(|e| e.to_ascii_lowercase()),
-            // Only an explicit `false` withholds trust: a provider that omits the claim is
-            // believed (open question: see the README's note on email verification).
-            email_verified: claims.email_verified != Some(false),
+            // A provider that omits the claim may let a guest bring any address (Entra ID
+            // does), so only `true` is trusted unless the operator said otherwise.
+            email_verified: claims.email.is_some()
+                && state.config.email_verified.trusts(claims.email_verified),
             name: claims.name.clone().or(claims.preferred_username.clone()),
             is_admin: state.auth.is_admin(&groups),
             groups,
@@ -243,7 +244,11 @@ pub async fn finish_login(
     Ok((cleared.add(cookie), response).into_response())
 }
 
-pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Result<Response, AppError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+) -> Result<Response, AppError> {
     // The CSRF token was checked by the middleware (`web::csrf`) before this runs.
     let cookie_name = state.auth.session_cookie();
     let Some(id) = jar.get(cookie_name).map(|c| c.value().to_string()) else {
@@ -273,7 +278,8 @@ pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Result<Res
             outcome: "success",
             actor_id: Some(session.user_id),
             actor: user.and_then(|u| u.email),
-            client_ip: session.client_ip.clone(),
+            client_ip: Some(ip),
+            details: json!({ "session_client_ip": session.client_ip }),
             ..AuditEvent::default()
         },
     )

@@ -44,7 +44,7 @@ impl std::fmt::Display for Origin {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConfigError {
     #[error("{var} ({origin}): {message}")]
     Invalid {
@@ -83,6 +83,28 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// `GATEHOUSE_OIDC_EMAIL_VERIFIED`: how to read a missing `email_verified` claim. An explicit
+/// `false` always means unverified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailVerified {
+    /// Only `email_verified: true` counts (some providers, Entra ID among them, omit the claim
+    /// and let guests bring any address).
+    Required,
+    /// A missing claim counts as verified: for a provider that never sends it and whose every
+    /// address is managed.
+    Assume,
+}
+
+impl EmailVerified {
+    /// Whether an email with this claim (from the same source as the email) is trusted.
+    pub fn trusts(self, claim: Option<bool>) -> bool {
+        match claim {
+            Some(verified) => verified,
+            None => self == EmailVerified::Assume,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct GithubConfig {
     pub org: String,
@@ -117,6 +139,11 @@ pub struct Config {
     pub redis: Option<RedisUrl>,
     pub redis_prefix: String,
     pub identity: IdentityProvider,
+    /// Set when dev mode would serve somewhere other than a workstation: serving refuses to
+    /// start (commands like `migrate` or `admin` still run, they sign no one in).
+    pub dev_mode_refusal: Option<ConfigError>,
+    /// Whether an email without an `email_verified` claim counts as verified.
+    pub email_verified: EmailVerified,
     pub oidc_scopes: Vec<String>,
     pub admin_groups: Vec<String>,
     pub jwks_cooldown: Duration,
@@ -146,17 +173,25 @@ impl Config {
     }
 }
 
+const DEV_MODE_WHY: &str = "no identity provider is configured, so this would serve in dev mode, \
+     which signs anyone in as a demo user and only runs on a workstation. Set \
+     GATEHOUSE_OIDC_ISSUER (or GATEHOUSE_OIDC_CONFIG) for a real deployment";
+
 /// Raw string values by variable name, each with its origin.
 struct Raw {
     values: HashMap<&'static str, (String, Origin)>,
     env: HashMap<String, String>,
     warnings: Vec<String>,
+    /// `GATEHOUSE_OIDC_*` names that were set but empty, or that are no setting at all (a
+    /// typo): the signs of identity settings that went missing, which must not mean dev mode.
+    oidc_missing: Vec<String>,
 }
 
 impl Raw {
     fn gather(sources: &Sources) -> Result<Raw, ConfigError> {
         let mut values = HashMap::new();
         let mut warnings = Vec::new();
+        let mut oidc_missing = Vec::new();
         if let Some(path) = &sources.file {
             for (var, value) in read_toml(path)? {
                 values.insert(var, (value, Origin::File(path.clone())));
@@ -166,6 +201,11 @@ impl Raw {
         env_names.sort();
         for name in env_names {
             let value = &sources.env[name];
+            if name.starts_with("GATEHOUSE_OIDC_")
+                && (value.is_empty() || vars::find(name).is_none())
+            {
+                oidc_missing.push(name.clone());
+            }
             match vars::find(name) {
                 // An empty variable is how shells and orchestrators say "unset".
                 Some(var) if !value.is_empty() => {
@@ -193,6 +233,7 @@ impl Raw {
             values,
             env: sources.env.clone(),
             warnings,
+            oidc_missing,
         })
     }
 
@@ -252,15 +293,32 @@ impl Raw {
         let (redis, redis_prefix) = self.redis()?;
         let identity = oidc::identity_provider(&self, &public_url)?;
         let dev_mode = matches!(identity, IdentityProvider::Dev { .. });
+        let trusted_proxies = self
+            .parse("GATEHOUSE_TRUSTED_PROXIES", values::trusted_proxies)?
+            .unwrap_or(TrustedProxies::Hops(0));
         if dev_mode && !bind.ip().is_loopback() {
             return Err(self.invalid(
                 "GATEHOUSE_BIND",
-                format!(
-                    "{bind} is not a loopback address, and no identity provider is configured: \
-                     dev mode signs anyone in as a demo user, so it only listens on 127.0.0.1 or \
-                     ::1. Set GATEHOUSE_OIDC_ISSUER (or GATEHOUSE_OIDC_CONFIG) for a real deployment"
-                ),
+                format!("{bind} is not a loopback address (127.0.0.1 or ::1), and {DEV_MODE_WHY}"),
             ));
+        }
+        let dev_mode_refusal = dev_mode
+            .then(|| self.dev_mode_refusal(&public_url, &database, &trusted_proxies))
+            .flatten();
+        let email_verified = self
+            .parse("GATEHOUSE_OIDC_EMAIL_VERIFIED", |v| match v {
+                "required" => Ok(EmailVerified::Required),
+                "assume" => Ok(EmailVerified::Assume),
+                other => Err(format!("'{other}' is neither required nor assume")),
+            })?
+            .unwrap_or(EmailVerified::Required);
+        if email_verified == EmailVerified::Assume {
+            self.warnings.push(
+                "GATEHOUSE_OIDC_EMAIL_VERIFIED=assume: an email without an email_verified claim \
+                 counts as verified (break-glass grants and the profile's laptops match on it); \
+                 use it only with a provider whose every email is managed by the company"
+                    .into(),
+            );
         }
 
         let oidc_scopes = self
@@ -288,9 +346,6 @@ impl Raw {
 
         let session = self.session(dev_mode, https)?;
 
-        let trusted_proxies = self
-            .parse("GATEHOUSE_TRUSTED_PROXIES", values::trusted_proxies)?
-            .unwrap_or(TrustedProxies::Hops(0));
         let rate_limits = values::rate_limits(self.get("GATEHOUSE_RATE_LIMITS").0)
             .map_err(|m| self.invalid("GATEHOUSE_RATE_LIMITS", m))?;
         let audit_retention = self
@@ -329,6 +384,8 @@ impl Raw {
             redis,
             redis_prefix,
             identity,
+            dev_mode_refusal,
+            email_verified,
             oidc_scopes,
             admin_groups,
             jwks_cooldown,
@@ -346,6 +403,51 @@ impl Raw {
         };
         config.warnings.extend(oidc::warnings(&config));
         Ok(config)
+    }
+
+    /// Dev mode signs anyone in as a demo user (an admin among them) and gives a fixed machine
+    /// secret write access, so it only serves where nothing but this workstation can reach it.
+    /// Each refusal here is a sign of a production deployment whose identity settings went
+    /// missing (an empty variable from a failed template, a misspelt name), which must stop
+    /// the start rather than open the door.
+    fn dev_mode_refusal(
+        &self,
+        public_url: &Url,
+        database: &DatabaseUrl,
+        trusted_proxies: &TrustedProxies,
+    ) -> Option<ConfigError> {
+        if let Some(name) = self.oidc_missing.first() {
+            let what = if vars::find(name).is_some() {
+                "is set but empty"
+            } else {
+                "is not a Gatehouse setting (a misspelling?)"
+            };
+            return Some(ConfigError::Other(format!(
+                "{name} {what}, and {DEV_MODE_WHY}, or unset {name} to use dev mode"
+            )));
+        }
+        if !values::is_loopback_host(public_url) {
+            return Some(self.invalid(
+                "GATEHOUSE_PUBLIC_URL",
+                format!(
+                    "{public_url} is not on a loopback host (localhost, 127.0.0.1, ::1), and \
+                     {DEV_MODE_WHY}"
+                ),
+            ));
+        }
+        if *trusted_proxies != TrustedProxies::Hops(0) {
+            return Some(self.invalid(
+                "GATEHOUSE_TRUSTED_PROXIES",
+                format!("a proxy in front means others reach this server, and {DEV_MODE_WHY}"),
+            ));
+        }
+        if database.backend() == Backend::Postgres {
+            return Some(self.invalid(
+                "GATEHOUSE_DATABASE_URL",
+                format!("PostgreSQL is a production database, and {DEV_MODE_WHY}"),
+            ));
+        }
+        None
     }
 
     /// `GATEHOUSE_DATABASE_URL` and its TLS settings.
@@ -407,9 +509,10 @@ impl Raw {
             values::list(v)
                 .into_iter()
                 .map(|i| {
-                    Url::parse(&i)
-                        .map(|_| i.trim_end_matches('/').to_string())
-                        .map_err(|e| format!("'{i}' is not a URL ({e})"))
+                    let url = Url::parse(&i).map_err(|e| format!("'{i}' is not a URL ({e})"))?;
+                    oidc::require_https(&url).map_err(|m| format!("'{i}' {m}"))?;
+                    // Kept as written: issuers compare as exact strings.
+                    Ok(i)
                 })
                 .collect::<Result<Vec<_>, _>>()
         })? {

@@ -28,7 +28,7 @@ impl IdentityProvider {
 
 #[derive(Debug, Clone)]
 pub struct OidcSettings {
-    /// Exactly as the provider writes it in `iss` (no trailing slash added or kept).
+    /// Exactly as configured, which must be how the provider writes it in `iss`.
     pub issuer: String,
     pub client_id: String,
     pub client_secret: SecretString,
@@ -109,8 +109,8 @@ pub(super) fn identity_provider(
             format!("'{issuer}' is not a URL ({e})"),
         )
     })?;
-    if !matches!(issuer_url.scheme(), "https" | "http") {
-        return Err(raw.invalid("GATEHOUSE_OIDC_ISSUER", "must be an https:// URL"));
+    if let Err(m) = require_https(&issuer_url) {
+        return Err(raw.invalid("GATEHOUSE_OIDC_ISSUER", format!("'{issuer}' {m}")));
     }
     let client_id = raw
         .get("GATEHOUSE_OIDC_CLIENT_ID")
@@ -138,14 +138,18 @@ pub(super) fn identity_provider(
     let endpoint = |name: &str, value: Option<String>| -> Result<Option<Url>, ConfigError> {
         value
             .map(|v| {
-                Url::parse(&v).map_err(|e| {
+                let url = Url::parse(&v).map_err(|e| {
                     raw.invalid(CONFIG_VAR, format!("{name} '{v}' is not a URL ({e})"))
-                })
+                })?;
+                require_https(&url)
+                    .map_err(|m| raw.invalid(CONFIG_VAR, format!("{name} '{v}' {m}")))?;
+                Ok(url)
             })
             .transpose()
     };
     Ok(IdentityProvider::External(Box::new(OidcSettings {
-        issuer: issuer.trim_end_matches('/').to_string(),
+        // Kept as written: issuers compare as exact strings (Auth0's end in `/`).
+        issuer,
         client_id,
         client_secret,
         authorization_endpoint: endpoint("authorization_endpoint", payload.authorization_endpoint)?,
@@ -157,6 +161,20 @@ pub(super) fn identity_provider(
             .redirect_uri
             .or_else(|| payload.redirect_uris.into_iter().next()),
     })))
+}
+
+/// Tokens, codes and keys travel to and from the provider: over plain http anyone on the path
+/// could read or replace them. Loopback is exempt, for a provider on this machine (tests,
+/// a local development provider).
+pub(super) fn require_https(url: &Url) -> Result<(), &'static str> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if super::values::is_loopback_host(url) => Ok(()),
+        "http" => {
+            Err("must be an https:// URL (plain http only for localhost and loopback addresses)")
+        }
+        _ => Err("must be an https:// URL"),
+    }
 }
 
 /// The redirect URI Gatehouse registers: always built from `PUBLIC_URL`.

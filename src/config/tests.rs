@@ -76,6 +76,155 @@ fn dev_mode_refuses_a_public_bind() {
     assert!(!config.is_dev_mode());
 }
 
+fn refusal(pairs: &[(&str, &str)]) -> String {
+    let config = Config::load(&env(pairs)).expect("loads: commands other than serving still run");
+    assert!(config.is_dev_mode());
+    config
+        .dev_mode_refusal
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| panic!("dev mode should be refused with {pairs:?}"))
+}
+
+#[test]
+fn dev_mode_serves_only_on_a_workstation() {
+    assert!(
+        Config::load(&Sources::default())
+            .expect("defaults")
+            .dev_mode_refusal
+            .is_none(),
+        "nothing set: dev mode just works"
+    );
+    for host in [
+        "http://localhost:8080",
+        "http://127.0.0.2:9000",
+        "http://[::1]:8080",
+    ] {
+        let config = Config::load(&env(&[("GATEHOUSE_PUBLIC_URL", host)])).expect("loads");
+        assert!(config.dev_mode_refusal.is_none(), "{host}");
+    }
+
+    let err = refusal(&[("GATEHOUSE_OIDC_ISSUER", "")]);
+    assert!(
+        err.starts_with("GATEHOUSE_OIDC_ISSUER is set but empty"),
+        "{err}"
+    );
+    assert!(err.contains("dev mode"), "{err}");
+    let err = refusal(&[("GATEHOUSE_OIDC_CLIENT_SECRET", "")]);
+    assert!(
+        err.starts_with("GATEHOUSE_OIDC_CLIENT_SECRET is set but empty"),
+        "{err}"
+    );
+    let err = refusal(&[("GATEHOUSE_OIDC_ISSUR", "https://id.example.com")]);
+    assert!(
+        err.contains("GATEHOUSE_OIDC_ISSUR is not a Gatehouse setting"),
+        "{err}"
+    );
+
+    let err = refusal(&[("GATEHOUSE_PUBLIC_URL", "https://portal.example.com")]);
+    assert!(
+        err.starts_with("GATEHOUSE_PUBLIC_URL (from the environment)"),
+        "{err}"
+    );
+    assert!(err.contains("not on a loopback host"), "{err}");
+    let err = refusal(&[("GATEHOUSE_TRUSTED_PROXIES", "1")]);
+    assert!(
+        err.starts_with("GATEHOUSE_TRUSTED_PROXIES (from the environment)"),
+        "{err}"
+    );
+    let err = refusal(&[("GATEHOUSE_TRUSTED_PROXIES", "10.0.0.0/8")]);
+    assert!(err.starts_with("GATEHOUSE_TRUSTED_PROXIES"), "{err}");
+    let err = refusal(&[(
+        "GATEHOUSE_DATABASE_URL",
+        "postgres://gatehouse@127.0.0.1/gatehouse",
+    )]);
+    assert!(
+        err.starts_with("GATEHOUSE_DATABASE_URL (from the environment)"),
+        "{err}"
+    );
+    assert!(err.contains("PostgreSQL"), "{err}");
+
+    // None of it applies once a provider is configured.
+    let config = Config::load(&prod_with(&[
+        ("GATEHOUSE_PUBLIC_URL", "https://portal.example.com"),
+        ("GATEHOUSE_TRUSTED_PROXIES", "1"),
+        (
+            "GATEHOUSE_DATABASE_URL",
+            "postgres://gatehouse@127.0.0.1/gatehouse",
+        ),
+    ]))
+    .expect("prod");
+    assert!(config.dev_mode_refusal.is_none());
+}
+
+#[test]
+fn issuers_need_https_except_on_loopback_and_keep_their_form() {
+    let err = load_err(&prod_with(&[(
+        "GATEHOUSE_OIDC_ISSUER",
+        "http://id.example.com",
+    )]));
+    assert!(
+        err.starts_with("GATEHOUSE_OIDC_ISSUER (from the environment)"),
+        "{err}"
+    );
+    assert!(err.contains("https"), "{err}");
+    for loopback in ["http://127.0.0.1:9000", "http://localhost:9000/realms/x"] {
+        let config = Config::load(&prod_with(&[("GATEHOUSE_OIDC_ISSUER", loopback)]))
+            .expect("loopback may be plain http");
+        assert_eq!(config.identity.issuer(), loopback);
+    }
+    let config = Config::load(&prod_with(&[(
+        "GATEHOUSE_OIDC_ISSUER",
+        "https://x.auth0.com/",
+    )]))
+    .expect("auth0");
+    assert_eq!(
+        config.identity.issuer(),
+        "https://x.auth0.com/",
+        "kept as written"
+    );
+    assert_eq!(config.api.issuers, vec!["https://x.auth0.com/"]);
+
+    let payload = r#"{"issuer":"https://id.example.com","client_id":"a","client_secret":"b",
+        "token_endpoint":"http://id.example.com/token"}"#;
+    let err = load_err(&env(&[
+        ("GATEHOUSE_OIDC_CONFIG", payload),
+        ("GATEHOUSE_SESSION_KEY", "0123456789abcdef0123456789abcdef"),
+    ]));
+    assert!(err.starts_with("GATEHOUSE_OIDC_CONFIG"), "{err}");
+    assert!(err.contains("token_endpoint"), "{err}");
+    let err = load_err(&prod_with(&[(
+        "GATEHOUSE_API_ISSUERS",
+        "http://other.example.com",
+    )]));
+    assert!(err.starts_with("GATEHOUSE_API_ISSUERS"), "{err}");
+}
+
+#[test]
+fn email_verification_is_required_unless_assumed() {
+    let config = Config::load(&prod_with(&[])).expect("prod");
+    assert_eq!(config.email_verified, EmailVerified::Required);
+    assert!(config.email_verified.trusts(Some(true)));
+    assert!(!config.email_verified.trusts(None));
+    assert!(!config.email_verified.trusts(Some(false)));
+    let config =
+        Config::load(&prod_with(&[("GATEHOUSE_OIDC_EMAIL_VERIFIED", "assume")])).expect("assume");
+    assert!(config.email_verified.trusts(None));
+    assert!(
+        !config.email_verified.trusts(Some(false)),
+        "an explicit false stays false"
+    );
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("GATEHOUSE_OIDC_EMAIL_VERIFIED=assume")),
+        "{:?}",
+        config.warnings
+    );
+    let err = load_err(&prod_with(&[("GATEHOUSE_OIDC_EMAIL_VERIFIED", "yes")]));
+    assert!(err.starts_with("GATEHOUSE_OIDC_EMAIL_VERIFIED"), "{err}");
+}
+
 #[test]
 fn bad_values_name_their_variable() {
     let cases: &[(&str, &str)] = &[

@@ -161,6 +161,16 @@ pub fn trusted_proxies(raw: &str) -> Result<TrustedProxies, String> {
     Ok(TrustedProxies::Networks(nets))
 }
 
+/// Whether a URL's host is this machine: `localhost`, or a loopback address (127.0.0.0/8, ::1).
+pub fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,3 +243,4 @@ mod tests {
         assert!(trusted_proxies(",").is_err());
     }
 }
+

@@ -35,6 +35,7 @@ vars! {
     "GATEHOUSE_OIDC_CLIENT_ID", "", "confidential client id";
     "GATEHOUSE_OIDC_CLIENT_SECRET", "", "confidential client secret (secret reference)";
     "GATEHOUSE_OIDC_CONFIG", "", "one JSON payload ({\"web\":{…}} or flat keys) with issuer, client id/secret, optional explicit endpoints and jwks_uri (secret reference)";
+    "GATEHOUSE_OIDC_EMAIL_VERIFIED", "required", "required (an email counts as verified only with email_verified: true from the same source) or assume (a missing claim counts as verified; for a provider whose every email is managed)";
     "GATEHOUSE_OIDC_SCOPES", "openid email profile groups", "requested scopes (space or comma separated)";
     "GATEHOUSE_ADMIN_GROUPS", "gatehouse-admins", "comma list of IdP groups whose members are admins";
     "GATEHOUSE_JWKS_COOLDOWN", "30s", "least time between two JWKS fetches caused by tokens with an unknown kid (a key rotation is picked up after at most this long)";

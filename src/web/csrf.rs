@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::client_ip::ClientIp;
 use super::error::AppError;
-use super::principal::Principal;
+use super::principal::{Principal, SessionStoreDown};
 use crate::state::AppState;
 use crate::store::AuditEvent;
 
@@ -77,6 +77,16 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
         return refuse("cross-site", None).await;
     }
 
+    // Failing open here would skip the token for a cookie that may well name a live session.
+    if let Some(SessionStoreDown(e)) = request.extensions().get::<SessionStoreDown>() {
+        tracing::warn!(client_ip = %ip, path = %path, error = %e, "CSRF check impossible: session store down");
+        return AppError::UnavailableFor {
+            retry_after: 5,
+            message: "Your session could not be checked just now. Please try again in a moment."
+                .into(),
+        }
+        .into_response();
+    }
     let signed_in = request
         .extensions()
         .get::<Principal>()

@@ -22,9 +22,20 @@ pub async fn live() -> impl IntoResponse {
     )
 }
 
+/// Public readiness: which dependency failed, by name only. The error texts name internal
+/// hosts and ports, so they go to the log and to the metrics listener's `/health/ready`.
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    answer(&state, false).await
+}
+
+/// Readiness with each failure's text, on the metrics listener only.
+pub async fn ready_detailed(State(state): State<AppState>) -> impl IntoResponse {
+    answer(&state, true).await
+}
+
+async fn answer(state: &AppState, detailed: bool) -> impl IntoResponse + use<> {
     let mut checks = Map::new();
-    let mut failures = Vec::new();
+    let mut failures: Vec<(&str, String)> = Vec::new();
 
     let database =
         match tokio::time::timeout(CHECK_TIMEOUT, crate::store::ping(&state.store.db())).await {
@@ -32,14 +43,10 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {}s", CHECK_TIMEOUT.as_secs())),
         };
-    record(&mut checks, &mut failures, "database", database);
+    record(&mut checks, &mut failures, "database", database, detailed);
     if let Some(redis) = &state.redis {
-        record(
-            &mut checks,
-            &mut failures,
-            "redis",
-            redis.ping().await.map_err(|e| e.to_string()),
-        );
+        let result = redis.ping().await.map_err(|e| e.to_string());
+        record(&mut checks, &mut failures, "redis", result, detailed);
     }
 
     let (status, body) = if failures.is_empty() {
@@ -48,10 +55,20 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
             json!({ "status": "ready", "checks": checks }),
         )
     } else {
-        tracing::warn!(reason = failures.join("; "), "not ready");
+        let details: Vec<String> = failures.iter().map(|(n, r)| format!("{n}: {r}")).collect();
+        tracing::warn!(reason = details.join("; "), "not ready");
+        let reason = if detailed {
+            details.join("; ")
+        } else {
+            failures
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "status": "unavailable", "reason": failures.join("; "), "checks": checks }),
+            json!({ "status": "unavailable", "reason": reason, "checks": checks }),
         )
     };
     (
@@ -62,19 +79,25 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-fn record(
+fn record<'a>(
     checks: &mut Map<String, Value>,
-    failures: &mut Vec<String>,
-    name: &str,
+    failures: &mut Vec<(&'a str, String)>,
+    name: &'a str,
     result: Result<(), String>,
+    detailed: bool,
 ) {
     match result {
         Ok(()) => {
             checks.insert(name.into(), json!("ok"));
         }
         Err(reason) => {
-            checks.insert(name.into(), json!(format!("fail: {reason}")));
-            failures.push(format!("{name}: {reason}"));
+            let shown = if detailed {
+                format!("fail: {reason}")
+            } else {
+                "fail".to_string()
+            };
+            checks.insert(name.into(), json!(shown));
+            failures.push((name, reason));
         }
     }
 }

@@ -38,13 +38,13 @@ pub async fn record(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!(
         "gatehouse_http_requests_total",
-        "method" => method.clone(), "route" => route.clone(), "status" => status
+        "method" => method, "route" => route.clone(), "status" => status
     )
     .increment(1);
     metrics::histogram!(
@@ -55,20 +55,59 @@ pub async fn record(request: Request, next: Next) -> Response {
     response
 }
 
-/// The router of the metrics listener.
-pub fn router() -> Router {
+/// A method as a label: anyone may send any token as a method (`X1`, `X2`, …), and each new
+/// label value is a new series kept forever, so only the standard methods are named.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The router of the metrics listener: `/metrics`, and readiness with its failures' details
+/// (kept off the public port, where they would name internal hosts).
+pub fn router(state: crate::state::AppState) -> Router {
     let handle = handle();
-    Router::new().route(
-        "/metrics",
-        get(move || async move {
-            (
-                [(
-                    header::CONTENT_TYPE,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                )],
-                handle.render(),
-            )
-                .into_response()
-        }),
-    )
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    handle.render(),
+                )
+                    .into_response()
+            }),
+        )
+        .route("/health/ready", get(super::health::ready_detailed))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use super::method_label;
+
+    #[test]
+    fn odd_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        for odd in ["X1", "PROPFIND", "get", "BREW"] {
+            let m = Method::from_bytes(odd.as_bytes()).expect("a valid token");
+            assert_eq!(method_label(&m), "other", "{odd}");
+        }
+    }
 }

@@ -13,3 +13,9 @@ pub struct Principal {
     /// The session's CSRF token; none for a token (no cookie, so nothing to forge).
     pub csrf: Option<String>,
 }
+
+/// The session store failed for this request, so who sent it is unknown: public pages carry
+/// on signed out, protected ones answer 503, and CSRF refuses state changes (it cannot tell
+/// whether the cookie names a live session whose token must be checked).
+#[derive(Clone)]
+pub struct SessionStoreDown(pub String);

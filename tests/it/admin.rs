@@ -328,3 +328,40 @@ async fn break_glass_grant_from_the_command_line() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_admin_change_is_audited_with_the_address_it_came_from() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    // One proxy in front: the last X-Forwarded-For entry is the client.
+    let app = app_with(&idp, &db, &[("GATEHOUSE_TRUSTED_PROXIES", "1")]).await;
+    // Signed in from the loopback peer (no X-Forwarded-For), acting from elsewhere.
+    let (ann, csrf) = sign_in_as(&app, &idp, "ann", &["gatehouse-admins"]).await;
+    let (_carl, _) = sign_in_as(&app, &idp, "carl", &[]).await;
+    let r = http()
+        .post(app.url("/admin/users/2/sessions/revoke"))
+        .header("cookie", ann.header())
+        .header("x-forwarded-for", "203.0.113.9")
+        .form(&[("csrf_token", &csrf)])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(db.url())
+        .await
+        .expect("sqlite");
+    let (kind, ip, details): (String, Option<String>, String) = sqlx::query_as(
+        "SELECT kind, client_ip, details FROM audit_events \
+         WHERE kind = 'session_revoked' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("an audit row");
+    assert_eq!(kind, "session_revoked");
+    assert_eq!(ip.as_deref(), Some("203.0.113.9"), "{details}");
+    let details: serde_json::Value = serde_json::from_str(&details).expect("json");
+    assert_eq!(details["session_client_ip"], "127.0.0.1", "{details}");
+    app.stop().await;
+}

@@ -1,5 +1,6 @@
 //! The `gatehouse` binary as operators run it: exit codes and what it prints.
 
+use crate::support::fake_idp::FakeIdp;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -43,14 +44,19 @@ fn check_names_redis_when_nothing_listens_there() {
     );
 }
 
-#[tokio::test]
+// Multi-threaded: the fake provider answers `check` while the test blocks on the process.
+#[tokio::test(flavor = "multi_thread")]
 async fn check_passes_against_real_postgres_and_redis_and_sees_pending_migrations() {
     let db = TestDb::postgres().await;
     let redis = redis_url();
-    let env = [
-        ("GATEHOUSE_DATABASE_URL", db.url()),
-        ("GATEHOUSE_REDIS_URL", redis.as_str()),
-    ];
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let env = provider(
+        &idp,
+        &[
+            ("GATEHOUSE_DATABASE_URL", db.url()),
+            ("GATEHOUSE_REDIS_URL", redis.as_str()),
+        ],
+    );
     let (out, stdout, _) = run(&env, &["check"]);
     assert!(out.status.success(), "{stdout}");
     assert!(
@@ -88,12 +94,53 @@ async fn check_passes_against_real_postgres_and_redis_and_sees_pending_migration
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn check_warns_about_postgres_without_redis() {
     let db = TestDb::postgres().await;
-    let (out, stdout, _) = run(&[("GATEHOUSE_DATABASE_URL", db.url())], &["check"]);
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let env = provider(&idp, &[("GATEHOUSE_DATABASE_URL", db.url())]);
+    let (out, stdout, _) = run(&env, &["check"]);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("redis: WARN: not configured"), "{stdout}");
+}
+
+#[test]
+fn check_and_serve_refuse_dev_mode_on_postgres() {
+    let url = "postgres://gatehouse@127.0.0.1:5432/gatehouse";
+    let (out, stdout, _) = run(&[("GATEHOUSE_DATABASE_URL", url)], &["check"]);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("config: FAIL: would not serve: GATEHOUSE_DATABASE_URL"),
+        "{stdout}"
+    );
+    let (out, _, stderr) = run(&[("GATEHOUSE_DATABASE_URL", url)], &["serve"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("GATEHOUSE_DATABASE_URL") && stderr.contains("dev mode"),
+        "{stderr}"
+    );
+    // An empty identity variable is a broken deployment, not a wish for dev mode.
+    let (out, _, stderr) = run(&[("GATEHOUSE_OIDC_ISSUER", "")], &["serve"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("GATEHOUSE_OIDC_ISSUER is set but empty"),
+        "{stderr}"
+    );
+}
+
+/// These settings with a configured provider: the fake one, so `check` can reach it.
+fn provider<'a>(idp: &'a FakeIdp, pairs: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all = pairs.to_vec();
+    all.extend_from_slice(&[
+        ("GATEHOUSE_OIDC_ISSUER", idp.issuer.as_str()),
+        ("GATEHOUSE_OIDC_CLIENT_ID", "fake-client"),
+        ("GATEHOUSE_OIDC_CLIENT_SECRET", "fake-secret"),
+        (
+            "GATEHOUSE_SESSION_KEY",
+            "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk",
+        ),
+    ]);
+    all
 }
 
 #[test]
@@ -110,7 +157,8 @@ fn check_reports_a_bad_configuration_and_exits_1() {
 fn serve_with_unreachable_database_exits_1_naming_the_redacted_url_and_cause() {
     let port = free_port();
     let url = format!("postgres://gatehouse:topsecret@127.0.0.1:{port}/gatehouse");
-    let (out, stdout, stderr) = run(&[("GATEHOUSE_DATABASE_URL", &url)], &["serve"]);
+    let env = crate::support::with_provider(&[("GATEHOUSE_DATABASE_URL", &url)]);
+    let (out, stdout, stderr) = run(&env, &["serve"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr.contains(&format!(

@@ -249,7 +249,8 @@ async fn seed_facts(db: &TestDb) {
     .await;
 }
 
-pub async fn app_with_directory(db: &TestDb, people: &[Person]) -> TestApp {
+/// The directory every test starts from: alice and bob, their facts, and `people`.
+pub async fn seed_directory(db: &TestDb, people: &[Person]) {
     let mut all = vec![
         (
             "Alice Admin".into(),
@@ -267,6 +268,11 @@ pub async fn app_with_directory(db: &TestDb, people: &[Person]) -> TestApp {
     all.extend_from_slice(people);
     seed(db, &all).await.close().await;
     seed_facts(db).await;
+}
+
+/// Dev mode (SQLite) over a seeded directory: alice and bob, their facts, and `people`.
+pub async fn app_with_directory(db: &TestDb, people: &[Person]) -> TestApp {
+    seed_directory(db, people).await;
     TestApp::start(&[("GATEHOUSE_DATABASE_URL", db.url())]).await
 }
 
@@ -345,9 +351,12 @@ fn link_next(r: &reqwest::Response) -> Option<String> {
 #[tokio::test]
 async fn search_json_streams_everyone_and_pages_with_link_headers() {
     let db = TestDb::postgres().await;
-    // More than one internal stream page (1,000 rows).
-    let app = app_with_directory(&db, &people(2400)).await;
-    let alice = dev_sign_in(&app.base, "alice").await;
+    // More than one internal stream page (1,000 rows); signed in at node oidc-provider, since
+    // dev mode does not serve on PostgreSQL.
+    seed_directory(&db, &people(2400)).await;
+    let rig = crate::signin::rig(db, &[]).await;
+    let alice = crate::signin::sign_in(&rig, "alice", "/").await.jar;
+    let app = rig.app;
 
     let r = get_with(&alice, &app.url("/gh/search.json")).await;
     assert_eq!(r.status(), StatusCode::OK);

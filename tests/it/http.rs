@@ -4,10 +4,15 @@ use reqwest::StatusCode;
 use reqwest::header;
 use serde_json::Value;
 
-use crate::support::{TestApp, TestDb, free_port, http, redis_url};
+use crate::support::{TestApp, TestDb, free_port, http, redis_url, with_provider};
 
+/// Dev mode on SQLite; on PostgreSQL (where dev mode refuses to serve) a configured provider.
 async fn dev_app(db: &TestDb) -> TestApp {
-    TestApp::start(&[("GATEHOUSE_DATABASE_URL", db.url())]).await
+    let pairs = [("GATEHOUSE_DATABASE_URL", db.url())];
+    match db {
+        TestDb::Sqlite { .. } => TestApp::start(&pairs).await,
+        _ => TestApp::start(&with_provider(&pairs)).await,
+    }
 }
 
 async fn landing_page_shows_sample_data(db: TestDb) {
@@ -39,18 +44,32 @@ async fn landing_page_on_sqlite() {
 }
 
 #[tokio::test]
-async fn landing_page_on_postgres() {
-    landing_page_shows_sample_data(TestDb::postgres().await).await;
+async fn landing_page_on_postgres_with_a_provider() {
+    // Sample data is dev mode's, and dev mode does not serve on PostgreSQL.
+    let db = TestDb::postgres().await;
+    let app = dev_app(&db).await;
+    let body = http()
+        .get(app.url("/"))
+        .send()
+        .await
+        .expect("GET /")
+        .text()
+        .await
+        .expect("body");
+    assert!(body.contains("<title>Gatehouse</title>"));
+    assert!(!body.contains("Dev mode."), "{body}");
+    assert!(body.contains("data-testid=\"people-count\">0<"), "{body}");
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn health_is_cheap_and_ready_checks_postgres_and_redis() {
     let db = TestDb::postgres().await;
     let redis = redis_url();
-    let app = TestApp::start(&[
+    let app = TestApp::start(&with_provider(&[
         ("GATEHOUSE_DATABASE_URL", db.url()),
         ("GATEHOUSE_REDIS_URL", &redis),
-    ])
+    ]))
     .await;
     let live = http().get(app.url("/health")).send().await.expect("live");
     assert_eq!(live.status(), StatusCode::OK);
@@ -90,6 +109,27 @@ async fn ready_is_503_with_a_reason_when_redis_is_down() {
     let body: Value = ready.json().await.expect("json");
     assert_eq!(body["status"], "unavailable");
     assert_eq!(body["checks"]["database"], "ok");
+    // Publicly, which dependency only: the error text names internal hosts.
+    assert_eq!(body["reason"], "redis");
+    assert_eq!(body["checks"]["redis"], "fail");
+    assert!(!body.to_string().contains("127.0.0.1"), "{body}");
+    app.stop().await;
+
+    // The details are on the metrics listener.
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let app = TestApp::start(&[
+        ("GATEHOUSE_DATABASE_URL", db.url()),
+        ("GATEHOUSE_REDIS_URL", &dead),
+        ("GATEHOUSE_METRICS_BIND", &metrics_addr),
+    ])
+    .await;
+    let ready = http()
+        .get(format!("http://{metrics_addr}/health/ready"))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.expect("json");
     let reason = body["reason"].as_str().expect("reason");
     assert!(reason.starts_with("redis:"), "{reason}");
     assert!(reason.to_lowercase().contains("refused"), "{reason}");
@@ -117,12 +157,7 @@ async fn ready_is_503_when_the_database_goes_away() {
         .expect("ready");
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = ready.json().await.expect("json");
-    assert!(
-        body["reason"]
-            .as_str()
-            .expect("reason")
-            .starts_with("database:")
-    );
+    assert_eq!(body["reason"], "database");
     app.stop().await;
 }
 
@@ -263,6 +298,75 @@ async fn every_response_has_a_request_id_and_security_headers() {
         .await
         .expect("response");
     assert_eq!(r.headers()["x-request-id"], "lb-1234");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn odd_methods_and_paths_add_no_metric_series() {
+    let db = TestDb::sqlite();
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let app = TestApp::start(&[
+        ("GATEHOUSE_DATABASE_URL", db.url()),
+        ("GATEHOUSE_METRICS_BIND", &metrics_addr),
+    ])
+    .await;
+    let series = || async {
+        let text = http()
+            .get(format!("http://{metrics_addr}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .filter(|l| l.starts_with("gatehouse_http_requests_total{"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let client = http();
+    // One of each first, so the series they map to exist before counting.
+    for (method, path) in [("X0", "/"), ("X0", "/health"), ("X0", "/no/such/0")] {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        client.request(m, app.url(path)).send().await.expect("sent");
+    }
+    const STANDARD: &[&str] = &[
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    let odd = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| {
+                !STANDARD
+                    .iter()
+                    .any(|m| l.contains(&format!("method=\"{m}\"")))
+            })
+            .count()
+    };
+    let before = odd(&series().await);
+    for i in 1..=500 {
+        let m = reqwest::Method::from_bytes(format!("X{i}").as_bytes()).expect("method");
+        let path = ["/", "/health", &format!("/no/such/{i}")][i % 3].to_string();
+        client
+            .request(m, app.url(&path))
+            .send()
+            .await
+            .expect("sent");
+    }
+    let after = series().await;
+    // Other tests of this binary share the global recorder, but none sends odd methods: the
+    // series beyond the standard methods are this test's alone.
+    assert_eq!(odd(&after), before, "{after:#?}");
+    assert!(
+        !after
+            .iter()
+            .any(|l| l.contains("method=\"X") || l.contains("/no/such/")),
+        "{after:#?}"
+    );
+    assert!(
+        after.iter().any(|l| l.contains("method=\"other\"")),
+        "{after:#?}"
+    );
     app.stop().await;
 }
 

@@ -11,6 +11,7 @@ mod cli;
 mod csrf;
 mod devidp;
 mod directory;
+mod email_trust;
 mod http;
 mod idp;
 mod import;

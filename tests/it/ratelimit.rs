@@ -83,11 +83,11 @@ async fn a_spoofed_forwarded_for_does_not_buy_a_new_budget() {
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_client_has_its_own_budget() {
     let db = TestDb::sqlite();
-    let app = TestApp::start(&[
+    let app = TestApp::start(&crate::support::with_provider(&[
         ("GATEHOUSE_DATABASE_URL", db.url()),
         ("GATEHOUSE_RATE_LIMITS", "auth.login=1/hour"),
         ("GATEHOUSE_TRUSTED_PROXIES", "1"),
-    ])
+    ]))
     .await;
     assert_ne!(
         hit(&app, "/auth/login", Some("203.0.113.1")).await.status(),
@@ -115,6 +115,7 @@ async fn two_instances_on_one_redis_share_their_counters() {
         ("GATEHOUSE_REDIS_PREFIX", prefix.as_str()),
         ("GATEHOUSE_RATE_LIMITS", "default=4/hour"),
     ];
+    let shared = crate::support::with_provider(&shared);
     let one = TestApp::start(&shared).await;
     let two = TestApp::start(&shared).await;
     let mut statuses = Vec::new();

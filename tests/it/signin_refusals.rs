@@ -28,7 +28,7 @@ pub async fn start(app: &TestApp, idp: &FakeIdp) -> Attempt {
     jar.take(&r);
     let url = location(&r, &app.base);
     assert!(
-        url.starts_with(&format!("{}/authorize?", idp.issuer)),
+        url.starts_with(&format!("{}/authorize?", idp.issuer.trim_end_matches('/'))),
         "{url}"
     );
     let q: HashMap<String, String> = url::Url::parse(&url)
@@ -325,5 +325,57 @@ async fn session_storage_down_is_a_503_page_not_a_crash() {
         .await
         .expect("callback");
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // A state change on a public route with a session cookie and no CSRF token: the session
+    // cannot be looked up, so neither can its token; refused, never let through.
+    let r = http()
+        .post(app.url("/auth/logout"))
+        .header("cookie", "gatehouse_session=anything")
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_provider_that_promises_iss_must_send_it() {
+    let idp = FakeIdp::start(vec!["openid", "email"]).await;
+    idp.promise_iss();
+    let db = TestDb::sqlite();
+    let app = app_for(&idp, &db).await;
+    let attempt = start(&app, &idp).await;
+    let r = callback(&app, &attempt, &format!("code=c&state={}", attempt.state)).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(last_login_audit(&db).await["reason"], "missing_issuer");
+
+    let attempt = start(&app, &idp).await;
+    let iss: String = url::form_urlencoded::byte_serialize(idp.issuer.as_bytes()).collect();
+    let r = callback(
+        &app,
+        &attempt,
+        &format!("code=c&state={}&iss={iss}", attempt.state),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_issuer_with_a_trailing_slash_signs_in_as_written() {
+    // Auth0 writes its issuer with a `/`; it is kept and compared exactly.
+    let idp = FakeIdp::start_as(vec!["openid", "email"], "/").await;
+    assert!(idp.issuer.ends_with('/'));
+    let db = TestDb::sqlite();
+    let app = app_for(&idp, &db).await;
+    let (_, r) = signed_in(&app, &idp).await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // A token that names the issuer without the slash is someone else's.
+    let bare = idp.issuer.trim_end_matches('/').to_string();
+    idp.tamper(Tamper::Claims(json!({ "iss": bare })));
+    let attempt = start(&app, &idp).await;
+    let r = callback(&app, &attempt, &format!("code=c&state={}", attempt.state)).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     app.stop().await;
 }

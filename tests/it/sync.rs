@@ -440,7 +440,10 @@ async fn one_at_a_time_across_processes(db: TestDb) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut serve_env = env.clone();
     serve_env.push(("GATEHOUSE_BIND", &bind));
-    // A configured (not dev) provider is not needed: dev mode on loopback is fine here.
+    // No one signs in; a configured provider only because dev mode refuses PostgreSQL.
+    if matches!(db, TestDb::Postgres { .. }) {
+        serve_env.extend_from_slice(crate::support::UNUSED_PROVIDER);
+    }
     let mut serve = crate::cli::gatehouse(dir.path(), &serve_env, &["serve"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -405,7 +405,7 @@ impl GitHubClient {
                     continue;
                 };
                 out.push(SamlIdentity {
-                    email: email.trim().to_lowercase(),
+                    email: email.trim().to_ascii_lowercase(),
                     login: login.to_string(),
                     name: node["user"]["name"].as_str().unwrap_or("").to_string(),
                 });

@@ -37,6 +37,8 @@ struct Inner {
     nonce: Mutex<String>,
     scopes_supported: Vec<&'static str>,
     jwks_requests: std::sync::atomic::AtomicUsize,
+    /// Whether discovery promises `iss` in authorization responses (RFC 9207).
+    promises_iss: std::sync::atomic::AtomicBool,
 }
 
 pub struct FakeIdp {
@@ -122,13 +124,16 @@ impl Inner {
 }
 
 async fn discovery(State(i): State<Arc<Inner>>) -> Json<Value> {
+    let base = i.issuer.trim_end_matches('/');
     Json(json!({
         "issuer": i.issuer,
-        "authorization_endpoint": format!("{}/authorize", i.issuer),
-        "token_endpoint": format!("{}/token", i.issuer),
-        "userinfo_endpoint": format!("{}/userinfo", i.issuer),
-        "jwks_uri": format!("{}/jwks", i.issuer),
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "userinfo_endpoint": format!("{base}/userinfo"),
+        "jwks_uri": format!("{base}/jwks"),
         "scopes_supported": i.scopes_supported,
+        "authorization_response_iss_parameter_supported":
+            i.promises_iss.load(std::sync::atomic::Ordering::SeqCst),
     }))
 }
 
@@ -159,10 +164,15 @@ async fn userinfo(State(i): State<Arc<Inner>>) -> Json<Value> {
 
 impl FakeIdp {
     pub async fn start(scopes_supported: Vec<&'static str>) -> FakeIdp {
+        FakeIdp::start_as(scopes_supported, "").await
+    }
+
+    /// A provider whose issuer ends in `suffix` (Auth0's end in `/`).
+    pub async fn start_as(scopes_supported: Vec<&'static str>, suffix: &str) -> FakeIdp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let issuer = format!("http://{}", listener.local_addr().expect("addr"));
+        let issuer = format!("http://{}{suffix}", listener.local_addr().expect("addr"));
         let inner = Arc::new(Inner {
             issuer: issuer.clone(),
             key: SigningKey::generate().expect("key"),
@@ -171,6 +181,7 @@ impl FakeIdp {
             nonce: Mutex::new(String::new()),
             scopes_supported,
             jwks_requests: std::sync::atomic::AtomicUsize::new(0),
+            promises_iss: std::sync::atomic::AtomicBool::new(false),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -191,6 +202,13 @@ impl FakeIdp {
     /// An access token with exactly these claims, signed or forged as `tamper` says.
     pub fn access_token(&self, claims: &Value, tamper: &Tamper) -> String {
         self.inner.forge(claims, tamper)
+    }
+
+    /// From now on, discovery promises `iss` in authorization responses.
+    pub fn promise_iss(&self) {
+        self.inner
+            .promises_iss
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// How many times the JWKS was fetched.

@@ -17,6 +17,25 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// A loopback port that was free a moment ago.
+/// A configured identity provider that nothing here contacts: for tests that serve on
+/// PostgreSQL or behind a proxy (where dev mode refuses to start) and sign no one in.
+pub const UNUSED_PROVIDER: &[(&str, &str)] = &[
+    ("GATEHOUSE_OIDC_ISSUER", "http://127.0.0.1:9/unused"),
+    ("GATEHOUSE_OIDC_CLIENT_ID", "unused"),
+    ("GATEHOUSE_OIDC_CLIENT_SECRET", "unused"),
+    (
+        "GATEHOUSE_SESSION_KEY",
+        "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk",
+    ),
+];
+
+/// These settings with `UNUSED_PROVIDER`'s added.
+pub fn with_provider<'a>(pairs: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all = pairs.to_vec();
+    all.extend_from_slice(UNUSED_PROVIDER);
+    all
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
