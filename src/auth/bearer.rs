@@ -145,6 +145,8 @@ impl From<BearerError> for AppError {
 struct Issuer {
     issuer: String,
     jwks: OnceCell<Arc<JwksCache>>,
+    /// When its discovery last failed: tried again only after the back-off.
+    failed_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 pub struct ApiVerifier {
@@ -172,6 +174,7 @@ impl ApiVerifier {
                 .map(|i| Issuer {
                     issuer: i.clone(),
                     jwks: OnceCell::new(),
+                    failed_at: std::sync::Mutex::new(None),
                 })
                 .collect(),
             audience: config.api.audience.clone(),
@@ -191,15 +194,29 @@ impl ApiVerifier {
         issuer
             .jwks
             .get_or_try_init(|| async {
-                if let Ok(meta) = self.sign_in.metadata().await
-                    && self.sign_in.relying_party().issuer == issuer.issuer
-                {
-                    return Ok(Arc::clone(&meta.jwks));
+                // The sign-in issuer's metadata has its own retries and back-off.
+                if self.sign_in.relying_party().issuer == issuer.issuer {
+                    return match self.sign_in.metadata().await {
+                        Ok(meta) => Ok(Arc::clone(&meta.jwks)),
+                        Err(_) => Err(BearerError::KeysUnavailable),
+                    };
+                }
+                let backing_off = issuer
+                    .failed_at
+                    .lock()
+                    .ok()
+                    .and_then(|f| *f)
+                    .is_some_and(|at| at.elapsed() < discovery::FAILURE_BACKOFF);
+                if backing_off {
+                    return Err(BearerError::KeysUnavailable);
                 }
                 let doc = discovery::fetch(&self.http, &issuer.issuer)
                     .await
                     .map_err(|error| {
                         tracing::warn!(%error, "API issuer discovery failed");
+                        if let Ok(mut f) = issuer.failed_at.lock() {
+                            *f = Some(std::time::Instant::now());
+                        }
                         BearerError::KeysUnavailable
                     })?;
                 let uri = doc.endpoints.jwks_uri.ok_or(BearerError::KeysUnavailable)?;

@@ -36,6 +36,9 @@ pub fn same_issuer(configured: &str, named: &str) -> bool {
     configured == named
 }
 
+/// How long a failed discovery is answered from memory before the provider is asked again.
+pub const FAILURE_BACKOFF: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Where an issuer's discovery document is: a terminating `/` of the issuer is removed
 /// before the well-known path is appended.
 pub fn url(issuer: &str) -> String {

@@ -4,7 +4,10 @@
 //! Written here rather than taken from a crate because the refresh rule is ours: keys are
 //! found by `kid` with no I/O; an unknown `kid` refetches the set (key rotation) but at most
 //! once per cool-down, so a flood of tokens with random `kid`s cannot become a flood against
-//! the identity provider. Parsing and verification are `jsonwebtoken`'s.
+//! the identity provider. The set also has a maximum age (the JWKS answer's
+//! `Cache-Control: max-age`, else an hour, never more than a day): a key the provider
+//! withdrew, after a compromise say, stops being trusted then, even while tokens keep
+//! naming it. Parsing and verification are `jsonwebtoken`'s.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -21,6 +24,10 @@ pub const ALLOWED_ALGORITHMS: &[Algorithm] = &[Algorithm::RS256, Algorithm::ES25
 pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
 /// Least time between two fetches after a failed one.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+/// How long a key set is used when its answer says nothing about caching.
+const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
+/// The longest a key set is used, whatever its answer says.
+const MAX_MAX_AGE: Duration = Duration::from_secs(86_400);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwksError {
@@ -43,6 +50,8 @@ struct KeySet {
     by_kid: HashMap<String, Arc<VerifyingKey>>,
     /// Keys published without a `kid`; usable only when the set holds exactly one key.
     without_kid: Vec<Arc<VerifyingKey>>,
+    /// When this set is due for a refetch; `None` for the empty set before the first fetch.
+    expires: Option<Instant>,
 }
 
 impl KeySet {
@@ -84,12 +93,20 @@ impl JwksCache {
         &self.uri
     }
 
-    fn cached(&self, kid: Option<&str>) -> Option<Arc<VerifyingKey>> {
+    fn set(&self) -> Arc<KeySet> {
         // A poisoned lock only means a panic elsewhere while swapping an Arc; the value is whole.
-        let keys = match self.keys.read() {
+        match self.keys.read() {
             Ok(k) => Arc::clone(&k),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        };
+        }
+    }
+
+    /// A key of a set that is not past its maximum age.
+    fn cached(&self, kid: Option<&str>) -> Option<Arc<VerifyingKey>> {
+        let keys = self.set();
+        if keys.expires.is_some_and(|at| Instant::now() >= at) {
+            return None;
+        }
         keys.find(kid)
     }
 
@@ -115,13 +132,19 @@ impl JwksCache {
         if let Some(key) = self.cached(kid) {
             return Ok(key);
         }
+        let expired = self.set().expires.is_some_and(|at| Instant::now() >= at);
         if let Some((at, failed)) = *last {
             let wait = if failed {
                 RETRY_AFTER_FAILURE
             } else {
                 self.cooldown
             };
-            if at.elapsed() < wait {
+            // An expired set is refetched at once (unless the last try just failed): its
+            // age, not a token, asks for it, so this cannot be driven by an attacker.
+            if at.elapsed() < wait && (failed || !expired) {
+                if let Some(key) = self.set().find(kid).filter(|_| failed) {
+                    return Ok(key);
+                }
                 return Err(if failed {
                     JwksError::Unavailable("the last fetch failed; retrying shortly".into())
                 } else {
@@ -131,7 +154,21 @@ impl JwksCache {
         }
         let fetched = self.fetch().await;
         *last = Some((Instant::now(), fetched.is_err()));
-        let set = fetched?;
+        let set = match fetched {
+            Ok(set) => set,
+            // An expired set whose refresh failed is still the best knowledge there is: the
+            // provider being down must not lock everyone out; the next try is in a moment.
+            Err(e) => {
+                let stale = self.set();
+                return match stale.find(kid) {
+                    Some(key) => {
+                        tracing::warn!(jwks = %self.uri, error = %e, "refreshing expired signing keys failed; using the old ones");
+                        Ok(key)
+                    }
+                    None => Err(e),
+                };
+            }
+        };
         tracing::info!(jwks = %self.uri, keys = set.by_kid.len() + set.without_kid.len(), "fetched signing keys");
         let set = Arc::new(set);
         match self.keys.write() {
@@ -157,12 +194,37 @@ impl JwksCache {
         if !response.status().is_success() {
             return Err(unavailable(format!("answered {}", response.status())));
         }
+        let max_age = max_age(response.headers()).max(self.cooldown.max(Duration::from_secs(1)));
         let doc: Document = response
             .json()
             .await
             .map_err(|e| unavailable(format!("not a JWKS ({e})")))?;
-        Ok(parse_keys(doc.keys))
+        let mut set = parse_keys(doc.keys);
+        set.expires = Some(Instant::now() + max_age);
+        Ok(set)
     }
+}
+
+/// How long a JWKS answer may be used: its `Cache-Control: max-age`, else an hour, capped
+/// at a day (`no-store`/`no-cache` count as zero, and the caller's floor applies).
+fn max_age(headers: &reqwest::header::HeaderMap) -> Duration {
+    let Some(value) = headers
+        .get(reqwest::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return DEFAULT_MAX_AGE;
+    };
+    let mut age = None;
+    for directive in value.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return Duration::ZERO;
+        }
+        if let Some(seconds) = lower.strip_prefix("max-age=") {
+            age = seconds.trim_matches('"').parse::<u64>().ok();
+        }
+    }
+    age.map_or(DEFAULT_MAX_AGE, |s| Duration::from_secs(s).min(MAX_MAX_AGE))
 }
 
 /// Usable signing keys of a JWKS; encryption keys and unsupported types are skipped, so one
@@ -212,4 +274,28 @@ fn parse_keys(keys: Vec<serde_json::Value>) -> KeySet {
         }
     }
     set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{CACHE_CONTROL, HeaderMap, HeaderValue};
+
+    fn age(value: Option<&'static str>) -> Duration {
+        let mut headers = HeaderMap::new();
+        if let Some(v) = value {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static(v));
+        }
+        max_age(&headers)
+    }
+
+    #[test]
+    fn key_sets_expire_as_their_answer_says_within_a_day() {
+        assert_eq!(age(None), DEFAULT_MAX_AGE);
+        assert_eq!(age(Some("public, max-age=600")), Duration::from_secs(600));
+        assert_eq!(age(Some("max-age=31536000, immutable")), MAX_MAX_AGE);
+        assert_eq!(age(Some("no-store")), Duration::ZERO);
+        assert_eq!(age(Some("private, No-Cache")), Duration::ZERO);
+        assert_eq!(age(Some("max-age=soon")), DEFAULT_MAX_AGE);
+    }
 }

@@ -131,6 +131,8 @@ pub struct OidcClient {
     rp: RelyingParty,
     http: reqwest::Client,
     metadata: RwLock<Option<Arc<Metadata>>>,
+    /// The last failed discovery, answered again until the back-off has passed.
+    failed: std::sync::Mutex<Option<(std::time::Instant, String)>>,
     jwks_cooldown: Duration,
 }
 
@@ -154,6 +156,7 @@ impl OidcClient {
             rp,
             http,
             metadata: RwLock::new(None),
+            failed: std::sync::Mutex::new(None),
             jwks_cooldown: jwks_cooldown.unwrap_or(DEFAULT_COOLDOWN),
         })
     }
@@ -172,9 +175,35 @@ impl OidcClient {
         if let Some(m) = slot.as_ref() {
             return Ok(Arc::clone(m));
         }
-        let meta = Arc::new(self.discover().await?);
-        *slot = Some(Arc::clone(&meta));
-        Ok(meta)
+        // Every sign-in and every Bearer token asks for the metadata: while the provider is
+        // down, one discovery per back-off, not one per request (a flood of tokens naming
+        // the issuer must not become a flood against it).
+        let recent = self
+            .failed
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
+            .filter(|(at, _)| at.elapsed() < discovery::FAILURE_BACKOFF);
+        if let Some((_, message)) = recent {
+            return Err(LoginError::ProviderUnavailable(message));
+        }
+        match self.discover().await {
+            Ok(meta) => {
+                let meta = Arc::new(meta);
+                *slot = Some(Arc::clone(&meta));
+                Ok(meta)
+            }
+            Err(e) => {
+                if let Ok(mut failed) = self.failed.lock() {
+                    let message = match &e {
+                        LoginError::ProviderUnavailable(m) => m.clone(),
+                        other => other.to_string(),
+                    };
+                    *failed = Some((std::time::Instant::now(), message));
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn discover(&self) -> Result<Metadata, LoginError> {

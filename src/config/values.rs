@@ -243,4 +243,3 @@ mod tests {
         assert!(trusted_proxies(",").is_err());
     }
 }
-

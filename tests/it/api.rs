@@ -897,3 +897,79 @@ async fn malformed_input_is_a_4xx_and_changes_nothing() {
     assert_eq!(dry["removed"], 2, "{dry}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_withdrawn_key_is_refused_once_the_key_set_is_past_its_max_age() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    idp.set_jwks_cache_control("public, max-age=1");
+    let db = TestDb::sqlite();
+    let app = app_with(
+        &idp,
+        &db,
+        &[
+            ("GATEHOUSE_API_CLIENT_IDS", "reports"),
+            ("GATEHOUSE_JWKS_COOLDOWN", "0s"),
+        ],
+    )
+    .await;
+    let token = idp.access_token(&good_claims(&idp.issuer), &Tamper::None);
+    assert_eq!(
+        get(&app, "/api/v1/me", Some(&token)).await.status(),
+        StatusCode::OK
+    );
+    idp.withdraw_key();
+    // Within the max age the cached key still verifies, with no fetch per request.
+    let fetches = idp.jwks_requests();
+    assert_eq!(
+        get(&app, "/api/v1/me", Some(&token)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(idp.jwks_requests(), fetches);
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let r = get(&app, "/api/v1/me", Some(&token)).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{}", challenge(&r));
+    assert_eq!(idp.jwks_requests(), fetches + 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_issuer_is_asked_once_per_back_off_under_a_flood_of_tokens() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let other = FakeIdp::start(vec!["openid"]).await;
+    idp.set_down(true);
+    other.set_down(true);
+    let db = TestDb::sqlite();
+    let issuers = format!("{},{}", idp.issuer, other.issuer);
+    let app = app_with(
+        &idp,
+        &db,
+        &[
+            ("GATEHOUSE_API_ISSUERS", issuers.as_str()),
+            ("GATEHOUSE_API_CLIENT_IDS", "reports"),
+            ("GATEHOUSE_RATE_LIMITS", "api=100000/minute"),
+        ],
+    )
+    .await;
+    // The sign-in issuer (its metadata: one discovery of three tries) and a second API issuer.
+    for (provider, per_discovery) in [(&idp, 3), (&other, 1)] {
+        let token = provider.access_token(&good_claims(&provider.issuer), &Tamper::None);
+        let flood = (0..40).map(|_| get(&app, "/api/v1/me", Some(&token)));
+        for r in futures::future::join_all(flood).await {
+            assert!(
+                matches!(
+                    r.status(),
+                    StatusCode::UNAUTHORIZED | StatusCode::SERVICE_UNAVAILABLE
+                ),
+                "{}",
+                r.status()
+            );
+        }
+        assert_eq!(
+            provider.discovery_requests(),
+            per_discovery,
+            "{}",
+            provider.issuer
+        );
+    }
+    app.stop().await;
+}

@@ -39,6 +39,13 @@ struct Inner {
     jwks_requests: std::sync::atomic::AtomicUsize,
     /// Whether discovery promises `iss` in authorization responses (RFC 9207).
     promises_iss: std::sync::atomic::AtomicBool,
+    /// The JWKS publishes no key (the provider withdrew it).
+    withdrawn: std::sync::atomic::AtomicBool,
+    /// Discovery answers 503.
+    down: std::sync::atomic::AtomicBool,
+    discovery_requests: std::sync::atomic::AtomicUsize,
+    /// `Cache-Control` of the JWKS answer.
+    jwks_cache_control: Mutex<Option<String>>,
 }
 
 pub struct FakeIdp {
@@ -123,7 +130,13 @@ impl Inner {
     }
 }
 
-async fn discovery(State(i): State<Arc<Inner>>) -> Json<Value> {
+async fn discovery(State(i): State<Arc<Inner>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use std::sync::atomic::Ordering;
+    i.discovery_requests.fetch_add(1, Ordering::SeqCst);
+    if i.down.load(Ordering::SeqCst) {
+        return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     let base = i.issuer.trim_end_matches('/');
     Json(json!({
         "issuer": i.issuer,
@@ -133,14 +146,25 @@ async fn discovery(State(i): State<Arc<Inner>>) -> Json<Value> {
         "jwks_uri": format!("{base}/jwks"),
         "scopes_supported": i.scopes_supported,
         "authorization_response_iss_parameter_supported":
-            i.promises_iss.load(std::sync::atomic::Ordering::SeqCst),
+            i.promises_iss.load(Ordering::SeqCst),
     }))
+    .into_response()
 }
 
-async fn jwks(State(i): State<Arc<Inner>>) -> Json<Value> {
+async fn jwks(State(i): State<Arc<Inner>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
     i.jwks_requests
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    Json(json!({ "keys": [i.key.public_jwk] }))
+    let keys = if i.withdrawn.load(std::sync::atomic::Ordering::SeqCst) {
+        json!({ "keys": [] })
+    } else {
+        json!({ "keys": [i.key.public_jwk] })
+    };
+    let cache = i.jwks_cache_control.lock().ok().and_then(|c| c.clone());
+    match cache {
+        Some(c) => ([(axum::http::header::CACHE_CONTROL, c)], Json(keys)).into_response(),
+        None => Json(keys).into_response(),
+    }
 }
 
 async fn token(State(i): State<Arc<Inner>>) -> Json<Value> {
@@ -182,6 +206,10 @@ impl FakeIdp {
             scopes_supported,
             jwks_requests: std::sync::atomic::AtomicUsize::new(0),
             promises_iss: std::sync::atomic::AtomicBool::new(false),
+            withdrawn: std::sync::atomic::AtomicBool::new(false),
+            down: std::sync::atomic::AtomicBool::new(false),
+            discovery_requests: std::sync::atomic::AtomicUsize::new(0),
+            jwks_cache_control: Mutex::new(None),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -209,6 +237,34 @@ impl FakeIdp {
         self.inner
             .promises_iss
             .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// From now on, the JWKS publishes no key: the signing key was withdrawn.
+    pub fn withdraw_key(&self) {
+        self.inner
+            .withdrawn
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The `Cache-Control` the JWKS answers with.
+    pub fn set_jwks_cache_control(&self, value: &str) {
+        if let Ok(mut slot) = self.inner.jwks_cache_control.lock() {
+            *slot = Some(value.to_string());
+        }
+    }
+
+    /// Whether discovery answers 503.
+    pub fn set_down(&self, down: bool) {
+        self.inner
+            .down
+            .store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many times the discovery document was asked for.
+    pub fn discovery_requests(&self) -> usize {
+        self.inner
+            .discovery_requests
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// How many times the JWKS was fetched.
