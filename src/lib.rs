@@ -15,6 +15,7 @@ pub mod home;
 pub mod logging;
 pub mod pipeline;
 pub mod redis_client;
+pub mod repos;
 pub mod sample;
 pub mod state;
 pub mod store;

@@ -87,6 +87,12 @@ pub(super) async fn change_groups(
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect();
+            // A pattern that could never match, or one that means something else in SQL,
+            // is refused here rather than silently granting nothing.
+            for pattern in &repos {
+                crate::repos::RepoPattern::parse(pattern)
+                    .map_err(|e| AppError::BadRequest(format!("Repository pattern {e}.")))?;
+            }
             let description = form.description.unwrap_or_default();
             let role = roles::create(&state.store.db(), &name, description.trim(), &repos)
                 .await?
