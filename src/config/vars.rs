@@ -40,7 +40,7 @@ vars! {
     "GATEHOUSE_JWKS_COOLDOWN", "30s", "least time between two JWKS fetches caused by tokens with an unknown kid (a key rotation is picked up after at most this long)";
     "GATEHOUSE_API_AUDIENCE", "api://default", "required aud of Bearer tokens";
     "GATEHOUSE_API_ISSUERS", "", "accepted Bearer token issuers (comma); default: the OIDC issuer";
-    "GATEHOUSE_API_CLIENT_IDS", "", "allowlist of cid/azp/client_id values; unset = any";
+    "GATEHOUSE_API_CLIENT_IDS", "", "allowlist of cid/azp/client_id values; only these may call the API, and only these may write; unset = any client may read, none may write (in dev mode the dev machine client may)";
     "GATEHOUSE_CORS_ORIGINS", "", "origins allowed to call /api/v1 from a browser; unset = none";
     "GATEHOUSE_SESSION_KEY", "", "secret of at least 32 characters (comma list rotates: first signs, all verify); required outside dev mode";
     "GATEHOUSE_SESSION_TTL", "1h", "absolute session lifetime";

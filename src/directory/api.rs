@@ -274,6 +274,7 @@ async fn put_snapshot(
     use crate::directory::feeds::SnapshotLimits;
     use crate::directory::import::{Source, apply};
     token.require(WRITE)?;
+    state.api.writers.allow(&token)?;
     let snapshot = snapshot_from(feed, &headers, &body)?;
     let limits = SnapshotLimits {
         max_removed_share: state.config.sync_max_departed,
@@ -313,7 +314,7 @@ async fn put_snapshot(
         (status = 200, description = "Applied (or, dry, would apply)", body = SnapshotOutcome),
         (status = 400, description = "Neither CSV nor JSON, or a malformed query string", body = ErrorBody),
         (status = 401, description = "No token, or an invalid one", body = ErrorBody),
-        (status = 403, description = "The token lacks directory.write", body = ErrorBody),
+        (status = 403, description = "The token lacks directory.write, or its client may not write: writes need GATEHOUSE_API_CLIENT_IDS to name it", body = ErrorBody),
         (status = 409, description = "Refused: it would remove more than GATEHOUSE_SYNC_MAX_DEPARTED of the rows", body = SnapshotOutcome),
         (status = 413, description = "The body is larger than 64 MiB", body = ErrorBody),
         (status = 422, description = "Bad rows, each named; nothing changed", body = InvalidRows),
@@ -352,7 +353,7 @@ pub async fn put_assets(
         (status = 200, description = "Applied (or, dry, would apply)", body = SnapshotOutcome),
         (status = 400, description = "Neither CSV nor JSON, or a malformed query string", body = ErrorBody),
         (status = 401, description = "No token, or an invalid one", body = ErrorBody),
-        (status = 403, description = "The token lacks directory.write", body = ErrorBody),
+        (status = 403, description = "The token lacks directory.write, or its client may not write: writes need GATEHOUSE_API_CLIENT_IDS to name it", body = ErrorBody),
         (status = 409, description = "Refused: it would remove more than GATEHOUSE_SYNC_MAX_DEPARTED of the rows", body = SnapshotOutcome),
         (status = 413, description = "The body is larger than 64 MiB", body = ErrorBody),
         (status = 422, description = "Bad rows, each named; nothing changed", body = InvalidRows),

@@ -700,7 +700,18 @@ async fn client_credentials(issuer: &str, client: &str, scope: &str) -> String {
 async fn node_oidc_provider_machine_tokens_and_a_key_rotation() {
     let db = TestDb::postgres().await;
     // Unknown kids refetch the JWKS at most once a second here (30 s by default).
-    let rig = crate::signin::rig(db, &[("GATEHOUSE_JWKS_COOLDOWN", "1s")]).await;
+    // Writes need a listed client; the reader is listed too, so its write is refused by scope.
+    let rig = crate::signin::rig(
+        db,
+        &[
+            ("GATEHOUSE_JWKS_COOLDOWN", "1s"),
+            (
+                "GATEHOUSE_API_CLIENT_IDS",
+                "gatehouse-machine,gatehouse-reader",
+            ),
+        ],
+    )
+    .await;
     let (app, idp) = (&rig.app, &rig.idp);
     let token = client_credentials(
         &idp.issuer,
@@ -889,5 +900,78 @@ async fn malformed_input_is_a_4xx_and_changes_nothing() {
     .await;
     let dry: Value = dry.json().await.expect("json");
     assert_eq!(dry["removed"], 2, "{dry}");
+    app.stop().await;
+}
+
+/// The default audience is shared by every app of an Okta org, whose default policy grants
+/// every client every scope: a `directory.write` token alone proves nothing. Without
+/// `GATEHOUSE_API_CLIENT_IDS` no client may write; with it, only the listed ones. Reads are
+/// as before.
+#[tokio::test]
+async fn writes_need_a_client_named_in_the_allowlist() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let both = json!({"scp": ["directory.read", "directory.write"]});
+    let one_row = "serial,model,owner_email\nX-1,Laptop,alice@example.com\n";
+
+    // No allowlist: any client's write is a 403 that names the setting; reads still work.
+    let app = app_with(&idp, &db, &[]).await;
+    let spa = idp.access_token(
+        &with(
+            good_claims(&idp.issuer),
+            with(both.clone(), json!({"cid": "some-spa"})),
+        ),
+        &Tamper::None,
+    );
+    for path in [
+        "/api/v1/assets?force=1",
+        "/api/v1/distribution-lists?force=1",
+    ] {
+        let r = put(&app, path, &spa, "text/csv", one_row).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+        let body: Value = r.json().await.expect("json");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("GATEHOUSE_API_CLIENT_IDS")),
+            "{path}: {body}"
+        );
+    }
+    assert_eq!(
+        get(&app, "/api/v1/github-users", Some(&spa)).await.status(),
+        StatusCode::OK
+    );
+    app.stop().await;
+
+    // With the allowlist: a listed client writes; an unlisted one is refused as before.
+    let app = app_with(
+        &idp,
+        &db,
+        &[("GATEHOUSE_API_CLIENT_IDS", "reports,feeds-loader")],
+    )
+    .await;
+    let loader = idp.access_token(
+        &with(
+            good_claims(&idp.issuer),
+            with(both.clone(), json!({"cid": "feeds-loader"})),
+        ),
+        &Tamper::None,
+    );
+    let r = put(
+        &app,
+        "/api/v1/assets?dry_run=1",
+        &loader,
+        "text/csv",
+        one_row,
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let r = put(&app, "/api/v1/assets?dry_run=1", &spa, "text/csv", one_row).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     app.stop().await;
 }
