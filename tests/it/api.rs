@@ -975,3 +975,65 @@ async fn writes_need_a_client_named_in_the_allowlist() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     app.stop().await;
 }
+
+/// Sends a PUT's head announcing a 10 MiB body, then only its first bytes, and returns the
+/// status line the server answers with while the rest is still unsent (`None`: no answer in
+/// 5 s, as when the server waits for the whole body).
+async fn status_before_the_body(app: &TestApp, path: &str, token: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: text/csv\r\nContent-Length: {}\r\n\r\nserial,model,owner_email\n",
+        10 * 1024 * 1024
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let mut seen = Vec::new();
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut buf = [0u8; 1024];
+        while !seen.windows(2).any(|w| w == b"\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    answered.ok()?;
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    text.lines().next().map(str::to_string)
+}
+
+/// A write the token may not make is refused from the request's head: the server does not
+/// read (and buffer, up to 64 MiB) the body first.
+#[tokio::test]
+async fn writes_are_refused_before_the_body_is_read() {
+    let db = TestDb::sqlite();
+    let app = crate::directory::app_with_directory(&db, &[]).await;
+    let read = dev_machine_token(&app, "directory.read").await;
+    for path in ["/api/v1/assets", "/api/v1/distribution-lists"] {
+        let status = status_before_the_body(&app, path, &read).await;
+        assert_eq!(
+            status.as_deref(),
+            Some("HTTP/1.1 403 Forbidden"),
+            "{path}: a read-only token"
+        );
+    }
+    app.stop().await;
+
+    // A write-scoped token of a client that may not write: the same.
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let app = app_with(&idp, &db, &[]).await;
+    let spa = idp.access_token(
+        &with(
+            good_claims(&idp.issuer),
+            json!({"cid": "some-spa", "scp": ["directory.read", "directory.write"]}),
+        ),
+        &Tamper::None,
+    );
+    let status = status_before_the_body(&app, "/api/v1/assets", &spa).await;
+    assert_eq!(status.as_deref(), Some("HTTP/1.1 403 Forbidden"));
+    app.stop().await;
+}
