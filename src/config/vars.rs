@@ -56,6 +56,8 @@ vars! {
     "GATEHOUSE_SYNC_INTERVAL", "1h", "in-process sync schedule (0 = off)";
     "GATEHOUSE_SYNC_MAX_DEPARTED", "20%", "largest share of rows one sync or feed may remove or mark departed";
     "GATEHOUSE_METRICS_BIND", "", "separate listener for /metrics; unset = off";
+    "GATEHOUSE_HEADER_TIMEOUT", "10s", "longest a client may take to send a request's head (request line and headers) before it is disconnected; also how long an idle keep-alive connection stays open";
+    "GATEHOUSE_MAX_CONNECTIONS", "10000", "most open client connections per listener; more wait to be accepted";
     "GATEHOUSE_LOG_FORMAT", "", "json or pretty; default pretty on a terminal, else json";
 }
 
