@@ -15,6 +15,7 @@ use crate::sample;
 use crate::state::AppState;
 use crate::store::{self, Store};
 use crate::web;
+use crate::web::serve::{ConnectionLimits, serve};
 
 /// The whole HTTP application for a state: what the server runs and what tests call.
 pub fn build_app(state: AppState) -> Router {
@@ -167,18 +168,23 @@ impl Server {
     ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let limits = ConnectionLimits {
+            header_timeout: self.state.config.header_timeout,
+            max_connections: self.state.config.max_connections,
+        };
         let metrics_task = self.metrics.map(|listener| {
             let mut stop = stop_rx.clone();
             let state = self.state.clone();
             let addr = listener.local_addr().ok();
             tracing::info!(addr = ?addr, "metrics listening");
-            tokio::spawn(async move {
-                axum::serve(listener, web::metrics::router(state))
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await
-            })
+            tokio::spawn(serve(
+                listener,
+                web::metrics::router(state),
+                limits,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            ))
         });
         let maintenance = {
             let state = self.state.clone();
@@ -204,13 +210,7 @@ impl Server {
             .clone()
             .map(|sync| tokio::spawn(sync.schedule(self.state.store.clone(), stop_rx.clone())));
         tracing::info!(%addr, public_url = %self.state.config.public_url, "listening");
-        axum::serve(
-            self.listener,
-            self.app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("server failed")?;
+        serve(self.listener, self.app, limits, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = maintenance.await;
         if let Some(task) = sync_task {
@@ -219,9 +219,7 @@ impl Server {
             task.abort();
         }
         if let Some(task) = metrics_task {
-            task.await
-                .context("metrics listener panicked")?
-                .context("metrics listener failed")?;
+            task.await.context("metrics listener panicked")?;
         }
         self.state.store.close().await;
         tracing::info!("stopped");

@@ -147,10 +147,36 @@ pub async fn run_checks(sources: &Sources) -> Vec<Line> {
             ));
         }
     }
+    lines.push(line("api", check_api(&config)));
     if let Some(gh) = &config.github {
         lines.push(line("github", check_github(&client, gh).await));
     }
     lines
+}
+
+/// Okta's default authorization server, shared by every app of an organization.
+const SHARED_AUDIENCE: &str = "api://default";
+
+/// Who may call the API. The default audience is a warning outside dev mode: every app of an
+/// Okta organization shares it, and its default policy grants any client any scope.
+fn check_api(config: &Config) -> Outcome {
+    let writers = match &config.api.client_ids {
+        Some(clients) => format!("writes by {}", clients.join(", ")),
+        None if config.is_dev_mode() => format!(
+            "writes by the dev machine client {}",
+            crate::devidp::DEV_MACHINE_CLIENT_ID
+        ),
+        None => "writes refused: GATEHOUSE_API_CLIENT_IDS is not set".to_string(),
+    };
+    if config.api.audience == SHARED_AUDIENCE && !config.is_dev_mode() {
+        return Outcome::Warn(format!(
+            "GATEHOUSE_API_AUDIENCE is {SHARED_AUDIENCE}, the audience of Okta's default \
+             authorization server: every app of the organization can get tokens for it, with \
+             any scope. Give Gatehouse an audience of its own (a custom authorization server) \
+             and list its clients in GATEHOUSE_API_CLIENT_IDS ({writers})"
+        ));
+    }
+    Outcome::Ok(format!("audience {}; {writers}", config.api.audience))
 }
 
 async fn check_database(config: &Config) -> Outcome {
@@ -259,3 +285,48 @@ async fn fetch_json<T: for<'de> Deserialize<'de>>(
 }
 
 use crate::auth::discovery::{self, error_chain};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        Config::load(&Sources {
+            env: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        })
+        .expect("config")
+    }
+
+    const PROD: &[(&str, &str)] = &[
+        (
+            "GATEHOUSE_OIDC_ISSUER",
+            "https://example.okta.com/oauth2/default",
+        ),
+        ("GATEHOUSE_OIDC_CLIENT_ID", "client"),
+        ("GATEHOUSE_OIDC_CLIENT_SECRET", "secret"),
+        ("GATEHOUSE_SESSION_KEY", "0123456789abcdef0123456789abcdef"),
+    ];
+
+    #[test]
+    fn the_shared_default_audience_is_a_warning_outside_dev_mode() {
+        match check_api(&config(PROD)) {
+            Outcome::Warn(m) => {
+                assert!(m.contains("api://default"), "{m}");
+                assert!(m.contains("GATEHOUSE_API_CLIENT_IDS is not set"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut own = PROD.to_vec();
+        own.push(("GATEHOUSE_API_AUDIENCE", "api://gatehouse"));
+        own.push(("GATEHOUSE_API_CLIENT_IDS", "reports"));
+        assert_eq!(
+            check_api(&config(&own)),
+            Outcome::Ok("audience api://gatehouse; writes by reports".into())
+        );
+        assert!(matches!(check_api(&config(&[])), Outcome::Ok(m) if m.contains("dev machine")));
+    }
+}

@@ -149,10 +149,59 @@ struct Issuer {
     failed_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
+/// The clients whose tokens may write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Writers {
+    /// No allowlist: no client may write.
+    Nobody,
+    Clients(Vec<String>),
+}
+
+impl Writers {
+    /// A scope proves little on its own: Okta's default authorization server (audience
+    /// `api://default`) is shared by every app of the organization, and its default policy
+    /// grants any client any scope, so any employee can get a `directory.write` token from
+    /// some single-page app. Writes therefore need the allowlist. Dev mode's built-in
+    /// provider issues write scope to its machine client only, on loopback, so that client
+    /// may write there without one.
+    pub fn of(config: &crate::config::Config) -> Writers {
+        match &config.api.client_ids {
+            Some(clients) => Writers::Clients(clients.clone()),
+            None if config.is_dev_mode() => {
+                Writers::Clients(vec![crate::devidp::DEV_MACHINE_CLIENT_ID.to_string()])
+            }
+            None => Writers::Nobody,
+        }
+    }
+
+    /// Whether this token's client may write (its scope is checked apart).
+    pub fn allow(&self, token: &AccessToken) -> Result<(), AppError> {
+        match self {
+            Writers::Nobody => Err(AppError::Forbidden(
+                "writes through the API are off: set GATEHOUSE_API_CLIENT_IDS to the clients \
+                 allowed to make them"
+                    .into(),
+            )),
+            Writers::Clients(clients)
+                if token
+                    .client_id
+                    .as_ref()
+                    .is_some_and(|c| clients.contains(c)) =>
+            {
+                Ok(())
+            }
+            Writers::Clients(_) => Err(AppError::Forbidden(
+                "the token's client may not write: it is not in GATEHOUSE_API_CLIENT_IDS".into(),
+            )),
+        }
+    }
+}
+
 pub struct ApiVerifier {
     issuers: Vec<Issuer>,
     audience: String,
     client_ids: Option<Vec<String>>,
+    pub writers: Writers,
     http: reqwest::Client,
     cooldown: std::time::Duration,
     /// The sign-in's client: its issuer's keys are shared with the API, one cache for both.
@@ -179,6 +228,7 @@ impl ApiVerifier {
                 .collect(),
             audience: config.api.audience.clone(),
             client_ids: config.api.client_ids.clone(),
+            writers: Writers::of(config),
             http: reqwest::Client::builder()
                 .connect_timeout(std::time::Duration::from_secs(5))
                 .timeout(std::time::Duration::from_secs(10))
@@ -333,6 +383,62 @@ mod tests {
             ["directory.read", "openid"]
         );
         assert!(parse(json!({})).is_empty());
+    }
+
+    fn config(pairs: &[(&str, &str)]) -> crate::config::Config {
+        crate::config::Config::load(&crate::config::Sources {
+            env: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        })
+        .expect("config")
+    }
+
+    fn token_of(client: Option<&str>) -> AccessToken {
+        AccessToken {
+            issuer: "https://idp.example".into(),
+            sub: None,
+            client_id: client.map(str::to_string),
+            scopes: vec!["directory.write".into()],
+            claims: json!({}),
+        }
+    }
+
+    #[test]
+    fn writers_need_the_allowlist_except_the_dev_machine_client_in_dev_mode() {
+        let prod = [
+            (
+                "GATEHOUSE_OIDC_ISSUER",
+                "https://example.okta.com/oauth2/default",
+            ),
+            ("GATEHOUSE_OIDC_CLIENT_ID", "client"),
+            ("GATEHOUSE_OIDC_CLIENT_SECRET", "secret"),
+            ("GATEHOUSE_SESSION_KEY", "0123456789abcdef0123456789abcdef"),
+        ];
+        let nobody = Writers::of(&config(&prod));
+        assert_eq!(nobody, Writers::Nobody);
+        let refusal = nobody
+            .allow(&token_of(Some("reports")))
+            .expect_err("no allowlist, no writes")
+            .to_string();
+        assert!(refusal.contains("GATEHOUSE_API_CLIENT_IDS"), "{refusal}");
+
+        let mut listed = prod.to_vec();
+        listed.push(("GATEHOUSE_API_CLIENT_IDS", "reports"));
+        let listed = Writers::of(&config(&listed));
+        assert!(listed.allow(&token_of(Some("reports"))).is_ok());
+        assert!(listed.allow(&token_of(Some("other"))).is_err());
+        assert!(listed.allow(&token_of(None)).is_err());
+
+        let dev = Writers::of(&config(&[]));
+        let machine = Some(crate::devidp::DEV_MACHINE_CLIENT_ID);
+        assert!(dev.allow(&token_of(machine)).is_ok());
+        assert!(dev.allow(&token_of(Some("gatehouse-dev"))).is_err());
+        // An allowlist set in dev mode is taken as written.
+        let dev_listed = Writers::of(&config(&[("GATEHOUSE_API_CLIENT_IDS", "reports")]));
+        assert!(dev_listed.allow(&token_of(machine)).is_err());
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub use database::{Backend, DatabaseTls, DatabaseUrl, RedisUrl};
 pub use oidc::{IdentityProvider, OidcSettings, callback_url};
 pub use values::{RateLimit, TrustedProxies};
 
+/// The largest `GATEHOUSE_MAX_CONNECTIONS`: far past what one process's file descriptors allow.
+const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+
 /// Where a raw value came from; shown in error messages, never the value of a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -156,6 +159,10 @@ pub struct Config {
     pub sync_interval: Duration,
     pub sync_max_departed: f64,
     pub metrics_bind: Option<SocketAddr>,
+    /// How long a client may take to send a request's head; then it is disconnected.
+    pub header_timeout: Duration,
+    /// Most open connections per listener.
+    pub max_connections: usize,
     pub log_format: Option<LogFormat>,
     /// Problems that do not stop start-up; logged once the logger is up.
     pub warnings: Vec<String>,
@@ -369,6 +376,27 @@ impl Raw {
                 "must differ from GATEHOUSE_BIND: metrics are never served on the public port",
             ));
         }
+        let header_timeout = self
+            .parse("GATEHOUSE_HEADER_TIMEOUT", |v| {
+                let d = values::duration(v)?;
+                if d.is_zero() {
+                    // Off would let a client hold a connection forever by never finishing
+                    // its request head.
+                    return Err(format!("'{v}' must be longer than 0, e.g. 10s"));
+                }
+                Ok(d)
+            })?
+            .unwrap_or(Duration::from_secs(10));
+        let max_connections = self
+            .parse("GATEHOUSE_MAX_CONNECTIONS", |v| {
+                match v.trim().parse::<usize>() {
+                    Ok(n) if (1..=MAX_CONNECTIONS_LIMIT).contains(&n) => Ok(n),
+                    _ => Err(format!(
+                        "'{v}' is not a whole number from 1 to {MAX_CONNECTIONS_LIMIT}"
+                    )),
+                }
+            })?
+            .unwrap_or(10_000);
         let log_format = self.parse("GATEHOUSE_LOG_FORMAT", |v| match v {
             "json" => Ok(LogFormat::Json),
             "pretty" => Ok(LogFormat::Pretty),
@@ -398,6 +426,8 @@ impl Raw {
             sync_interval,
             sync_max_departed,
             metrics_bind,
+            header_timeout,
+            max_connections,
             log_format,
             warnings,
         };

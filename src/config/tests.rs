@@ -61,6 +61,8 @@ fn zero_config_is_dev_mode_on_loopback_with_sqlite() {
     assert!(config.github.is_none());
     assert!((config.sync_max_departed - 0.2).abs() < f64::EPSILON);
     assert!(config.redis.is_none());
+    assert_eq!(config.header_timeout.as_secs(), 10);
+    assert_eq!(config.max_connections, 10_000);
 }
 
 #[test]
@@ -242,6 +244,11 @@ fn bad_values_name_their_variable() {
         ("GATEHOUSE_SYNC_INTERVAL", "hourly"),
         ("GATEHOUSE_SYNC_MAX_DEPARTED", "200%"),
         ("GATEHOUSE_METRICS_BIND", "nine thousand"),
+        ("GATEHOUSE_HEADER_TIMEOUT", "0"),
+        ("GATEHOUSE_HEADER_TIMEOUT", "soon"),
+        ("GATEHOUSE_MAX_CONNECTIONS", "0"),
+        ("GATEHOUSE_MAX_CONNECTIONS", "many"),
+        ("GATEHOUSE_MAX_CONNECTIONS", "2000000"),
         ("GATEHOUSE_LOG_FORMAT", "xml"),
         ("GATEHOUSE_OIDC_SCOPES", "email profile"),
         ("GATEHOUSE_CORS_ORIGINS", "https://x/with/path"),

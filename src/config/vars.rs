@@ -41,7 +41,7 @@ vars! {
     "GATEHOUSE_JWKS_COOLDOWN", "30s", "least time between two JWKS fetches caused by tokens with an unknown kid (a key rotation is picked up after at most this long)";
     "GATEHOUSE_API_AUDIENCE", "api://default", "required aud of Bearer tokens";
     "GATEHOUSE_API_ISSUERS", "", "accepted Bearer token issuers (comma); default: the OIDC issuer";
-    "GATEHOUSE_API_CLIENT_IDS", "", "allowlist of cid/azp/client_id values; unset = any";
+    "GATEHOUSE_API_CLIENT_IDS", "", "allowlist of cid/azp/client_id values; only these may call the API, and only these may write; unset = any client may read, none may write (in dev mode the dev machine client may)";
     "GATEHOUSE_CORS_ORIGINS", "", "origins allowed to call /api/v1 from a browser; unset = none";
     "GATEHOUSE_SESSION_KEY", "", "secret of at least 32 characters (comma list rotates: first signs, all verify); required outside dev mode";
     "GATEHOUSE_SESSION_TTL", "1h", "absolute session lifetime";
@@ -57,6 +57,8 @@ vars! {
     "GATEHOUSE_SYNC_INTERVAL", "1h", "in-process sync schedule (0 = off)";
     "GATEHOUSE_SYNC_MAX_DEPARTED", "20%", "largest share of rows one sync or feed may remove or mark departed";
     "GATEHOUSE_METRICS_BIND", "", "separate listener for /metrics; unset = off";
+    "GATEHOUSE_HEADER_TIMEOUT", "10s", "longest a client may take to send a request's head (request line and headers) before it is disconnected; also how long an idle keep-alive connection stays open";
+    "GATEHOUSE_MAX_CONNECTIONS", "10000", "most open client connections per listener; more wait to be accepted";
     "GATEHOUSE_LOG_FORMAT", "", "json or pretty; default pretty on a terminal, else json";
 }
 

@@ -3,14 +3,15 @@
 
 use axum::Json;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 
 use axum::routing::{get, put};
 use serde_json::{Value, json};
 
 use crate::api::doc::{ErrorBody, GithubUsersPage, InvalidRows, ListRef, PersonAnswer};
-use crate::auth::bearer::Bearer;
+use crate::auth::bearer::{AccessToken, Bearer};
 use crate::directory::feeds::SnapshotOutcome;
 use crate::directory::search::{Page, SearchParams};
 use crate::directory::{IdentityJson, could_be_email, normalize_email};
@@ -41,6 +42,23 @@ pub fn routes() -> Vec<Route> {
             put(put_lists).layer(DefaultBodyLimit::max(MAX_SNAPSHOT_BYTES)),
         ),
     ]
+}
+
+/// A token allowed to write: the `directory.write` scope and a client that may write. An
+/// argument before the body, so a token that may not write is refused from the request's
+/// head alone; checked after buffering, any valid token could make the server read and hold
+/// up to 64 MiB per request before being told no.
+pub struct Writer(pub AccessToken);
+
+impl FromRequestParts<AppState> for Writer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Bearer(token) = Bearer::from_request_parts(parts, state).await?;
+        token.require(WRITE)?;
+        state.api.writers.allow(&token)?;
+        Ok(Writer(token))
+    }
 }
 
 /// A snapshot with bad rows: 422, each row with its line (CSV) or index (JSON).
@@ -252,7 +270,7 @@ fn snapshot_from(
 
 /// One snapshot request, as the two PUT handlers hand it on.
 struct SnapshotRequest {
-    token: crate::auth::bearer::AccessToken,
+    token: AccessToken,
     params: SnapshotParams,
     peer: std::net::SocketAddr,
     headers: HeaderMap,
@@ -273,7 +291,6 @@ async fn put_snapshot(
     } = req;
     use crate::directory::feeds::SnapshotLimits;
     use crate::directory::import::{Source, apply};
-    token.require(WRITE)?;
     let snapshot = snapshot_from(feed, &headers, &body)?;
     let limits = SnapshotLimits {
         max_removed_share: state.config.sync_max_departed,
@@ -313,7 +330,7 @@ async fn put_snapshot(
         (status = 200, description = "Applied (or, dry, would apply)", body = SnapshotOutcome),
         (status = 400, description = "Neither CSV nor JSON, or a malformed query string", body = ErrorBody),
         (status = 401, description = "No token, or an invalid one", body = ErrorBody),
-        (status = 403, description = "The token lacks directory.write", body = ErrorBody),
+        (status = 403, description = "The token lacks directory.write, or its client may not write: writes need GATEHOUSE_API_CLIENT_IDS to name it", body = ErrorBody),
         (status = 409, description = "Refused: it would remove more than GATEHOUSE_SYNC_MAX_DEPARTED of the rows", body = SnapshotOutcome),
         (status = 413, description = "The body is larger than 64 MiB", body = ErrorBody),
         (status = 422, description = "Bad rows, each named; nothing changed", body = InvalidRows),
@@ -321,7 +338,7 @@ async fn put_snapshot(
     ))]
 pub async fn put_assets(
     State(state): State<AppState>,
-    Bearer(token): Bearer,
+    Writer(token): Writer,
     Query(params): Query<SnapshotParams>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
@@ -352,7 +369,7 @@ pub async fn put_assets(
         (status = 200, description = "Applied (or, dry, would apply)", body = SnapshotOutcome),
         (status = 400, description = "Neither CSV nor JSON, or a malformed query string", body = ErrorBody),
         (status = 401, description = "No token, or an invalid one", body = ErrorBody),
-        (status = 403, description = "The token lacks directory.write", body = ErrorBody),
+        (status = 403, description = "The token lacks directory.write, or its client may not write: writes need GATEHOUSE_API_CLIENT_IDS to name it", body = ErrorBody),
         (status = 409, description = "Refused: it would remove more than GATEHOUSE_SYNC_MAX_DEPARTED of the rows", body = SnapshotOutcome),
         (status = 413, description = "The body is larger than 64 MiB", body = ErrorBody),
         (status = 422, description = "Bad rows, each named; nothing changed", body = InvalidRows),
@@ -360,7 +377,7 @@ pub async fn put_assets(
     ))]
 pub async fn put_lists(
     State(state): State<AppState>,
-    Bearer(token): Bearer,
+    Writer(token): Writer,
     Query(params): Query<SnapshotParams>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,

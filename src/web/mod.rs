@@ -1,7 +1,7 @@
 //! The HTTP shell: what a route is (`routes`), the one error type and its renderer
 //! (`error`), the extractors (`extract`), the shared outer layers (`middleware`), the layers
 //! of the shell itself (client address, CSRF, rate limits, the audit line), probes, assets,
-//! metrics and the base page layout. It names no feature and no identity mechanism: the
+//! metrics, the base page layout, and the accept loop that serves it all (`serve`). It names no feature and no identity mechanism: the
 //! identity layers in `auth` hand it a `Principal`, and `crate::pipeline` puts it together.
 
 pub mod assets;
@@ -17,3 +17,4 @@ pub mod pages;
 pub mod principal;
 pub mod ratelimit;
 pub mod routes;
+pub mod serve;

@@ -702,7 +702,18 @@ async fn client_credentials(issuer: &str, client: &str, scope: &str) -> String {
 async fn node_oidc_provider_machine_tokens_and_a_key_rotation() {
     let db = TestDb::postgres().await;
     // Unknown kids refetch the JWKS at most once a second here (30 s by default).
-    let rig = crate::signin::rig(db, &[("GATEHOUSE_JWKS_COOLDOWN", "1s")]).await;
+    // Writes need a listed client; the reader is listed too, so its write is refused by scope.
+    let rig = crate::signin::rig(
+        db,
+        &[
+            ("GATEHOUSE_JWKS_COOLDOWN", "1s"),
+            (
+                "GATEHOUSE_API_CLIENT_IDS",
+                "gatehouse-machine,gatehouse-reader",
+            ),
+        ],
+    )
+    .await;
     let (app, idp) = (&rig.app, &rig.idp);
     let token = client_credentials(
         &idp.issuer,
@@ -971,5 +982,140 @@ async fn a_dead_issuer_is_asked_once_per_back_off_under_a_flood_of_tokens() {
             provider.issuer
         );
     }
+    app.stop().await;
+}
+
+/// The default audience is shared by every app of an Okta org, whose default policy grants
+/// every client every scope: a `directory.write` token alone proves nothing. Without
+/// `GATEHOUSE_API_CLIENT_IDS` no client may write; with it, only the listed ones. Reads are
+/// as before.
+#[tokio::test]
+async fn writes_need_a_client_named_in_the_allowlist() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let both = json!({"scp": ["directory.read", "directory.write"]});
+    let one_row = "serial,model,owner_email\nX-1,Laptop,alice@example.com\n";
+
+    // No allowlist: any client's write is a 403 that names the setting; reads still work.
+    let app = app_with(&idp, &db, &[]).await;
+    let spa = idp.access_token(
+        &with(
+            good_claims(&idp.issuer),
+            with(both.clone(), json!({"cid": "some-spa"})),
+        ),
+        &Tamper::None,
+    );
+    for path in [
+        "/api/v1/assets?force=1",
+        "/api/v1/distribution-lists?force=1",
+    ] {
+        let r = put(&app, path, &spa, "text/csv", one_row).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+        let body: Value = r.json().await.expect("json");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("GATEHOUSE_API_CLIENT_IDS")),
+            "{path}: {body}"
+        );
+    }
+    assert_eq!(
+        get(&app, "/api/v1/github-users", Some(&spa)).await.status(),
+        StatusCode::OK
+    );
+    app.stop().await;
+
+    // With the allowlist: a listed client writes; an unlisted one is refused as before.
+    let app = app_with(
+        &idp,
+        &db,
+        &[("GATEHOUSE_API_CLIENT_IDS", "reports,feeds-loader")],
+    )
+    .await;
+    let loader = idp.access_token(
+        &with(
+            good_claims(&idp.issuer),
+            with(both.clone(), json!({"cid": "feeds-loader"})),
+        ),
+        &Tamper::None,
+    );
+    let r = put(
+        &app,
+        "/api/v1/assets?dry_run=1",
+        &loader,
+        "text/csv",
+        one_row,
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let r = put(&app, "/api/v1/assets?dry_run=1", &spa, "text/csv", one_row).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+/// Sends a PUT's head announcing a 10 MiB body, then only its first bytes, and returns the
+/// status line the server answers with while the rest is still unsent (`None`: no answer in
+/// 5 s, as when the server waits for the whole body).
+async fn status_before_the_body(app: &TestApp, path: &str, token: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: text/csv\r\nContent-Length: {}\r\n\r\nserial,model,owner_email\n",
+        10 * 1024 * 1024
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let mut seen = Vec::new();
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut buf = [0u8; 1024];
+        while !seen.windows(2).any(|w| w == b"\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    answered.ok()?;
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    text.lines().next().map(str::to_string)
+}
+
+/// A write the token may not make is refused from the request's head: the server does not
+/// read (and buffer, up to 64 MiB) the body first.
+#[tokio::test]
+async fn writes_are_refused_before_the_body_is_read() {
+    let db = TestDb::sqlite();
+    let app = crate::directory::app_with_directory(&db, &[]).await;
+    let read = dev_machine_token(&app, "directory.read").await;
+    for path in ["/api/v1/assets", "/api/v1/distribution-lists"] {
+        let status = status_before_the_body(&app, path, &read).await;
+        assert_eq!(
+            status.as_deref(),
+            Some("HTTP/1.1 403 Forbidden"),
+            "{path}: a read-only token"
+        );
+    }
+    app.stop().await;
+
+    // A write-scoped token of a client that may not write: the same.
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let app = app_with(&idp, &db, &[]).await;
+    let spa = idp.access_token(
+        &with(
+            good_claims(&idp.issuer),
+            json!({"cid": "some-spa", "scp": ["directory.read", "directory.write"]}),
+        ),
+        &Tamper::None,
+    );
+    let status = status_before_the_body(&app, "/api/v1/assets", &spa).await;
+    assert_eq!(status.as_deref(), Some("HTTP/1.1 403 Forbidden"));
     app.stop().await;
 }

@@ -460,3 +460,106 @@ async fn every_page_gets_a_fresh_csp_nonce_on_its_tags() {
     assert!(nonces[0].len() >= 22);
     app.stop().await;
 }
+
+/// What the server sends on `stream` until it closes it, or `None` if it is still open after
+/// `wait`.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    wait: std::time::Duration,
+) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    tokio::time::timeout(wait, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .ok()
+    .map(|()| String::from_utf8_lossy(&seen).into_owned())
+}
+
+fn addr_of(app: &TestApp) -> String {
+    app.base.trim_start_matches("http://").to_string()
+}
+
+/// Slowloris: a client that sends half a header line, or nothing at all, and waits is cut
+/// off after GATEHOUSE_HEADER_TIMEOUT, and is never answered; others are served meanwhile.
+#[tokio::test]
+async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let db = TestDb::sqlite();
+    let app = TestApp::start(&[
+        ("GATEHOUSE_DATABASE_URL", db.url()),
+        ("GATEHOUSE_HEADER_TIMEOUT", "1s"),
+    ])
+    .await;
+    let started = std::time::Instant::now();
+    let mut half = TcpStream::connect(addr_of(&app)).await.expect("connect");
+    half.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0")
+        .await
+        .expect("half a header line");
+    let mut silent = TcpStream::connect(addr_of(&app)).await.expect("connect");
+    // One that asked once, was answered, and then keeps its connection without asking again.
+    let mut idle = TcpStream::connect(addr_of(&app)).await.expect("connect");
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .expect("a whole request");
+
+    let r = http().get(app.url("/health")).send().await.expect("health");
+    assert_eq!(r.status(), StatusCode::OK, "served while the others wait");
+
+    for (what, stream) in [("half a line", &mut half), ("nothing", &mut silent)] {
+        let seen = read_until_closed(stream, std::time::Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("{what}: still open after 5 s"));
+        assert!(!seen.contains(" 200 "), "{what}: never answered: {seen:?}");
+    }
+    let seen = read_until_closed(&mut idle, std::time::Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("idle keep-alive: still open after 5 s"));
+    assert!(seen.starts_with("HTTP/1.1 200"), "answered once: {seen:?}");
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(900),
+        "closed after the timeout, not at once ({took:?})"
+    );
+    app.stop().await;
+}
+
+/// Past GATEHOUSE_MAX_CONNECTIONS a connection waits unaccepted, and is served once another
+/// closes.
+#[tokio::test]
+async fn connections_past_the_cap_wait_for_one_to_close() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let db = TestDb::sqlite();
+    let app = TestApp::start(&[
+        ("GATEHOUSE_DATABASE_URL", db.url()),
+        ("GATEHOUSE_MAX_CONNECTIONS", "2"),
+    ])
+    .await;
+    let first = TcpStream::connect(addr_of(&app)).await.expect("connect");
+    let _second = TcpStream::connect(addr_of(&app)).await.expect("connect");
+    let mut third = TcpStream::connect(addr_of(&app)).await.expect("connect");
+    third
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    assert_eq!(
+        read_until_closed(&mut third, std::time::Duration::from_millis(700)).await,
+        None,
+        "not served while two connections are open"
+    );
+    drop(first);
+    let seen = read_until_closed(&mut third, std::time::Duration::from_secs(5))
+        .await
+        .expect("served once one closed");
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen:?}");
+    app.stop().await;
+}
