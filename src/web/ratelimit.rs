@@ -232,8 +232,10 @@ fn key_of(request: &Request) -> (String, Option<i64>) {
     if let Some(p) = ext.get::<Principal>() {
         return (p.key.clone(), p.user_id);
     }
-    let ip = ext.get::<ClientIp>().map_or("unknown", |c| c.0.as_str());
-    (format!("ip:{ip}"), None)
+    let key = ext
+        .get::<ClientIp>()
+        .map_or_else(|| "ip:unknown".to_string(), ClientIp::rate_key);
+    (key, None)
 }
 
 /// The layer: count the request against its route's rule, and answer 429 past the limit.
