@@ -157,9 +157,53 @@ impl Sessions {
         }
         if now - data.last_seen >= TOUCH_EVERY_SECS {
             data.last_seen = now;
-            self.write_at(&storage_key, &data).await?;
+            // Signed out or revoked since the read above: it stays ended.
+            if !self.touch_at(&storage_key, &data).await? {
+                return Ok(None);
+            }
         }
         Ok(Some(data))
+    }
+
+    /// Writes back a session read earlier (its `last_seen`), as `load` does at most once a
+    /// minute; `false`, and nothing written, when the session has ended since it was read.
+    pub async fn touch(&self, id: &str, data: &SessionData) -> Result<bool, SessionError> {
+        for k in self.storage_keys("session", id) {
+            if self.touch_at(&k, data).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Rewrites the record only if it still exists. A sign-out or a revocation may land
+    /// between a request's read and this write; a plain `SET` or upsert would then write the
+    /// ended session back, alive for another idle period.
+    async fn touch_at(&self, storage_key: &str, data: &SessionData) -> Result<bool, SessionError> {
+        let ttl = self.lifetime_left(data);
+        let value = serde_json::to_value(data).map_err(err)?;
+        match &self.backend {
+            Backend::Database(db) => {
+                let expires_at = Utc::now() + chrono::Duration::from_std(ttl).map_err(err)?;
+                session_db::touch(db, storage_key, &value, expires_at)
+                    .await
+                    .map_err(err)
+            }
+            Backend::Redis(redis) => {
+                let mut conn = redis.connection().await.map_err(err)?;
+                // `XX`: set only an existing key; the answer is nil when there was none.
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(self.redis_key(storage_key))
+                    .arg(value.to_string())
+                    .arg("EX")
+                    .arg(ttl.as_secs().max(1))
+                    .arg("XX")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(err)?;
+                Ok(set.is_some())
+            }
+        }
     }
 
     pub async fn destroy(&self, id: &str) -> Result<(), SessionError> {
@@ -204,26 +248,28 @@ impl Sessions {
     }
 
     async fn write(&self, id: &str, data: &SessionData) -> Result<(), SessionError> {
-        self.write_at(&self.newest_key("session", id), data).await
-    }
-
-    async fn write_at(&self, storage_key: &str, data: &SessionData) -> Result<(), SessionError> {
-        let now = Utc::now().timestamp();
-        let left = (data.created_at + secs(self.ttl) - now)
-            .min(secs(self.idle))
-            .max(1);
-        let value = serde_json::to_value(data).map_err(|e| SessionError(e.to_string()))?;
+        let value = serde_json::to_value(data).map_err(err)?;
         self.put(
-            storage_key,
+            &self.newest_key("session", id),
             Some(data.user_id),
             value,
-            Duration::from_secs(left.unsigned_abs()),
+            self.lifetime_left(data),
             data.client_ip.clone(),
             data.user_agent.clone(),
         )
         .await
     }
 
+    /// How long a session may still live: its idle period, within its absolute lifetime.
+    fn lifetime_left(&self, data: &SessionData) -> Duration {
+        let now = Utc::now().timestamp();
+        let left = (data.created_at + secs(self.ttl) - now)
+            .min(secs(self.idle))
+            .max(1);
+        Duration::from_secs(left.unsigned_abs())
+    }
+
+    /// Stores a new record (a session or a login transaction), under a fresh random id.
     async fn put(
         &self,
         k: &str,
@@ -237,7 +283,7 @@ impl Sessions {
             Backend::Database(db) => {
                 let expires_at = Utc::now()
                     + chrono::Duration::from_std(ttl).map_err(|e| SessionError(e.to_string()))?;
-                session_db::put(
+                session_db::insert(
                     db,
                     &SessionRow {
                         id_hash: k.to_string(),

@@ -20,14 +20,12 @@ pub struct SessionRow {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Inserts or replaces a record (its creation time and owner stay).
-pub async fn put(db: &Db, row: &SessionRow) -> Result<(), StoreError> {
+/// Inserts a new record. Records are never replaced here: a write-back goes through
+/// [`touch`], which cannot bring back a record that was deleted.
+pub async fn insert(db: &Db, row: &SessionRow) -> Result<(), StoreError> {
     const SQL: &str = "INSERT INTO sessions \
           (id_hash, user_id, data, client_ip, user_agent, created_at, last_seen_at, expires_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $6, $7) \
-        ON CONFLICT (id_hash) DO UPDATE SET \
-          data = excluded.data, last_seen_at = excluded.last_seen_at, \
-          expires_at = excluded.expires_at";
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
     let now = Utc::now();
     execute!(
         db,
@@ -41,6 +39,22 @@ pub async fn put(db: &Db, row: &SessionRow) -> Result<(), StoreError> {
         row.expires_at
     )?;
     Ok(())
+}
+
+/// Rewrites a live record's data and expiry; `false` when there is no live record. An
+/// upsert here would recreate a session that was signed out or revoked after the caller
+/// read it: only an `UPDATE` of a row that is still there is safe.
+pub async fn touch(
+    db: &Db,
+    id_hash: &str,
+    data: &Value,
+    expires_at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    const SQL: &str = "UPDATE sessions SET data = $2, last_seen_at = $3, expires_at = $4 \
+        WHERE id_hash = $1 AND expires_at > $3";
+    let now = Utc::now();
+    let changed = execute!(db, SQL, id_hash, Json(data), now, expires_at)?;
+    Ok(changed > 0)
 }
 
 /// A live record's data; `None` when there is none or it has expired.

@@ -32,7 +32,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn shared(app: Router) -> Router {
     app.layer(
         ServiceBuilder::new()
-            // 1. Every request gets an id (or keeps a valid one from the proxy), echoed back.
+            // 1. Every request gets an id (or keeps a plain one from the proxy), echoed back.
+            .map_request(drop_unplain_request_id)
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             // 2. One span per request, carrying the id, so every log line names its request.
@@ -68,6 +69,34 @@ pub fn shared(app: Router) -> Router {
                 REQUEST_TIMEOUT,
             )),
     )
+}
+
+/// The longest client-supplied request id that is kept.
+const REQUEST_ID_MAX: usize = 64;
+
+/// A client's `X-Request-Id` goes into log lines and audit rows as it is, so only one short
+/// value of plain characters is kept; anything else (markup, quotes, spaces, a second
+/// header, a flood of bytes) is dropped here and the next layer makes a fresh id.
+fn drop_unplain_request_id(mut request: Request) -> Request {
+    let headers = request.headers_mut();
+    let mut values = headers.get_all(REQUEST_ID).iter();
+    let keep = match (values.next(), values.next()) {
+        (None, _) => return request,
+        (Some(one), None) => is_plain_request_id(one.as_bytes()),
+        (Some(_), Some(_)) => false,
+    };
+    if !keep {
+        headers.remove(REQUEST_ID);
+    }
+    request
+}
+
+fn is_plain_request_id(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= REQUEST_ID_MAX
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// What the first layer of a group needs.
@@ -184,4 +213,33 @@ async fn security_headers(request: Request, next: Next) -> Response {
         "same-origin",
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_short_plain_request_ids_are_kept() {
+        for ok in [
+            "a",
+            "req-42.A_b",
+            &"x".repeat(64),
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+        ] {
+            assert!(is_plain_request_id(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            &"x".repeat(65),
+            "a b",
+            "a/b",
+            "<b>",
+            "a\tb",
+            "id\"x",
+            "é",
+        ] {
+            assert!(!is_plain_request_id(bad.as_bytes()), "{bad}");
+        }
+    }
 }

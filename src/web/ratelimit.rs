@@ -36,6 +36,9 @@ if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 ";
 
+/// The in-process map is swept once it holds more entries than this.
+const LOCAL_MAX: usize = 50_000;
+
 /// How long a refused request is told to wait while Redis is down, in seconds.
 const REDIS_DOWN_RETRY: i64 = 30;
 
@@ -78,7 +81,7 @@ pub struct RateLimiter {
     redis: Option<Arc<RedisHandle>>,
     prefix: String,
     script: redis::Script,
-    local: Mutex<HashMap<String, u64>>,
+    local: Mutex<LocalCounters>,
     last_warning: AtomicI64,
 }
 
@@ -93,7 +96,7 @@ impl RateLimiter {
             redis,
             prefix: prefix.to_string(),
             script: redis::Script::new(SCRIPT),
-            local: Mutex::new(HashMap::new()),
+            local: Mutex::new(LocalCounters::default()),
             last_warning: AtomicI64::new(0),
         }
     }
@@ -118,7 +121,9 @@ impl RateLimiter {
                         );
                     }
                     match choice {
-                        WhenRedisDown::CountHere => self.hit_local(&counter, window),
+                        WhenRedisDown::CountHere => {
+                            self.hit_local(&counter, (window + 1) * per, now)
+                        }
                         WhenRedisDown::Refuse => {
                             return Some(Decision {
                                 allowed: false,
@@ -131,7 +136,7 @@ impl RateLimiter {
                     }
                 }
             },
-            None => self.hit_local(&counter, window),
+            None => self.hit_local(&counter, (window + 1) * per, now),
         };
         let max = u64::from(limit.count);
         Some(Decision {
@@ -153,18 +158,58 @@ impl RateLimiter {
             .map_err(|e| e.to_string())
     }
 
-    fn hit_local(&self, counter: &str, window: i64) -> u64 {
-        let Ok(mut map) = self.local.lock() else {
+    fn hit_local(&self, counter: &str, expires: i64, now: i64) -> u64 {
+        let Ok(mut local) = self.local.lock() else {
             return 0;
         };
-        // Old windows are dropped now and then so the map stays small.
-        if map.len() > 50_000 {
-            let current = format!(":{window}");
-            map.retain(|k, _| k.ends_with(&current));
+        local.count(counter, expires, now)
+    }
+}
+
+/// The in-process counters (and the audit markers of [`RateLimiter::already_reported`]),
+/// each with the end of its own window.
+#[derive(Default)]
+struct LocalCounters {
+    entries: HashMap<String, LocalEntry>,
+    /// When the last sweep ran, in epoch seconds.
+    swept_at: i64,
+}
+
+struct LocalEntry {
+    count: u64,
+    /// Epoch second after which the entry is no longer needed.
+    expires: i64,
+}
+
+impl LocalCounters {
+    /// Counts one hit of `key`, whose window ends at `expires`.
+    fn count(&mut self, key: &str, expires: i64, now: i64) -> u64 {
+        self.sweep(now);
+        let entry = self
+            .entries
+            .entry(key.to_string())
+            .or_insert(LocalEntry { count: 0, expires });
+        entry.count += 1;
+        entry.count
+    }
+
+    /// Drops expired entries once the map is large. Each entry is judged by its own expiry:
+    /// rules have windows of different lengths, so an hourly counter is still live when the
+    /// minute rule that triggered the sweep has moved on. A map that stays large with only
+    /// live entries is swept at most once a second, not on every request.
+    fn sweep(&mut self, now: i64) {
+        if self.entries.len() > LOCAL_MAX && now > self.swept_at {
+            self.entries.retain(|_, e| e.expires > now);
+            self.swept_at = now;
         }
-        let n = map.entry(counter.to_string()).or_insert(0);
-        *n += 1;
-        *n
+    }
+
+    /// Records `key` until `expires`; whether it was already there.
+    fn mark(&mut self, key: &str, expires: i64, now: i64) -> bool {
+        self.sweep(now);
+        self.entries
+            .insert(key.to_string(), LocalEntry { count: 1, expires })
+            .is_some()
     }
 }
 
@@ -187,8 +232,10 @@ fn key_of(request: &Request) -> (String, Option<i64>) {
     if let Some(p) = ext.get::<Principal>() {
         return (p.key.clone(), p.user_id);
     }
-    let ip = ext.get::<ClientIp>().map_or("unknown", |c| c.0.as_str());
-    (format!("ip:{ip}"), None)
+    let key = ext
+        .get::<ClientIp>()
+        .map_or_else(|| "ip:unknown".to_string(), ClientIp::rate_key);
+    (key, None)
 }
 
 /// The layer: count the request against its route's rule, and answer 429 past the limit.
@@ -259,10 +306,10 @@ impl RateLimiter {
     /// suffices: at worst each instance audits one refusal per window).
     fn already_reported(&self, rule: &str, key: &str, reset: i64) -> bool {
         let marker = format!("reported:{rule}:{key}:{reset}");
-        let Ok(mut map) = self.local.lock() else {
+        let Ok(mut local) = self.local.lock() else {
             return true;
         };
-        map.insert(marker, 1).is_some()
+        local.mark(&marker, reset, chrono::Utc::now().timestamp())
     }
 }
 
@@ -341,5 +388,44 @@ mod tests {
         .map(|d| d.expect("rule").allowed)
         .collect();
         assert_eq!(seen, vec![true, true, false]);
+    }
+
+    #[tokio::test]
+    async fn an_hourly_counter_survives_a_sweep_made_by_another_rule() {
+        let rules =
+            crate::config::values::rate_limits(Some("default=5/hour,lookup=1000000/minute"))
+                .expect("rules");
+        let limiter = RateLimiter::new(rules, None, "t");
+        let first = limiter.hit("default", "ip:1.2.3.4").await.expect("rule");
+        assert_eq!(first.remaining, 4);
+        // Enough per-minute counters of other clients to make the map sweep itself.
+        for i in 0..=LOCAL_MAX {
+            limiter
+                .hit("lookup", &format!("ip:{i}"))
+                .await
+                .expect("rule");
+        }
+        let second = limiter.hit("default", "ip:1.2.3.4").await.expect("rule");
+        assert_eq!(second.remaining, 3, "the hourly count was kept");
+    }
+
+    #[test]
+    fn a_sweep_drops_expired_entries_and_keeps_live_ones() {
+        let mut local = LocalCounters::default();
+        let now = 1_700_000_000;
+        local.count("hourly", now + 3600, now);
+        for i in 0..LOCAL_MAX {
+            local.count(&format!("minute:{i}"), now + 60, now);
+        }
+        assert!(!local.mark("reported:minute", now + 60, now));
+        // A minute later every per-minute entry has expired; the next hit sweeps them.
+        let later = now + 61;
+        assert_eq!(local.count("hourly", now + 3600, later), 2);
+        assert_eq!(
+            local.entries.keys().map(String::as_str).collect::<Vec<_>>(),
+            vec!["hourly"]
+        );
+        // The marker went with its window: the next window's first refusal is audited again.
+        assert!(!local.mark("reported:minute", later + 60, later));
     }
 }

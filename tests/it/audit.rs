@@ -5,8 +5,8 @@ use serde_json::json;
 
 use crate::signin::get_with;
 use crate::signin_refusals::{app_with, callback, signed_in, start};
-use crate::support::TestDb;
 use crate::support::fake_idp::{FakeIdp, Tamper};
+use crate::support::{TestApp, TestDb, http};
 
 #[tokio::test]
 async fn admins_browse_and_filter_the_audit_log() {
@@ -126,4 +126,56 @@ async fn retention_prunes_old_rows_on_sqlite() {
 #[tokio::test]
 async fn retention_prunes_old_rows_on_postgres() {
     retention_prunes_old_rows(TestDb::postgres().await).await;
+}
+
+/// A client's `X-Request-Id` is kept only when it is short and plain; anything else is
+/// replaced by a fresh id, in the answer and in the audit row alike.
+#[tokio::test]
+async fn only_plain_request_ids_reach_the_audit_trail() {
+    use sqlx::Connection;
+    let db = TestDb::sqlite();
+    let app = TestApp::start(&[("GATEHOUSE_DATABASE_URL", db.url())]).await;
+    let long = "x".repeat(65);
+    let longest = "y".repeat(64);
+    let cases: Vec<(Vec<&str>, bool)> = vec![
+        (vec!["req-42.A_b"], true),
+        (vec![longest.as_str()], true),
+        (vec![long.as_str()], false),
+        (vec!["a b"], false),
+        (vec!["<script>alert(1)</script>"], false),
+        (vec!["id\"; DROP"], false),
+        (vec!["one", "two"], false),
+        (vec![""], false),
+    ];
+    let mut echoed = Vec::new();
+    for (sent, kept) in &cases {
+        let mut request = http().get(app.url("/auth/callback?code=c&state=s"));
+        for value in sent {
+            request = request.header("x-request-id", *value);
+        }
+        let r = request.send().await.expect("callback");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let id = r
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("an id is echoed")
+            .to_string();
+        if *kept {
+            assert_eq!(id, sent[0]);
+        } else {
+            assert!(uuid::Uuid::parse_str(&id).is_ok(), "{sent:?} gave {id}");
+        }
+        echoed.push(id);
+    }
+    let mut c = sqlx::SqliteConnection::connect(db.url())
+        .await
+        .expect("sqlite");
+    let stored: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT request_id FROM audit_events WHERE kind = 'login' ORDER BY id")
+            .fetch_all(&mut c)
+            .await
+            .expect("audit rows");
+    assert_eq!(stored, echoed.into_iter().map(Some).collect::<Vec<_>>());
+    app.stop().await;
 }

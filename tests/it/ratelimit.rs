@@ -154,3 +154,40 @@ async fn with_redis_down_sign_in_refuses_and_other_limits_count_here() {
     assert_eq!(body["error"], "unavailable");
     app.stop().await;
 }
+
+/// An IPv6 host owns at least a /64 and can pick any address in it: anonymous clients are
+/// counted per /64, while the audit row keeps the address the request came from.
+#[tokio::test]
+async fn anonymous_ipv6_clients_share_their_64s_budget() {
+    use sqlx::Connection;
+    let db = TestDb::sqlite();
+    let app = TestApp::start(&[
+        ("GATEHOUSE_DATABASE_URL", db.url()),
+        ("GATEHOUSE_RATE_LIMITS", "default=2/hour"),
+        ("GATEHOUSE_TRUSTED_PROXIES", "1"),
+    ])
+    .await;
+    for ip in ["2001:db8:1:2::1", "[2001:db8:1:2::2]:4711"] {
+        assert_eq!(hit(&app, "/", Some(ip)).await.status(), StatusCode::OK);
+    }
+    let r = hit(&app, "/", Some("2001:db8:1:2:aaaa:bbbb:cccc:dddd")).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another /64 has its own budget.
+    assert_eq!(
+        hit(&app, "/", Some("2001:db8:1:3::1")).await.status(),
+        StatusCode::OK
+    );
+    let mut c = sqlx::SqliteConnection::connect(db.url())
+        .await
+        .expect("sqlite");
+    let refused: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT client_ip FROM audit_events WHERE kind = 'rate_limited'")
+            .fetch_all(&mut c)
+            .await
+            .expect("audit rows");
+    assert_eq!(
+        refused,
+        vec![Some("2001:db8:1:2:aaaa:bbbb:cccc:dddd".to_string())]
+    );
+    app.stop().await;
+}

@@ -6,7 +6,9 @@ use serde_json::json;
 use crate::signin::{Jar, get_with};
 use crate::signin_refusals::{app_with, callback, signed_in, start};
 use crate::support::fake_idp::{CLIENT_ID, CLIENT_SECRET, FakeIdp, Tamper};
-use crate::support::{TestDb, free_port};
+use crate::support::{TestApp, TestDb, free_port, redis_url};
+use gatehouse::auth::users;
+use gatehouse::store::UserLogin;
 
 #[tokio::test]
 async fn signing_in_again_rotates_the_session_id() {
@@ -181,4 +183,88 @@ async fn session_keys_rotate_without_signing_anyone_out() {
         StatusCode::SEE_OTHER
     );
     app.stop().await;
+}
+
+/// A request reads a session, the user signs out (or it is revoked) meanwhile, then the
+/// request writes its `last_seen` back: the session must stay gone. The race is forced by
+/// calling the write-back with the record read before the end.
+async fn an_ended_session_stays_ended(db: TestDb, extra: &[(&str, &str)]) {
+    let mut pairs = vec![("GATEHOUSE_DATABASE_URL", db.url())];
+    pairs.extend_from_slice(extra);
+    let app = TestApp::start(&pairs).await;
+    let user = users::upsert(
+        &app.state.store.db(),
+        &UserLogin {
+            issuer: "https://idp.test".into(),
+            subject: "race".into(),
+            email: Some("race@example.com".into()),
+            email_verified: true,
+            name: None,
+            groups: Vec::new(),
+            is_admin: false,
+        },
+    )
+    .await
+    .expect("user");
+    let sessions = &app.state.auth.sessions;
+
+    // Signed out between the read and the write-back.
+    let (id, _) = sessions
+        .create(user.id, None, None, None, None)
+        .await
+        .expect("create");
+    let mut read = sessions.load(&id).await.expect("load").expect("live");
+    sessions.destroy(&id).await.expect("destroy");
+    read.last_seen += 61;
+    let touched = sessions.touch(&id, &read).await.expect("touch");
+    assert!(
+        sessions.load(&id).await.expect("load").is_none(),
+        "signed out, then written back alive"
+    );
+    assert!(!touched, "the write-back reports the session gone");
+
+    // Revoked from another browser between the read and the write-back.
+    let (id, _) = sessions
+        .create(user.id, None, None, None, None)
+        .await
+        .expect("create");
+    let mut read = sessions.load(&id).await.expect("load").expect("live");
+    let handle = sessions.handles_of(&id).remove(0);
+    assert!(sessions.revoke(user.id, &handle).await.expect("revoke"));
+    read.last_seen += 61;
+    let touched = sessions.touch(&id, &read).await.expect("touch");
+    assert!(
+        sessions.load(&id).await.expect("load").is_none(),
+        "revoked, then written back alive"
+    );
+    assert!(sessions.list(user.id).await.expect("list").is_empty());
+    assert!(!touched);
+
+    // A live session is still written back.
+    let (id, _) = sessions
+        .create(user.id, None, None, None, None)
+        .await
+        .expect("create");
+    let mut read = sessions.load(&id).await.expect("load").expect("live");
+    read.last_seen += 61;
+    assert!(sessions.touch(&id, &read).await.expect("touch"));
+    let after = sessions.load(&id).await.expect("load").expect("live");
+    assert_eq!(after.last_seen, read.last_seen);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_ended_session_stays_ended_in_sqlite() {
+    an_ended_session_stays_ended(TestDb::sqlite(), &[]).await;
+}
+
+#[tokio::test]
+async fn an_ended_session_stays_ended_in_postgres() {
+    an_ended_session_stays_ended(TestDb::postgres().await, &[]).await;
+}
+
+#[tokio::test]
+async fn an_ended_session_stays_ended_in_redis() {
+    let redis = redis_url();
+    an_ended_session_stays_ended(TestDb::sqlite(), &[("GATEHOUSE_REDIS_URL", &redis)]).await;
 }

@@ -193,25 +193,35 @@ async fn users_and_sessions(db: TestDb) {
         user_agent: Some("test".into()),
         expires_at: Utc::now() + ttl,
     };
-    session_db::put(
+    session_db::insert(
         &store.db(),
         &row("s1", json!({"n": 1}), Duration::minutes(5)),
     )
     .await
-    .expect("put");
+    .expect("insert");
     assert_eq!(
         session_db::get(&store.db(), "s1").await.expect("get"),
         Some(json!({"n": 1}))
     );
-    session_db::put(
-        &store.db(),
-        &row("s1", json!({"n": 2}), Duration::minutes(5)),
-    )
-    .await
-    .expect("replace");
+    let later = Utc::now() + Duration::minutes(10);
+    assert!(
+        session_db::touch(&store.db(), "s1", &json!({"n": 2}), later)
+            .await
+            .expect("touch")
+    );
     assert_eq!(
         session_db::get(&store.db(), "s1").await.expect("get"),
         Some(json!({"n": 2}))
+    );
+    // A touch never creates a record: a deleted session stays deleted.
+    assert!(
+        !session_db::touch(&store.db(), "gone", &json!({"n": 3}), later)
+            .await
+            .expect("touch")
+    );
+    assert_eq!(
+        session_db::get(&store.db(), "gone").await.expect("get"),
+        None
     );
     // Taken once, then gone.
     assert_eq!(
@@ -225,9 +235,9 @@ async fn users_and_sessions(db: TestDb) {
         None
     );
     // Expired records are invisible and purged.
-    session_db::put(&store.db(), &row("old", json!({}), Duration::seconds(-5)))
+    session_db::insert(&store.db(), &row("old", json!({}), Duration::seconds(-5)))
         .await
-        .expect("put");
+        .expect("insert");
     assert_eq!(
         session_db::get(&store.db(), "old").await.expect("get"),
         None
@@ -236,12 +246,12 @@ async fn users_and_sessions(db: TestDb) {
         session_db::take(&store.db(), "old").await.expect("take"),
         None
     );
-    session_db::put(&store.db(), &row("old2", json!({}), Duration::seconds(-5)))
+    session_db::insert(&store.db(), &row("old2", json!({}), Duration::seconds(-5)))
         .await
-        .expect("put");
-    session_db::put(&store.db(), &row("live", json!({}), Duration::minutes(5)))
+        .expect("insert");
+    session_db::insert(&store.db(), &row("live", json!({}), Duration::minutes(5)))
         .await
-        .expect("put");
+        .expect("insert");
     assert_eq!(
         session_db::purge_expired(&store.db()).await.expect("purge"),
         1
