@@ -161,11 +161,11 @@ async fn with_redis_down_sign_in_refuses_and_other_limits_count_here() {
 async fn anonymous_ipv6_clients_share_their_64s_budget() {
     use sqlx::Connection;
     let db = TestDb::sqlite();
-    let app = TestApp::start(&[
+    let app = TestApp::start(&crate::support::with_provider(&[
         ("GATEHOUSE_DATABASE_URL", db.url()),
         ("GATEHOUSE_RATE_LIMITS", "default=2/hour"),
         ("GATEHOUSE_TRUSTED_PROXIES", "1"),
-    ])
+    ]))
     .await;
     for ip in ["2001:db8:1:2::1", "[2001:db8:1:2::2]:4711"] {
         assert_eq!(hit(&app, "/", Some(ip)).await.status(), StatusCode::OK);

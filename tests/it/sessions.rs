@@ -191,7 +191,8 @@ async fn session_keys_rotate_without_signing_anyone_out() {
 async fn an_ended_session_stays_ended(db: TestDb, extra: &[(&str, &str)]) {
     let mut pairs = vec![("GATEHOUSE_DATABASE_URL", db.url())];
     pairs.extend_from_slice(extra);
-    let app = TestApp::start(&pairs).await;
+    // No one signs in through a provider here, but dev mode does not serve on PostgreSQL.
+    let app = TestApp::start(&crate::support::with_provider(&pairs)).await;
     let user = users::upsert(
         &app.state.store.db(),
         &UserLogin {
