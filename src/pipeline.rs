@@ -24,6 +24,7 @@ pub fn table() -> Vec<Route> {
     routes.extend(crate::home::routes());
     routes.extend(crate::auth::routes::routes());
     routes.extend(crate::directory::pages::routes());
+    routes.extend(crate::repos::routes());
     routes.extend(crate::api::routes());
     routes.extend(crate::directory::api::routes());
     routes.extend(crate::account::routes());

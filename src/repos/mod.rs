@@ -1,12 +1,25 @@
-//! The organization's repositories and their traffic, by role. So far: who may see which
-//! repository (`access`); the pages, CSV and API build on it.
+//! The organization's repositories and their traffic, by role: who may see which
+//! repository (`access`), the list page (`pages`), its types (`model`) and queries
+//! (`store`).
 
 pub mod access;
+mod model;
+pub mod pages;
+pub mod store;
 
 pub use access::{PatternError, RepoAccess, RepoPattern};
 
+use axum::routing::get;
+
 use crate::auth::access::{admin_reason, effective_roles};
 use crate::store::{Store, StoreError, User};
+use crate::web::routes::Route;
+
+pub use model::{ListParams, ListQuery, RepoSummary, SortKey};
+
+pub fn routes() -> Vec<Route> {
+    vec![Route::page("/repos", &["GET"], get(pages::list_repos))]
+}
 
 /// What `user` may see, worked out once per request: all for admins, else the patterns of
 /// their assigned and group-mapped roles.

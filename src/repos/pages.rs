@@ -1,0 +1,207 @@
+//! `/repos`: the organization's repositories the user may see, with their last 14 days of
+//! traffic. Server-rendered, so it works without JavaScript; sparklines are SVG drawn here.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use chrono::{Duration, NaiveDate, Utc};
+
+use super::model::{ListParams, ListQuery, RepoSummary, SortKey};
+use super::{access_for, store};
+use crate::auth::extract::CurrentUser;
+use crate::state::AppState;
+use crate::store::User;
+use crate::web::error::AppError;
+use crate::web::extract::Query;
+use crate::web::pages::Layout;
+
+pub struct Column {
+    label: &'static str,
+    href: String,
+    /// `aria-sort`: ascending, descending or none.
+    state: &'static str,
+    arrow: &'static str,
+}
+
+pub struct Row {
+    repo: RepoSummary,
+    /// SVG polyline points of the last 28 days' views; empty without traffic.
+    sparkline: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "repos.html")]
+pub struct ReposPage {
+    layout: Layout,
+    user: User,
+    csrf: String,
+    q: String,
+    columns: Vec<Column>,
+    rows: Vec<Row>,
+    total: i64,
+    /// Why the list is empty when it is, in words the user can act on.
+    empty: Option<String>,
+    problem: Option<String>,
+    prev_href: Option<String>,
+    next_href: Option<String>,
+    page: u32,
+    pages: i64,
+    today: NaiveDate,
+    last_sync: Option<String>,
+}
+
+fn href(query: &ListQuery, sort: SortKey, desc: bool, page: u32) -> String {
+    let mut url = url::form_urlencoded::Serializer::new(String::new());
+    if !query.q.is_empty() {
+        url.append_pair("q", &query.q);
+    }
+    url.append_pair(
+        "sort",
+        &format!("{}{}", if desc { "-" } else { "" }, sort.param()),
+    );
+    if page > 1 {
+        url.append_pair("page", &page.to_string());
+    }
+    format!("/repos?{}", url.finish())
+}
+
+pub async fn list_repos(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Query(params): Query<ListParams>,
+) -> Result<ReposPage, AppError> {
+    let (query, problem) = match params.parse() {
+        Ok(q) => (q, None),
+        Err(e) => (ListQuery::default(), Some(e)),
+    };
+    let access = access_for(
+        state.store.as_ref(),
+        &state.auth.admin_groups,
+        &current.user,
+    )
+    .await?;
+    let org = state
+        .config
+        .github
+        .as_ref()
+        .map(|g| g.org.clone())
+        .unwrap_or_default();
+    let likes = access.like_patterns(&org);
+    let today = Utc::now().date_naive();
+    let db = state.store.db();
+    let (repos, total) = store::list(&db, likes.as_deref(), &query, today).await?;
+    let since = today - Duration::days(27);
+    let ids: Vec<i64> = repos.iter().map(|r| r.id).collect();
+    let daily = store::daily_views(&db, &ids, since).await?;
+    let rows = repos
+        .into_iter()
+        .map(|repo| {
+            let days: Vec<(NaiveDate, i32)> = daily
+                .iter()
+                .filter(|(id, _, _)| *id == repo.id)
+                .map(|(_, d, v)| (*d, *v))
+                .collect();
+            Row {
+                sparkline: sparkline(&days, since),
+                repo,
+            }
+        })
+        .collect();
+    let (count, last) = store::overview(&db).await?;
+    let empty = (total == 0).then(|| {
+        if count == 0 && state.config.github.is_none() {
+            "No repositories yet: the GitHub sync is not configured (GATEHOUSE_GITHUB_ORG and \
+             GATEHOUSE_GITHUB_TOKEN). Ask an administrator to set it up."
+                .to_string()
+        } else if count == 0 {
+            "No repositories yet: the GitHub sync has not brought any in. An administrator can \
+             run it from Admin → Sync."
+                .to_string()
+        } else if access.sees_nothing(&org) {
+            "None of your roles grants access to a repository. Ask an administrator for a role \
+             (Admin → Groups and roles), or to map one of your groups to a role."
+                .to_string()
+        } else if query.q.is_empty() {
+            "None of the repositories your roles grant exists here (yet).".to_string()
+        } else {
+            format!("No repository you may see matches “{}”.", query.q)
+        }
+    });
+    let columns = [
+        ("Repository", SortKey::Name),
+        ("Views, 14 days", SortKey::Views),
+        ("Clones, 14 days", SortKey::Clones),
+        ("Last traffic", SortKey::LastDay),
+    ]
+    .into_iter()
+    .map(|(label, key)| {
+        let current = query.sort == key;
+        // Numbers and dates are most useful largest/newest first.
+        let first_desc = key != SortKey::Name;
+        Column {
+            label,
+            href: href(
+                &query,
+                key,
+                if current { !query.desc } else { first_desc },
+                1,
+            ),
+            state: match (current, query.desc) {
+                (false, _) => "none",
+                (true, false) => "ascending",
+                (true, true) => "descending",
+            },
+            arrow: match (current, query.desc) {
+                (false, _) => "",
+                (true, false) => " ▲",
+                (true, true) => " ▼",
+            },
+        }
+    })
+    .collect();
+    let pages = ((total + 49) / 50).max(1);
+    Ok(ReposPage {
+        layout: Layout::new("Repositories · Gatehouse"),
+        csrf: current.session.csrf.clone(),
+        user: current.user,
+        q: query.q.clone(),
+        columns,
+        rows,
+        total,
+        empty,
+        problem,
+        prev_href: (query.page > 1).then(|| href(&query, query.sort, query.desc, query.page - 1)),
+        next_href: (i64::from(query.page) < pages)
+            .then(|| href(&query, query.sort, query.desc, query.page + 1)),
+        page: query.page,
+        pages,
+        today,
+        last_sync: last.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
+    })
+}
+
+/// Points of a 100×20 polyline over the 28 days from `since`, days without a report at 0.
+fn sparkline(days: &[(NaiveDate, i32)], since: NaiveDate) -> String {
+    if days.is_empty() {
+        return String::new();
+    }
+    let mut values = [0i64; 28];
+    for (day, views) in days {
+        if let Ok(i) = usize::try_from((*day - since).num_days())
+            && i < values.len()
+        {
+            values[i] = i64::from(*views);
+        }
+    }
+    let max = values.iter().copied().max().unwrap_or(0).max(1);
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let x = i as f64 * 100.0 / 27.0;
+            let y = 19.0 - (*v as f64) * 18.0 / max as f64;
+            format!("{x:.1},{y:.1}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

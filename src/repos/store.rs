@@ -1,0 +1,125 @@
+//! The repositories' queries, written once for both databases. Access is part of every query
+//! (`WHERE` on the allowed name patterns), and the 14-day sums are aggregated in SQL: a page
+//! never fetches rows it then hides or adds up.
+
+use chrono::{Duration, NaiveDate};
+
+use super::model::{ListQuery, RepoSummary};
+use crate::on_db;
+use crate::store::{Db, StoreError, like_pattern};
+
+const PER_PAGE: i64 = 50;
+
+/// The `WHERE` part of access: `None` allows every repository; an empty list allows none.
+fn access_clause(likes: Option<&[String]>, next: &mut impl FnMut() -> usize) -> String {
+    match likes {
+        None => "TRUE".into(),
+        Some([]) => "FALSE".into(),
+        Some(likes) => {
+            let parts: Vec<String> = likes
+                .iter()
+                .map(|_| format!("lower(r.name) LIKE ${} ESCAPE '\\'", next()))
+                .collect();
+            format!("({})", parts.join(" OR "))
+        }
+    }
+}
+
+/// One page of the repositories `likes` allows, with their last 28 days of traffic summed
+/// in two 14-day windows ending `today`; and how many match in all.
+pub async fn list(
+    db: &Db,
+    likes: Option<&[String]>,
+    query: &ListQuery,
+    today: NaiveDate,
+) -> Result<(Vec<RepoSummary>, i64), StoreError> {
+    let current_from = today - Duration::days(13);
+    let previous_from = today - Duration::days(27);
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    // Placeholders are numbered in the order they first appear (SQLite numbers them so).
+    let (cur, prev) = (next(), next());
+    let mut filter = access_clause(likes, &mut next);
+    let search = (!query.q.is_empty()).then(|| {
+        let p = next();
+        format!(" AND (lower(r.name) LIKE ${p} ESCAPE '\\' OR lower(r.description) LIKE ${p} ESCAPE '\\')")
+    });
+    filter.push_str(search.as_deref().unwrap_or(""));
+    let (limit, offset) = (next(), next());
+    let sum = |col: &str, from: usize| {
+        format!("COALESCE(SUM(CASE WHEN t.day >= ${from} THEN t.{col} ELSE 0 END), 0)")
+    };
+    let sql = format!(
+        "SELECT r.id, r.name, r.description, r.visibility, r.archived, r.html_url, \
+           {v} AS views_14d, {uv} AS unique_views_14d, {c} AS clones_14d, \
+           {uc} AS unique_clones_14d, \
+           COALESCE(SUM(t.views), 0) - {v} AS views_prev_14d, \
+           COALESCE(SUM(t.clones), 0) - {c} AS clones_prev_14d, \
+           MAX(t.day) AS last_day, \
+           COUNT(*) OVER () AS total \
+         FROM repos r LEFT JOIN repo_traffic t ON t.repo_id = r.id AND t.day >= ${prev} \
+         WHERE {filter} \
+         GROUP BY r.id, r.name, r.description, r.visibility, r.archived, r.html_url \
+         ORDER BY {order}, lower(r.name) ASC \
+         LIMIT ${limit} OFFSET ${offset}",
+        v = sum("views", cur),
+        uv = sum("unique_views", cur),
+        c = sum("clones", cur),
+        uc = sum("unique_clones", cur),
+        order = query.sort.sql(query.desc),
+    );
+    let pattern = like_pattern(&query.q.to_ascii_lowercase());
+    let rows: Vec<RepoSummary> = on_db!(db, |pool| {
+        let mut q = sqlx::query_as(&sql).bind(current_from).bind(previous_from);
+        for like in likes.unwrap_or_default() {
+            q = q.bind(like);
+        }
+        if !query.q.is_empty() {
+            q = q.bind(&pattern);
+        }
+        q.bind(PER_PAGE)
+            .bind((i64::from(query.page) - 1) * PER_PAGE)
+            .fetch_all(pool)
+            .await
+    })?;
+    let total = rows.first().map_or(0, |r| r.total);
+    Ok((rows, total))
+}
+
+/// Daily views of these repositories from `from` on, for the list's sparklines.
+pub async fn daily_views(
+    db: &Db,
+    repo_ids: &[i64],
+    from: NaiveDate,
+) -> Result<Vec<(i64, NaiveDate, i32)>, StoreError> {
+    if repo_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (2..repo_ids.len() + 2).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT repo_id, day, views FROM repo_traffic \
+         WHERE day >= $1 AND repo_id IN ({}) ORDER BY repo_id, day",
+        placeholders.join(", ")
+    );
+    Ok(on_db!(db, |pool| {
+        let mut q = sqlx::query_as(&sql).bind(from);
+        for id in repo_ids {
+            q = q.bind(id);
+        }
+        q.fetch_all(pool).await
+    })?)
+}
+
+/// How many repositories there are at all, and when the sync last finished well: for the
+/// empty state's explanation.
+pub async fn overview(db: &Db) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
+    const COUNT: &str = "SELECT COUNT(*) FROM repos";
+    const LAST: &str = "SELECT MAX(finished_at) FROM sync_runs WHERE outcome = 'success'";
+    let count: i64 = on_db!(db, |pool| sqlx::query_scalar(COUNT).fetch_one(pool).await)?;
+    let last: Option<chrono::DateTime<chrono::Utc>> =
+        on_db!(db, |pool| sqlx::query_scalar(LAST).fetch_one(pool).await)?;
+    Ok((count, last))
+}

@@ -1,0 +1,206 @@
+//! The repositories list through the real router: who sees which repository (admins all,
+//! others by the patterns of their assigned and group-mapped roles, nobody else anything),
+//! the 14-day sums, search, and the empty states.
+
+use chrono::{Duration, Utc};
+use gatehouse::auth::roles;
+use gatehouse::store::Db;
+use reqwest::StatusCode;
+
+use crate::admin::sign_in_as;
+use crate::signin::{Jar, get_with};
+use crate::signin_refusals::app_with;
+use crate::support::fake_idp::FakeIdp;
+use crate::support::{TestApp, TestDb};
+
+/// Repositories with a few days of traffic each; `web-shop` has 10 views a day for 28 days.
+async fn seed(db: &Db) {
+    let today = Utc::now().date_naive();
+    for (name, desc) in [
+        ("web-shop", "The shop front"),
+        ("web-admin", "Back office"),
+        ("data-lake", "Analytics"),
+        ("api", "Public API"),
+        ("my_repo", "Underscore, not a wildcard"),
+    ] {
+        gatehouse::execute!(
+            db,
+            "INSERT INTO repos (name, description, visibility) VALUES ($1, $2, 'private')",
+            name,
+            desc
+        )
+        .expect("repo");
+    }
+    for days_ago in 0..28 {
+        let day = today - Duration::days(days_ago);
+        gatehouse::execute!(
+            db,
+            "INSERT INTO repo_traffic (repo_id, day, views, unique_views, clones, unique_clones) \
+             SELECT id, $1, 10, 2, 1, 1 FROM repos WHERE name = 'web-shop'",
+            day
+        )
+        .expect("traffic");
+    }
+}
+
+fn names(html: &str) -> Vec<String> {
+    let marker = "data-testid=\"repo-name\">";
+    html.match_indices(marker)
+        .map(|(i, _)| {
+            let rest = &html[i + marker.len()..];
+            rest[..rest.find('<').unwrap_or(0)].to_string()
+        })
+        .collect()
+}
+
+async fn visible(app: &TestApp, jar: &Jar) -> Vec<String> {
+    let r = get_with(jar, &app.url("/repos?sort=name")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut n = names(&r.text().await.expect("page"));
+    n.sort();
+    n
+}
+
+async fn user_id(db: &Db, subject: &str) -> i64 {
+    gatehouse::on_db!(db, |pool| sqlx::query_scalar::<_, i64>(
+        "SELECT id FROM users WHERE subject = $1"
+    )
+    .bind(subject)
+    .fetch_one(pool)
+    .await)
+    .expect("user")
+}
+
+async fn access_matrix(test_db: TestDb) {
+    let idp = FakeIdp::start(vec!["openid", "email", "profile", "groups"]).await;
+    let app = app_with(&idp, &test_db, &[]).await;
+    let db = app.state.store.db();
+    seed(&db).await;
+    let web = roles::create(&db, "web", "", &["web-*".into(), "my_repo".into()])
+        .await
+        .expect("create")
+        .expect("new");
+    let data = roles::create(&db, "data", "", &["acme/data-*".into()])
+        .await
+        .expect("create")
+        .expect("new");
+    roles::map_group(&db, "data-team", data.id, "test")
+        .await
+        .expect("map");
+
+    let (alice, _) = sign_in_as(&app, &idp, "alice", &["gatehouse-admins"]).await;
+    let (bob, _) = sign_in_as(&app, &idp, "bob", &[]).await;
+    let (carol, _) = sign_in_as(&app, &idp, "carol", &["data-team"]).await;
+    let (dave, _) = sign_in_as(&app, &idp, "dave", &["engineering"]).await;
+    let bob_id = user_id(&db, "bob").await;
+    roles::assign(&db, bob_id, web.id, "test")
+        .await
+        .expect("assign");
+
+    assert_eq!(
+        visible(&app, &alice).await,
+        ["api", "data-lake", "my_repo", "web-admin", "web-shop"]
+    );
+    assert_eq!(
+        visible(&app, &bob).await,
+        ["my_repo", "web-admin", "web-shop"]
+    );
+    // An owner-qualified pattern names one organization: without a configured one (no
+    // sync here) it matches nothing.
+    assert_eq!(visible(&app, &carol).await, Vec::<String>::new());
+    let none = get_with(&dave, &app.url("/repos"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(names(&none).is_empty());
+    assert!(none.contains("data-testid=\"empty\""), "{none}");
+    assert!(none.contains("None of your roles grants access"), "{none}");
+
+    // A group-mapped role with a plain pattern.
+    let data2 = roles::create(&db, "data2", "", &["data-*".into()])
+        .await
+        .expect("create")
+        .expect("new");
+    roles::map_group(&db, "data-team", data2.id, "test")
+        .await
+        .expect("map");
+    assert_eq!(visible(&app, &carol).await, ["data-lake"]);
+
+    // A role taken away applies at the next request.
+    roles::remove(&db, bob_id, web.id).await.expect("remove");
+    assert_eq!(visible(&app, &bob).await, Vec::<String>::new());
+
+    // The 14-day sums and the change against the 14 before, from SQL.
+    let page = get_with(&alice, &app.url("/repos?q=shop"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(names(&page), ["web-shop"]);
+    assert!(
+        page.contains("data-testid=\"views\">140 <span class=\"muted\">(28 unique)"),
+        "{page}"
+    );
+    assert!(
+        page.contains("data-testid=\"clones\">14 <span class=\"muted\">(14 unique)"),
+        "{page}"
+    );
+    assert!(page.contains("±0%"), "{page}");
+    assert!(page.contains("<polyline points="), "{page}");
+    // Search reads descriptions too, and a LIKE wildcard in it is literal.
+    let page = get_with(&alice, &app.url("/repos?q=office"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(names(&page), ["web-admin"]);
+    let page = get_with(&alice, &app.url("/repos?q=my_"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(names(&page), ["my_repo"]);
+    // Sorting by views puts the busy one first.
+    let page = get_with(&alice, &app.url("/repos?sort=-views"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(names(&page).first().map(String::as_str), Some("web-shop"));
+    assert!(page.contains("aria-sort=\"descending\""), "{page}");
+    // A bad parameter is explained, not a 500.
+    let r = get_with(&alice, &app.url("/repos?sort=stars%3B")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.text()
+            .await
+            .expect("page")
+            .contains("data-testid=\"problem\">sort must be")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn who_sees_which_repository_on_sqlite() {
+    access_matrix(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn who_sees_which_repository_on_postgres() {
+    access_matrix(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn signed_out_the_list_sends_you_to_sign_in() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let app = app_with(&idp, &db, &[]).await;
+    let r = crate::support::http()
+        .get(app.url("/repos"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+}
