@@ -255,9 +255,9 @@ macro_rules! sync_queries {
                         .await?
                     }
                 };
-                // GitHub keeps 14 days and a recent day's figures still grow; an answer for a
-                // day never lowers what an earlier one said (a lower figure is a partial
-                // count, not a correction), older days stay as history.
+                // GitHub keeps 14 days and a recent day's figures still grow while it counts
+                // them: each column keeps the highest figure any answer gave for the day, so
+                // a partial count never replaces a complete one; older days stay as history.
                 for d in &repo.traffic {
                     sqlx::query(concat!(
                         "INSERT INTO repo_traffic \
