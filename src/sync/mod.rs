@@ -1,5 +1,6 @@
-//! The GitHub sync: SAML identities (work email → login) and repository traffic,
-//! read from GitHub and written in one transaction, one run at a time across processes.
+//! The GitHub sync: SAML identities (work email → login) and repositories (traffic, popular
+//! referrers and paths, stars and forks), read from GitHub and written in one transaction, one
+//! run at a time across processes.
 
 pub mod github;
 mod model;
@@ -9,4 +10,4 @@ pub mod service;
 pub mod store;
 
 pub use model::*;
-pub use plan::{Fetched, IdentityCounts};
+pub use plan::{Fetched, IdentityCounts, RepoCounts};

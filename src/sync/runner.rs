@@ -187,7 +187,7 @@ mod tests {
                     name: format!("P {i}"),
                 })
                 .collect(),
-            repos: Vec::new(),
+            ..GithubSnapshot::default()
         }
     }
 

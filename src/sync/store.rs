@@ -10,8 +10,13 @@ use crate::per_backend;
 use crate::store::{Db, StoreError};
 
 macro_rules! sync_queries {
-    ($db:ty) => {
-        use crate::sync::plan::{Stored, check_departures, plan as plan_identities};
+    // `$greatest`: the backend's two-argument maximum (`GREATEST` in PostgreSQL, `MAX` in
+    // SQLite), the one word in which the traffic upsert differs.
+    ($db:ty, $greatest:literal) => {
+        use crate::sync::plan::{
+            FetchedRepo, Stored, StoredRepo, check_departures, check_removals,
+            plan as plan_identities, plan_repos,
+        };
         use crate::sync::{Applied, GithubSnapshot, SyncRun};
 
         /// Takes the named lease if it is free or expired; `true` when this holder has it.
@@ -114,11 +119,28 @@ macro_rules! sync_queries {
             .fetch_all(&mut *tx)
             .await?;
             let plan = plan_identities(&stored, &snapshot.identities);
+            let stored_repos: Vec<StoredRepo> = sqlx::query_as(
+                "SELECT id, github_id, name, removed_at IS NOT NULL AS removed FROM repos",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            let fetched_repos: Vec<FetchedRepo> = snapshot
+                .repos
+                .iter()
+                .map(|r| FetchedRepo {
+                    github_id: r.github_id,
+                    name: r.name.clone(),
+                })
+                .collect();
+            let repo_plan = plan_repos(&stored_repos, &fetched_repos);
             let mut applied = Applied {
                 identities: plan.counts,
+                repo_changes: repo_plan.counts,
                 ..Applied::default()
             };
-            if let Err(reason) = check_departures(&plan.counts, max_departed) {
+            if let Err(reason) = check_departures(&plan.counts, max_departed)
+                .and_then(|()| check_removals(&repo_plan.counts, max_departed))
+            {
                 tx.rollback().await?;
                 applied.refused = Some(reason);
                 return Ok(applied);
@@ -167,34 +189,90 @@ macro_rules! sync_queries {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            for repo in &snapshot.repos {
-                let repo_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO repos (name, description, visibility, archived, html_url, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (name) DO UPDATE SET description = excluded.description, \
-                       visibility = excluded.visibility, archived = excluded.archived, \
-                       html_url = excluded.html_url, updated_at = excluded.updated_at \
-                     RETURNING id",
-                )
-                .bind(&repo.name)
-                .bind(&repo.description)
-                .bind(&repo.visibility)
-                .bind(repo.archived)
-                .bind(&repo.html_url)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                // GitHub keeps 14 days and a recent day's figures still grow: the newest
-                // answer for a day replaces the stored one, older days stay as history.
+            // Names first, so that no statement below meets a name another row still holds.
+            for (id, name) in &repo_plan.displace {
+                sqlx::query("UPDATE repos SET name = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(name)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for id in &repo_plan.rename {
+                // No GitHub repository name has a space: this one is free.
+                sqlx::query("UPDATE repos SET name = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(format!(" renaming row {id}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for id in &repo_plan.remove {
+                sqlx::query("UPDATE repos SET removed_at = $2, updated_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for (index, row) in &repo_plan.write {
+                let repo = &snapshot.repos[*index];
+                let repo_id: i64 = match row {
+                    Some(id) => {
+                        sqlx::query(
+                            "UPDATE repos SET github_id = $2, name = $3, description = $4, \
+                               visibility = $5, archived = $6, html_url = $7, stars = $8, \
+                               forks = $9, removed_at = NULL, updated_at = $10 WHERE id = $1",
+                        )
+                        .bind(id)
+                        .bind(repo.github_id)
+                        .bind(&repo.name)
+                        .bind(&repo.description)
+                        .bind(&repo.visibility)
+                        .bind(repo.archived)
+                        .bind(&repo.html_url)
+                        .bind(repo.stars)
+                        .bind(repo.forks)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        *id
+                    }
+                    None => {
+                        sqlx::query_scalar(
+                            "INSERT INTO repos (github_id, name, description, visibility, \
+                               archived, html_url, stars, forks, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                        )
+                        .bind(repo.github_id)
+                        .bind(&repo.name)
+                        .bind(&repo.description)
+                        .bind(&repo.visibility)
+                        .bind(repo.archived)
+                        .bind(&repo.html_url)
+                        .bind(repo.stars)
+                        .bind(repo.forks)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?
+                    }
+                };
+                // GitHub keeps 14 days and a recent day's figures still grow while it counts
+                // them: each column keeps the highest figure any answer gave for the day, so
+                // a partial count never replaces a complete one; older days stay as history.
                 for d in &repo.traffic {
-                    sqlx::query(
+                    sqlx::query(concat!(
                         "INSERT INTO repo_traffic \
                            (repo_id, day, views, unique_views, clones, unique_clones) \
                          VALUES ($1, $2, $3, $4, $5, $6) \
-                         ON CONFLICT (repo_id, day) DO UPDATE SET views = excluded.views, \
-                           unique_views = excluded.unique_views, clones = excluded.clones, \
-                           unique_clones = excluded.unique_clones",
-                    )
+                         ON CONFLICT (repo_id, day) DO UPDATE SET views = ",
+                        $greatest,
+                        "(repo_traffic.views, excluded.views), unique_views = ",
+                        $greatest,
+                        "(repo_traffic.unique_views, excluded.unique_views), clones = ",
+                        $greatest,
+                        "(repo_traffic.clones, excluded.clones), unique_clones = ",
+                        $greatest,
+                        "(repo_traffic.unique_clones, excluded.unique_clones)"
+                    ))
                     .bind(repo_id)
                     .bind(d.day)
                     .bind(d.views)
@@ -204,6 +282,62 @@ macro_rules! sync_queries {
                     .execute(&mut *tx)
                     .await?;
                     applied.traffic_days += 1;
+                }
+                // Stars and forks go down as well as up: the day's last sync wins.
+                sqlx::query(
+                    "INSERT INTO repo_stars (repo_id, day, stars, forks) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (repo_id, day) DO UPDATE SET stars = excluded.stars, \
+                       forks = excluded.forks",
+                )
+                .bind(repo_id)
+                .bind(snapshot.day)
+                .bind(repo.stars)
+                .bind(repo.forks)
+                .execute(&mut *tx)
+                .await?;
+                // The lists are GitHub's whole 14 days, not a day's: the day's last answer
+                // replaces the day's rows. Unreadable ones leave what the day has.
+                if let Some(popular) = &repo.popular {
+                    sqlx::query("DELETE FROM repo_referrers WHERE repo_id = $1 AND day = $2")
+                        .bind(repo_id)
+                        .bind(snapshot.day)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM repo_paths WHERE repo_id = $1 AND day = $2")
+                        .bind(repo_id)
+                        .bind(snapshot.day)
+                        .execute(&mut *tx)
+                        .await?;
+                    // A name GitHub lists twice keeps its first entry.
+                    for r in &popular.referrers {
+                        let done = sqlx::query(
+                            "INSERT INTO repo_referrers (repo_id, day, referrer, count, uniques) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(repo_id)
+                        .bind(snapshot.day)
+                        .bind(&r.referrer)
+                        .bind(r.count)
+                        .bind(r.uniques)
+                        .execute(&mut *tx)
+                        .await?;
+                        applied.referrers += usize::try_from(done.rows_affected()).unwrap_or(0);
+                    }
+                    for p in &popular.paths {
+                        let done = sqlx::query(
+                            "INSERT INTO repo_paths (repo_id, day, path, title, count, uniques) \
+                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(repo_id)
+                        .bind(snapshot.day)
+                        .bind(&p.path)
+                        .bind(&p.title)
+                        .bind(p.count)
+                        .bind(p.uniques)
+                        .execute(&mut *tx)
+                        .await?;
+                        applied.paths += usize::try_from(done.rows_affected()).unwrap_or(0);
+                    }
                 }
                 applied.repos += 1;
             }
@@ -219,7 +353,7 @@ mod pg {
     use crate::store::StoreError;
 
     type Pool = sqlx::PgPool;
-    sync_queries!(sqlx::Postgres);
+    sync_queries!(sqlx::Postgres, "GREATEST");
 }
 
 mod sqlite {
@@ -228,7 +362,7 @@ mod sqlite {
     use crate::store::StoreError;
 
     type Pool = sqlx::SqlitePool;
-    sync_queries!(sqlx::Sqlite);
+    sync_queries!(sqlx::Sqlite, "MAX");
 }
 
 /// Takes the named lease if it is free or expired; `true` when this holder has it.

@@ -1,8 +1,11 @@
 //! The GitHub sync against a local fake GitHub: correctness, idempotence, failures that change
-//! nothing, the departure guard, one run at a time across processes, and "run now".
+//! nothing, the departure guard, one run at a time across processes, "run now", and the
+//! repositories' history (moving windows, renames, removals, stars, referrers and paths).
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use chrono::NaiveDate;
 
 use gatehouse::directory::search::SearchParams;
 use gatehouse::store::{self, Store};
@@ -11,7 +14,7 @@ use gatehouse::sync::github::{GitHubClient, GitHubError, RetryPolicy};
 use gatehouse::sync::runner::{Outcome, run_once};
 
 use crate::support::TestDb;
-use crate::support::fake_github::{FakeGitHub, FakeRepo, people};
+use crate::support::fake_github::{FakeGitHub, FakeRepo, id_of, people, window_day};
 use crate::support::server::config;
 
 fn fast() -> RetryPolicy {
@@ -608,4 +611,369 @@ async fn admins_run_a_sync_now_from_the_admin_page() {
     let r = run_now(&app, &alice, &page).await;
     assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
     app.stop().await;
+}
+
+// Repositories: history across GitHub's moving 14-day windows, renames, removals, daily stars
+// and forks, referrers and paths per sync day.
+
+/// Every row a query returns, on whichever backend the store is.
+async fn rows<T>(store: &Arc<dyn Store>, sql: &str) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + Send
+        + Unpin,
+{
+    gatehouse::on_db!(&store.db(), |pool| sqlx::query_as::<_, T>(sql)
+        .fetch_all(pool)
+        .await
+        .expect(sql))
+}
+
+fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("date")
+}
+
+/// (day, views, unique views, clones, unique clones) of one repository, by name.
+async fn traffic_of(store: &Arc<dyn Store>, name: &str) -> Vec<(NaiveDate, i32, i32, i32, i32)> {
+    rows(
+        store,
+        &format!(
+            "SELECT t.day, t.views, t.unique_views, t.clones, t.unique_clones \
+             FROM repo_traffic t JOIN repos r ON r.id = t.repo_id WHERE r.name = '{name}' \
+             ORDER BY t.day"
+        ),
+    )
+    .await
+}
+
+/// (row id, GitHub id, name, removed) of every repository, by name.
+async fn repo_rows(store: &Arc<dyn Store>) -> Vec<(i64, Option<i64>, String, bool)> {
+    rows(
+        store,
+        "SELECT id, github_id, name, removed_at IS NOT NULL FROM repos ORDER BY name",
+    )
+    .await
+}
+
+fn windowed(name: &str, base: i64) -> FakeRepo {
+    FakeRepo {
+        name: name.into(),
+        window: Some(base),
+        ..FakeRepo::default()
+    }
+}
+
+async fn moving_windows_accumulate(db: TestDb) {
+    let gh = FakeGitHub::start("acme").await;
+    gh.set_identities(people(3));
+    let start = ymd(2026, 11, 20);
+    gh.set_today(start);
+    let mut api = windowed("api", 10);
+    api.stars = 5;
+    api.forks = 1;
+    api.referrers = vec![("google.com".into(), 4, 3), ("github.com".into(), 2, 1)];
+    api.paths = vec![("/acme/api".into(), "acme/api".into(), 10, 5)];
+    let infra = FakeRepo {
+        name: "infra".into(),
+        traffic_forbidden: true,
+        stars: 2,
+        ..windowed("infra", 7)
+    };
+    gh.set_repos(vec![api, windowed("web", 3), infra]);
+    let store = open(&db).await;
+
+    let first = run(&store, &gh, 0.2).await;
+    let a = applied(&first);
+    assert_eq!(
+        (a.repos, a.traffic_days, a.referrers, a.paths),
+        (3, 28, 2, 1),
+        "{a:?}"
+    );
+    gh.advance_days(10);
+    gh.edit_repo("api", |r| {
+        r.stars = 7;
+        r.forks = 2;
+        r.referrers = vec![("google.com".into(), 9, 5)];
+    });
+    run(&store, &gh, 0.2).await;
+    gh.advance_days(10);
+    gh.edit_repo("api", |r| r.stars = 6);
+    run(&store, &gh, 0.2).await;
+
+    // Three windows of 14 days, 10 days apart: 34 days, each with its own figures.
+    let api_days = traffic_of(&store, "api").await;
+    let expected: Vec<_> = (0..34)
+        .map(|i| {
+            let day = start - chrono::Days::new(13) + chrono::Days::new(i);
+            let (v, uv, c, uc) = window_day(10, day);
+            let n = |x: i64| i32::try_from(x).expect("small");
+            (day, n(v), n(uv), n(c), n(uc))
+        })
+        .collect();
+    assert_eq!(api_days, expected, "history beyond GitHub's 14 days");
+    assert_eq!(traffic_of(&store, "web").await.len(), 34);
+
+    // The 403 repository keeps its row (with stars from the listing) and gets no traffic.
+    assert!(traffic_of(&store, "infra").await.is_empty());
+    let infra: Vec<(i32,)> = rows(
+        &store,
+        "SELECT stars FROM repos WHERE name = 'infra' AND removed_at IS NULL",
+    )
+    .await;
+    assert_eq!(infra, vec![(2,)]);
+
+    // One stars/forks row per sync day; stars went down as well as up.
+    let stars: Vec<(NaiveDate, i32, i32)> = rows(
+        &store,
+        "SELECT s.day, s.stars, s.forks FROM repo_stars s JOIN repos r ON r.id = s.repo_id \
+         WHERE r.name = 'api' ORDER BY s.day",
+    )
+    .await;
+    let d = |n: u64| start + chrono::Days::new(n);
+    assert_eq!(gh.today(), d(20));
+    assert_eq!(stars, vec![(d(0), 5, 1), (d(10), 7, 2), (d(20), 6, 2)]);
+    let current: Vec<(i32, i32)> =
+        rows(&store, "SELECT stars, forks FROM repos WHERE name = 'api'").await;
+    assert_eq!(current, vec![(6, 2)]);
+
+    // Referrers and paths under each sync day, as GitHub listed them that day.
+    let referrers = |store: Arc<dyn Store>| async move {
+        rows::<(NaiveDate, String, i32, i32)>(
+            &store,
+            "SELECT f.day, f.referrer, f.count, f.uniques FROM repo_referrers f \
+             JOIN repos r ON r.id = f.repo_id WHERE r.name = 'api' ORDER BY f.day, f.referrer",
+        )
+        .await
+    };
+    assert_eq!(
+        referrers(store.clone()).await,
+        vec![
+            (d(0), "github.com".into(), 2, 1),
+            (d(0), "google.com".into(), 4, 3),
+            (d(10), "google.com".into(), 9, 5),
+            (d(20), "google.com".into(), 9, 5),
+        ]
+    );
+    let paths: Vec<(NaiveDate, String, String, i32, i32)> = rows(
+        &store,
+        "SELECT p.day, p.path, p.title, p.count, p.uniques FROM repo_paths p \
+         JOIN repos r ON r.id = p.repo_id WHERE r.name = 'api' ORDER BY p.day",
+    )
+    .await;
+    assert_eq!(paths.len(), 3);
+    assert_eq!(
+        paths[2],
+        (d(20), "/acme/api".into(), "acme/api".into(), 10, 5)
+    );
+
+    // A second sync the same day replaces that day's lists and stars, and only that day's.
+    gh.edit_repo("api", |r| {
+        r.stars = 8;
+        r.referrers = vec![("bing.com".into(), 1, 1)];
+    });
+    run(&store, &gh, 0.2).await;
+    let now = referrers(store.clone()).await;
+    assert_eq!(now.len(), 4);
+    assert_eq!(now[3], (d(20), "bing.com".into(), 1, 1));
+    assert_eq!(now[2], (d(10), "google.com".into(), 9, 5));
+    let stars: Vec<(NaiveDate, i32)> = rows(
+        &store,
+        "SELECT s.day, s.stars FROM repo_stars s JOIN repos r ON r.id = s.repo_id \
+         WHERE r.name = 'api' ORDER BY s.day",
+    )
+    .await;
+    assert_eq!(stars.last(), Some(&(d(20), 8)));
+    assert_eq!(stars.len(), 3);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn repository_history_accumulates_across_moving_windows_on_postgres() {
+    moving_windows_accumulate(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn repository_history_accumulates_across_moving_windows_on_sqlite() {
+    moving_windows_accumulate(TestDb::sqlite()).await;
+}
+
+async fn renames_and_removals_keep_history(db: TestDb) {
+    let gh = FakeGitHub::start("acme").await;
+    gh.set_identities(people(3));
+    gh.set_today(ymd(2026, 11, 20));
+    let infra = FakeRepo {
+        traffic_forbidden: true,
+        ..windowed("infra", 1)
+    };
+    gh.set_repos(vec![
+        windowed("api", 10),
+        windowed("web", 4),
+        windowed("docs", 2),
+        windowed("cli", 6),
+        infra,
+    ]);
+    let store = open(&db).await;
+    // A row from before repositories had ids, with a day GitHub no longer lists.
+    gatehouse::execute!(&store.db(), "INSERT INTO repos (name) VALUES ('web')").expect("web");
+    gatehouse::execute!(
+        &store.db(),
+        "INSERT INTO repo_traffic (repo_id, day, views) \
+         SELECT id, $1, 99 FROM repos WHERE name = 'web'",
+        ymd(2026, 10, 1)
+    )
+    .expect("old day");
+    let web_row = repo_rows(&store).await[0].0;
+
+    run(&store, &gh, 0.2).await;
+    let after_first = repo_rows(&store).await;
+    let web = after_first.iter().find(|r| r.2 == "web").expect("web");
+    assert_eq!(
+        (web.0, web.1),
+        (web_row, Some(id_of("web"))),
+        "matched by name once, then keeps GitHub's id"
+    );
+    assert_eq!(
+        traffic_of(&store, "web").await.len(),
+        15,
+        "its old day kept"
+    );
+    let api_row = after_first.iter().find(|r| r.2 == "api").expect("api").0;
+
+    // A rename: the same row under the new name, with the history of the old one.
+    gh.rename_repo("api", "api-v2");
+    gh.advance_days(1);
+    let renamed = run(&store, &gh, 0.2).await;
+    assert_eq!(applied(&renamed).repo_changes.renamed, 1, "{renamed:?}");
+    let rows_now = repo_rows(&store).await;
+    assert!(!rows_now.iter().any(|r| r.2 == "api"), "{rows_now:?}");
+    let v2 = rows_now.iter().find(|r| r.2 == "api-v2").expect("api-v2");
+    assert_eq!((v2.0, v2.1), (api_row, Some(id_of("api"))));
+    assert_eq!(
+        traffic_of(&store, "api-v2").await.len(),
+        15,
+        "14 days + the new one"
+    );
+
+    // Gone from the organization: marked removed, history kept.
+    let docs = gh.remove_repo("docs");
+    let gone = run(&store, &gh, 0.2).await;
+    assert_eq!(applied(&gone).repo_changes.removed, 1, "{gone:?}");
+    let docs_row = repo_rows(&store).await;
+    assert!(
+        docs_row.iter().any(|r| r.2 == "docs" && r.3),
+        "{docs_row:?}"
+    );
+    assert_eq!(traffic_of(&store, "docs").await.len(), 15);
+
+    // Most of the repositories gone at once is refused like a mass departure.
+    let web = gh.remove_repo("web");
+    let cli = gh.remove_repo("cli");
+    let refused = run(&store, &gh, 0.2).await;
+    let reason = applied(&refused).refused.clone().unwrap_or_default();
+    assert!(
+        reason.contains("2 of 4 active repositories removed")
+            && reason.contains("GATEHOUSE_SYNC_MAX_DEPARTED"),
+        "{refused:?}"
+    );
+    assert_eq!(repo_rows(&store).await, docs_row, "nothing changed");
+    gh.add_repo(web);
+    gh.add_repo(cli);
+
+    // Back again: unmarked, with its history and the days it missed.
+    gh.add_repo(docs);
+    gh.advance_days(2);
+    let back = run(&store, &gh, 0.2).await;
+    assert_eq!(applied(&back).repo_changes.returned, 1, "{back:?}");
+    assert!(
+        repo_rows(&store)
+            .await
+            .iter()
+            .any(|r| r.2 == "docs" && !r.3)
+    );
+    assert_eq!(traffic_of(&store, "docs").await.len(), 17);
+
+    // Deleted and created again under the same name: a new repository (a new id); the old
+    // row keeps its history under a name no repository can take.
+    let old_docs = repo_rows(&store)
+        .await
+        .into_iter()
+        .find(|r| r.2 == "docs")
+        .expect("docs");
+    gh.remove_repo("docs");
+    gh.add_repo(FakeRepo {
+        id: 4242,
+        ..windowed("docs", 50)
+    });
+    run(&store, &gh, 0.3).await;
+    let all = repo_rows(&store).await;
+    let new_docs = all.iter().find(|r| r.2 == "docs").expect("new docs");
+    assert_eq!(new_docs.1, Some(4242));
+    assert_ne!(new_docs.0, old_docs.0);
+    let kept = all
+        .iter()
+        .find(|r| r.0 == old_docs.0)
+        .expect("old docs kept");
+    assert!(kept.3 && kept.2.starts_with("docs "), "{kept:?}");
+    let kept_days: Vec<(i64,)> = rows(
+        &store,
+        &format!(
+            "SELECT COUNT(*) FROM repo_traffic WHERE repo_id = {}",
+            old_docs.0
+        ),
+    )
+    .await;
+    assert_eq!(kept_days, vec![(17,)]);
+    assert_eq!(traffic_of(&store, "docs").await.len(), 14);
+    // The repository without traffic access was there all along.
+    assert!(all.iter().any(|r| r.2 == "infra" && !r.3));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn renames_keep_history_and_gone_repositories_are_marked_on_postgres() {
+    renames_and_removals_keep_history(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn renames_keep_history_and_gone_repositories_are_marked_on_sqlite() {
+    renames_and_removals_keep_history(TestDb::sqlite()).await;
+}
+
+async fn days_seen_again_take_the_higher_count(db: TestDb) {
+    let gh = FakeGitHub::start("acme").await;
+    gh.set_identities(people(3));
+    let x = || ymd(2026, 11, 10).to_string();
+    gh.set_repos(vec![FakeRepo {
+        name: "api".into(),
+        traffic: vec![(x(), 10, 5, 8, 4)],
+        ..FakeRepo::default()
+    }]);
+    let store = open(&db).await;
+    run(&store, &gh, 0.2).await;
+    gh.edit_repo("api", |r| r.traffic = vec![(x(), 30, 12, 3, 1)]);
+    run(&store, &gh, 0.2).await;
+    assert_eq!(
+        traffic_of(&store, "api").await,
+        vec![(ymd(2026, 11, 10), 30, 12, 8, 4)],
+        "higher figures taken, column by column; lower ones kept"
+    );
+    gh.edit_repo("api", |r| r.traffic = vec![(x(), 5, 2, 1, 0)]);
+    run(&store, &gh, 0.2).await;
+    assert_eq!(
+        traffic_of(&store, "api").await,
+        vec![(ymd(2026, 11, 10), 30, 12, 8, 4)],
+        "a lower report never lowers a day"
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_day_seen_again_takes_the_higher_count_on_postgres() {
+    days_seen_again_take_the_higher_count(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn a_day_seen_again_takes_the_higher_count_on_sqlite() {
+    days_seen_again_take_the_higher_count(TestDb::sqlite()).await;
 }

@@ -1,12 +1,12 @@
 //! The HTTP side of the GitHub sync. Written here rather than with an SDK crate: the sync
-//! needs three calls, and what matters is how they fail (rate limits, secondary limits,
+//! needs a handful of calls, and what matters is how they fail (rate limits, secondary limits,
 //! enterprise-level SAML), which is ours to decide.
 //!
 //! Over 400 lines on purpose: the GraphQL and REST calls share one retry and rate-limit
 //! policy (`get_json`, `RetryPolicy`), and splitting the calls from it would scatter the one
 //! thing this file exists to get right.
 
-use crate::sync::TrafficDay;
+use crate::sync::{Popular, PopularPath, Referrer, TrafficDay};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -110,11 +110,14 @@ pub struct SamlIdentity {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repo {
+    pub id: i64,
     pub name: String,
     pub description: String,
     pub visibility: String,
     pub archived: bool,
     pub html_url: Option<String>,
+    pub stars: i32,
+    pub forks: i32,
 }
 
 pub struct GitHubClient {
@@ -435,8 +438,15 @@ impl GitHubClient {
 
     /// Every repository of the organization, following `Link` pages.
     pub async fn repos(&self) -> Result<Vec<Repo>, GitHubError> {
+        Ok(self.repos_and_day().await?.1)
+    }
+
+    /// Every repository of the organization, and GitHub's day (UTC, from its `Date` header)
+    /// when it listed them, if it said.
+    pub async fn repos_and_day(&self) -> Result<(Option<NaiveDate>, Vec<Repo>), GitHubError> {
         #[derive(Deserialize)]
         struct Raw {
+            id: i64,
             name: String,
             description: Option<String>,
             visibility: Option<String>,
@@ -444,13 +454,20 @@ impl GitHubClient {
             #[serde(default)]
             archived: bool,
             html_url: Option<String>,
+            #[serde(default)]
+            stargazers_count: i64,
+            #[serde(default)]
+            forks_count: i64,
         }
         let mut url =
             Some(self.api_url(&format!("/orgs/{}/repos?per_page=100&type=all", self.org)));
         let mut out = Vec::new();
+        let mut day = None;
         while let Some(u) = url {
             let (headers, page): (_, Vec<Raw>) = self.get_json(&u).await?;
+            day = day.or_else(|| header_day(&headers));
             out.extend(page.into_iter().map(|r| Repo {
+                id: r.id,
                 visibility: r.visibility.unwrap_or_else(|| {
                     if r.private == Some(false) {
                         "public"
@@ -463,13 +480,58 @@ impl GitHubClient {
                 description: r.description.unwrap_or_default(),
                 archived: r.archived,
                 html_url: r.html_url,
+                stars: clamp(r.stargazers_count),
+                forks: clamp(r.forks_count),
             }));
             url = headers
                 .get("link")
                 .and_then(|l| l.to_str().ok())
                 .and_then(next_link);
         }
-        Ok(out)
+        Ok((day, out))
+    }
+
+    /// The top referrers and popular paths over GitHub's last 14 days.
+    pub async fn popular(&self, repo: &str) -> Result<Popular, GitHubError> {
+        #[derive(Deserialize)]
+        struct RawReferrer {
+            referrer: String,
+            count: i64,
+            uniques: i64,
+        }
+        #[derive(Deserialize)]
+        struct RawPath {
+            path: String,
+            #[serde(default)]
+            title: Option<String>,
+            count: i64,
+            uniques: i64,
+        }
+        let base = format!("/repos/{}/{repo}/traffic/popular", self.org);
+        let (_, referrers): (_, Vec<RawReferrer>) = self
+            .get_json(&self.api_url(&format!("{base}/referrers")))
+            .await?;
+        let (_, paths): (_, Vec<RawPath>) = self
+            .get_json(&self.api_url(&format!("{base}/paths")))
+            .await?;
+        let referrers = referrers
+            .into_iter()
+            .map(|r| Referrer {
+                referrer: r.referrer,
+                count: clamp(r.count),
+                uniques: clamp(r.uniques),
+            })
+            .collect();
+        let paths = paths
+            .into_iter()
+            .map(|p| PopularPath {
+                path: p.path,
+                title: p.title.unwrap_or_default(),
+                count: clamp(p.count),
+                uniques: clamp(p.uniques),
+            })
+            .collect();
+        Ok(Popular { referrers, paths })
     }
 
     /// Views and clones per day (GitHub keeps 14), merged.
@@ -521,6 +583,14 @@ impl GitHubClient {
     }
 }
 
+/// The UTC day of an HTTP `Date` header (`Wed, 02 Dec 2026 01:38:06 GMT`).
+fn header_day(headers: &HeaderMap) -> Option<NaiveDate> {
+    let value = headers.get("date")?.to_str().ok()?;
+    DateTime::parse_from_rfc2822(value)
+        .ok()
+        .map(|t| t.with_timezone(&Utc).date_naive())
+}
+
 /// GitHub's counts are non-negative and small; a value past `i32` is stored as the largest.
 fn clamp(n: i64) -> i32 {
     i32::try_from(n.max(0)).unwrap_or(i32::MAX)
@@ -541,6 +611,19 @@ mod tests {
         assert_eq!(next_link("<https://x/?page=1>; rel=\"prev\""), None);
         assert_eq!(next_link(""), None);
         assert_eq!(next_link("garbage"), None);
+    }
+
+    #[test]
+    fn date_headers_give_the_utc_day() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(header_day(&headers), None);
+        headers.insert(
+            "date",
+            HeaderValue::from_static("Wed, 02 Dec 2026 23:59:59 GMT"),
+        );
+        assert_eq!(header_day(&headers), NaiveDate::from_ymd_opt(2026, 12, 2));
+        headers.insert("date", HeaderValue::from_static("yesterday"));
+        assert_eq!(header_day(&headers), None);
     }
 
     #[test]

@@ -52,32 +52,47 @@ impl Source for GithubSource {
                 name: i.name,
             })
             .collect();
-        let mut repos = Vec::new();
-        for repo in self
+        let (github_day, listed) = self
             .client
-            .repos()
+            .repos_and_day()
             .await
-            .map_err(|e| format!("repositories: {e}"))?
-        {
+            .map_err(|e| format!("repositories: {e}"))?;
+        // Referrers and paths are GitHub's last 14 days as of its own day, so that day is the
+        // sync day; our clock only when GitHub sends no `Date`.
+        let day = github_day.unwrap_or_else(|| chrono::Utc::now().date_naive());
+        let mut repos = Vec::new();
+        for repo in listed {
             // Traffic needs push access per repository; one the token cannot read keeps its
             // history and gets none new, rather than failing the whole run.
-            let traffic = match self.client.traffic(&repo.name).await {
-                Ok(days) => days,
+            let (traffic, popular) = match self.client.traffic(&repo.name).await {
+                Ok(days) => match self.client.popular(&repo.name).await {
+                    Ok(popular) => (days, Some(popular)),
+                    Err(GitHubError::Forbidden { .. }) => (days, None),
+                    Err(e) => return Err(format!("popular traffic of {}: {e}", repo.name)),
+                },
                 Err(GitHubError::Forbidden { .. }) => {
                     tracing::info!(repo = %repo.name, "no traffic access for this repository");
-                    Vec::new()
+                    (Vec::new(), None)
                 }
                 Err(e) => return Err(format!("traffic of {}: {e}", repo.name)),
             };
             repos.push(RepoSnapshot {
+                github_id: repo.id,
                 name: repo.name,
                 description: repo.description,
                 visibility: repo.visibility,
                 archived: repo.archived,
                 html_url: repo.html_url,
+                stars: repo.stars,
+                forks: repo.forks,
                 traffic,
+                popular,
             });
         }
-        Ok(GithubSnapshot { identities, repos })
+        Ok(GithubSnapshot {
+            day,
+            identities,
+            repos,
+        })
     }
 }

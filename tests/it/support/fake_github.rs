@@ -1,6 +1,8 @@
 //! A local GitHub that speaks the real API's shapes for the sync: GraphQL SAML identities
-//! with cursor pagination, REST repositories with `Link` pages, traffic views and clones,
-//! `X-RateLimit-*` headers on every answer, and scriptable failures.
+//! with cursor pagination, REST repositories (ids, stars, forks) with `Link` pages, traffic
+//! views and clones in 14-day windows that move with a settable "today", top referrers and
+//! popular paths, renames, `Date` and `X-RateLimit-*` headers on every answer, and scriptable
+//! failures.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,18 +15,57 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use chrono::{Datelike, NaiveDate, Utc};
 use serde_json::{Value, json};
 
 pub const TOKEN: &str = "test-token";
 
 #[derive(Clone, Debug, Default)]
 pub struct FakeRepo {
+    /// GitHub's repository id; 0 takes one made from the name (`id_of`), which
+    /// `FakeGitHub::rename_repo` pins before it changes the name.
+    pub id: i64,
     pub name: String,
     pub private: bool,
-    /// (day "2026-11-10", views, unique views, clones, unique clones)
+    /// (day "2026-11-10", views, unique views, clones, unique clones); a day listed here wins
+    /// over the same day of `window`.
     pub traffic: Vec<(String, i64, i64, i64, i64)>,
-    /// Traffic answers 403, as for a token without push access.
+    /// Serve the 14 days up to "today", their figures from `window_day(base, day)`.
+    pub window: Option<i64>,
+    /// Traffic (views, clones, referrers, paths) answers 403, as for a token without push
+    /// access.
     pub traffic_forbidden: bool,
+    pub stars: i64,
+    pub forks: i64,
+    /// (referrer, count, uniques)
+    pub referrers: Vec<(String, i64, i64)>,
+    /// (path, title, count, uniques)
+    pub paths: Vec<(String, String, i64, i64)>,
+}
+
+impl FakeRepo {
+    pub fn github_id(&self) -> i64 {
+        if self.id == 0 {
+            id_of(&self.name)
+        } else {
+            self.id
+        }
+    }
+}
+
+/// A stable id from a name (FNV-1a), so that repositories keep theirs when others come and go.
+pub fn id_of(name: &str) -> i64 {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    i64::try_from(hash % 1_000_000_000).unwrap_or(0) + 1
+}
+
+/// The figures a `window` repository reports for a day: (views, unique views, clones,
+/// unique clones), different from one day to the next.
+pub fn window_day(base: i64, day: NaiveDate) -> (i64, i64, i64, i64) {
+    let k = i64::from(day.ordinal() % 7);
+    (base + k, base / 2 + k, base / 5 + k % 3, 1 + k % 2)
 }
 
 /// (email, login, name); an empty login is an identity not linked to a GitHub account.
@@ -43,6 +84,14 @@ struct Script {
     rate: Option<(u32, u64)>,
     delay: Duration,
     requests: Vec<String>,
+    /// GitHub's "today"; the real one when unset.
+    today: Option<NaiveDate>,
+}
+
+impl Script {
+    fn today(&self) -> NaiveDate {
+        self.today.unwrap_or_else(|| Utc::now().date_naive())
+    }
 }
 
 #[derive(Clone)]
@@ -65,6 +114,14 @@ fn uncursor(c: &str) -> Option<usize> {
 }
 
 fn rate_headers(s: &Script, headers: &mut HeaderMap) {
+    let date = s
+        .today()
+        .and_time(Utc::now().time())
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    if let Ok(v) = HeaderValue::from_str(&date) {
+        headers.insert("date", v);
+    }
     let (remaining, reset_in) = s.rate.unwrap_or((4999, 3600));
     let reset = chrono::Utc::now().timestamp() + i64::try_from(reset_in).unwrap_or(3600);
     for (k, v) in [
@@ -231,12 +288,12 @@ async fn repos(
         .iter()
         .skip((page - 1) * per)
         .take(per)
-        .enumerate()
-        .map(|(i, r)| {
-            json!({"id": i + 1, "name": r.name, "full_name": format!("{}/{}", s.org, r.name),
+        .map(|r| {
+            json!({"id": r.github_id(), "name": r.name, "full_name": format!("{}/{}", s.org, r.name),
                    "private": r.private, "visibility": if r.private { "private" } else { "public" },
                    "archived": false, "description": format!("{} repository", r.name),
-                   "html_url": format!("https://github.example/{}/{}", s.org, r.name)})
+                   "html_url": format!("https://github.example/{}/{}", s.org, r.name),
+                   "stargazers_count": r.stars, "watchers_count": r.stars, "forks_count": r.forks})
         })
         .collect();
     let mut r = Json(rows).into_response();
@@ -289,10 +346,20 @@ async fn traffic(
             .into_response();
         return finish(&s, r);
     }
-    let points: Vec<Value> = found
-        .traffic
+    let mut days: std::collections::BTreeMap<String, (i64, i64, i64, i64)> = Default::default();
+    if let Some(base) = found.window {
+        let today = s.today();
+        for back in (0..14).rev() {
+            let day = today - chrono::Days::new(back);
+            days.insert(day.to_string(), window_day(base, day));
+        }
+    }
+    for (day, v, uv, c, uc) in &found.traffic {
+        days.insert(day.clone(), (*v, *uv, *c, *uc));
+    }
+    let points: Vec<Value> = days
         .iter()
-        .map(|(day, v, uv, c, uc)| {
+        .map(|(day, (v, uv, c, uc))| {
             let (count, uniques) = if kind == "views" { (v, uv) } else { (c, uc) };
             json!({"timestamp": format!("{day}T00:00:00Z"), "count": count, "uniques": uniques})
         })
@@ -300,6 +367,58 @@ async fn traffic(
     let total: i64 = points.iter().filter_map(|p| p["count"].as_i64()).sum();
     let r =
         Json(json!({"count": total, "uniques": total / 2, kind.clone(): points})).into_response();
+    finish(&s, r)
+}
+
+async fn popular(
+    State(shared): State<Shared>,
+    Path((owner, repo, kind)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(mut s) = shared.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Some(r) = gate(
+        &mut s,
+        &headers,
+        format!("GET /repos/{owner}/{repo}/traffic/popular/{kind}"),
+    ) {
+        return r;
+    }
+    let found = s
+        .repos
+        .iter()
+        .find(|r| r.name == repo && owner == s.org)
+        .cloned();
+    let r = match found {
+        None => (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response(),
+        Some(found) if found.traffic_forbidden => (
+            StatusCode::FORBIDDEN,
+            Json(json!({"message": "Must have push access to repository"})),
+        )
+            .into_response(),
+        Some(found) if kind == "referrers" => Json(
+            found
+                .referrers
+                .iter()
+                .map(|(referrer, count, uniques)| {
+                    json!({"referrer": referrer, "count": count, "uniques": uniques})
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Some(found) if kind == "paths" => Json(
+            found
+                .paths
+                .iter()
+                .map(|(path, title, count, uniques)| {
+                    json!({"path": path, "title": title, "count": count, "uniques": uniques})
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Some(_) => (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response(),
+    };
     finish(&s, r)
 }
 
@@ -318,6 +437,7 @@ impl FakeGitHub {
             .route("/graphql", post(graphql))
             .route("/orgs/{org}/repos", get(repos))
             .route("/repos/{owner}/{repo}/traffic/{kind}", get(traffic))
+            .route("/repos/{owner}/{repo}/traffic/popular/{kind}", get(popular))
             .with_state(Arc::clone(&script));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -343,6 +463,48 @@ impl FakeGitHub {
     }
     pub fn set_repos(&self, repos: Vec<FakeRepo>) {
         self.with(|s| s.repos = repos);
+    }
+    /// Changes one repository in place (its stars, referrers, traffic, …).
+    pub fn edit_repo(&self, name: &str, f: impl FnOnce(&mut FakeRepo)) {
+        self.with(|s| {
+            let repo = s
+                .repos
+                .iter_mut()
+                .find(|r| r.name == name)
+                .unwrap_or_else(|| panic!("no fake repository {name}"));
+            f(repo);
+        });
+    }
+    /// A rename on GitHub: same id, new name.
+    pub fn rename_repo(&self, from: &str, to: &str) {
+        self.edit_repo(from, |r| {
+            r.id = r.github_id();
+            r.name = to.to_string();
+        });
+    }
+    /// Gone from the organization (deleted or transferred); returned to add back later.
+    pub fn remove_repo(&self, name: &str) -> FakeRepo {
+        self.with(|s| {
+            let at = s
+                .repos
+                .iter()
+                .position(|r| r.name == name)
+                .unwrap_or_else(|| panic!("no fake repository {name}"));
+            s.repos.remove(at)
+        })
+    }
+    pub fn add_repo(&self, repo: FakeRepo) {
+        self.with(|s| s.repos.push(repo));
+    }
+    /// GitHub's "today": the end of every `window` and the day of its `Date` header.
+    pub fn set_today(&self, day: NaiveDate) {
+        self.with(|s| s.today = Some(day));
+    }
+    pub fn advance_days(&self, n: u64) {
+        self.with(|s| s.today = Some(s.today() + chrono::Days::new(n)));
+    }
+    pub fn today(&self) -> NaiveDate {
+        self.with(|s| s.today())
     }
     pub fn fail_graphql_page_once(&self, page: usize, status: u16) {
         self.with(|s| s.fail_page = Some((page, status, 1)));
