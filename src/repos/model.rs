@@ -12,6 +12,9 @@ pub struct RepoSummary {
     pub visibility: String,
     pub archived: bool,
     pub html_url: Option<String>,
+    pub stars: i32,
+    /// Gone from the organization; its history is kept.
+    pub removed: bool,
     pub views_14d: i64,
     pub unique_views_14d: i64,
     pub clones_14d: i64,
@@ -57,14 +60,16 @@ pub enum SortKey {
     Name,
     Views,
     Clones,
+    Stars,
     LastDay,
 }
 
 impl SortKey {
-    pub const ALL: [SortKey; 4] = [
+    pub const ALL: [SortKey; 5] = [
         SortKey::Name,
         SortKey::Views,
         SortKey::Clones,
+        SortKey::Stars,
         SortKey::LastDay,
     ];
 
@@ -73,6 +78,7 @@ impl SortKey {
             SortKey::Name => "name",
             SortKey::Views => "views",
             SortKey::Clones => "clones",
+            SortKey::Stars => "stars",
             SortKey::LastDay => "updated",
         }
     }
@@ -90,6 +96,8 @@ impl SortKey {
             (SortKey::Views, true) => "views_14d DESC",
             (SortKey::Clones, false) => "clones_14d ASC",
             (SortKey::Clones, true) => "clones_14d DESC",
+            (SortKey::Stars, false) => "r.stars ASC",
+            (SortKey::Stars, true) => "r.stars DESC",
             // Never-synced repositories last either way.
             (SortKey::LastDay, false) => "(MAX(t.day) IS NULL) ASC, MAX(t.day) ASC",
             (SortKey::LastDay, true) => "(MAX(t.day) IS NULL) ASC, MAX(t.day) DESC",
@@ -136,7 +144,8 @@ impl ListParams {
             s => (SortKey::parse(s), false),
         };
         let sort = sort.ok_or_else(|| {
-            "sort must be one of name, views, clones, updated (with - for descending)".to_string()
+            "sort must be one of name, views, clones, stars, updated (with - for descending)"
+                .to_string()
         })?;
         let page = match self.page.as_deref() {
             None | Some("") => 1,

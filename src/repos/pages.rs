@@ -131,6 +131,7 @@ pub async fn list_repos(
         ("Repository", SortKey::Name),
         ("Views, 14 days", SortKey::Views),
         ("Clones, 14 days", SortKey::Clones),
+        ("Stars", SortKey::Stars),
         ("Last traffic", SortKey::LastDay),
     ]
     .into_iter()

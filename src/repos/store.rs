@@ -53,7 +53,8 @@ pub async fn list(
         format!("COALESCE(SUM(CASE WHEN t.day >= ${from} THEN t.{col} ELSE 0 END), 0)")
     };
     let sql = format!(
-        "SELECT r.id, r.name, r.description, r.visibility, r.archived, r.html_url, \
+        "SELECT r.id, r.name, r.description, r.visibility, r.archived, r.html_url, r.stars, \
+           r.removed_at IS NOT NULL AS removed, \
            {v} AS views_14d, {uv} AS unique_views_14d, {c} AS clones_14d, \
            {uc} AS unique_clones_14d, \
            COALESCE(SUM(t.views), 0) - {v} AS views_prev_14d, \
@@ -62,7 +63,8 @@ pub async fn list(
            COUNT(*) OVER () AS total \
          FROM repos r LEFT JOIN repo_traffic t ON t.repo_id = r.id AND t.day >= ${prev} \
          WHERE {filter} \
-         GROUP BY r.id, r.name, r.description, r.visibility, r.archived, r.html_url \
+         GROUP BY r.id, r.name, r.description, r.visibility, r.archived, r.html_url, r.stars, \
+           r.removed_at \
          ORDER BY {order}, lower(r.name) ASC \
          LIMIT ${limit} OFFSET ${offset}",
         v = sum("views", cur),
