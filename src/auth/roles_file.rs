@@ -123,6 +123,8 @@ pub fn parse(text: &str) -> Result<Vec<RoleSpec>, Vec<FileError>> {
         specs.push(spec);
     }
     if !errors.is_empty() {
+        // Roles come in name order; the operator reads the file top to bottom.
+        errors.sort_by_key(|e| (e.line, e.column));
         return Err(errors);
     }
     for spec in &mut specs {
@@ -508,6 +510,12 @@ repos = ["*"]
         assert!(errors[0].reason.contains("bad repository pattern"));
         assert_eq!(errors[1].line, Some(4));
         assert!(errors[1].reason.contains("not an email address"));
+
+        // Every problem at once, in the order of the file.
+        let errors =
+            parse("[roles.b]\nrepos = [\"a b\"]\n[roles.a]\nusers = [\"x\"]\n").expect_err("two");
+        let lines: Vec<_> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [Some(2), Some(4)], "{errors:?}");
 
         let errors = parse("[roles.web\n").expect_err("toml");
         assert_eq!(errors[0].line, Some(1), "{errors:?}");
