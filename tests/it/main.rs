@@ -18,6 +18,7 @@ mod import;
 mod pipeline;
 mod ratelimit;
 mod readme;
+mod roles;
 mod sessions;
 mod signin;
 mod signin_refusals;
