@@ -607,6 +607,34 @@ repos = ["*"]
     }
 
     #[test]
+    fn unassigning_an_address_reaches_the_account_verified_with_it_only() {
+        let account = |user_id, email: &str, verified: bool| Account {
+            user_id,
+            email: Some(email.into()),
+            trusted_email: verified.then(|| email.to_ascii_lowercase()),
+        };
+        let now = [StoredRole {
+            name: "web".into(),
+            repos: vec![],
+            users: vec!["bob@example.com".into()],
+            groups: vec![],
+            accounts: vec![
+                account(1, "Bob@example.com", true),
+                account(2, "bob@example.com", false),
+            ],
+        }];
+        let request = Request::Unassign {
+            email: "bob@example.com".into(),
+            role: "web".into(),
+        };
+        let changes = plan(&request, &now).expect("plan");
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert!(
+            matches!(&changes[1], Change::UnassignAccount { account, .. } if account.user_id == 1)
+        );
+    }
+
+    #[test]
     fn commands_refuse_unknown_roles() {
         let assign = Request::Assign {
             email: "a@b.c".into(),
