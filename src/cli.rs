@@ -62,6 +62,10 @@ pub enum Command {
     /// Break-glass administrators, for when the identity provider sends no groups.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Roles as code: create roles, assign them by email, map IdP groups to them, or make
+    /// them what a roles file says.
+    #[command(subcommand)]
+    Roles(RolesCommand),
     /// Replace a data feed with a full snapshot from a CSV file: every row is
     /// validated first, then applied all or nothing.
     Import(ImportArgs),
@@ -104,6 +108,40 @@ pub enum AdminCommand {
     Revoke { email: String },
     /// List the break-glass grants.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// Create a role that grants the repositories these patterns match.
+    Create {
+        name: String,
+        /// Patterns on the repository name or owner/name, `*` as the wildcard: web-*,acme/api.
+        #[arg(long, value_delimiter = ',', required = true, value_name = "PATTERN")]
+        repos: Vec<String>,
+    },
+    /// Delete a role, with its assignments and group mappings.
+    Delete { name: String },
+    /// Give a role to whoever signs in with this (verified) email, now or later.
+    Assign { email: String, role: String },
+    /// Take a role away from an email (and from the account that signs in with it).
+    Unassign { email: String, role: String },
+    /// Give a role to everyone in an IdP group.
+    MapGroup { group: String, role: String },
+    /// Stop giving a role to an IdP group.
+    UnmapGroup { group: String, role: String },
+    /// List the roles with their patterns, users (pending: not signed in yet) and groups.
+    List,
+    /// Make every role the file names exactly what it says, in one transaction.
+    Apply {
+        /// The roles file (TOML: [roles.NAME] with repos, users, groups).
+        file: PathBuf,
+        /// Print the changes, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete the roles the file does not name.
+        #[arg(long)]
+        prune: bool,
+    },
 }
 
 impl GlobalArgs {
@@ -168,6 +206,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve | Command::Check | Command::Sync(_) => serve(config).await,
         Command::Migrate => migrate(config).await,
         Command::Admin(action) => admin(config, action).await,
+        Command::Roles(action) => roles(config, action).await,
         Command::Import(args) => import(config, args).await,
     };
     match result {
@@ -252,6 +291,135 @@ async fn admin(config: Arc<Config>, action: AdminCommand) -> anyhow::Result<()> 
     };
     store.close().await;
     result
+}
+
+async fn roles(config: Arc<Config>, action: RolesCommand) -> anyhow::Result<()> {
+    use crate::auth::roles_apply::{self, Outcome};
+    use crate::auth::roles_file::{self as file, Request};
+    // Everything the operator typed is checked before the database is touched.
+    let checked = |r: Result<String, String>| r.map_err(anyhow::Error::msg);
+    let (request, dry_run, source) = match action {
+        RolesCommand::List => {
+            let store = crate::store::connect(&config).await?;
+            store.migrate().await?;
+            let listed = roles_apply::list(&store.db()).await;
+            store.close().await;
+            print_roles(&listed?);
+            return Ok(());
+        }
+        RolesCommand::Create { name, repos } => {
+            let repos = repos
+                .iter()
+                .map(|p| checked(file::repo_pattern(p)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let role = checked(file::role_name(&name))?;
+            (Request::Create { role, repos }, false, None)
+        }
+        RolesCommand::Delete { name } => (Request::Delete { role: name }, false, None),
+        RolesCommand::Assign { email, role } => {
+            let email = checked(file::email(&email))?;
+            (Request::Assign { email, role }, false, None)
+        }
+        RolesCommand::Unassign { email, role } => {
+            let email = checked(file::email(&email))?;
+            (Request::Unassign { email, role }, false, None)
+        }
+        RolesCommand::MapGroup { group, role } => {
+            let group = checked(file::group(&group))?;
+            (Request::Map { group, role }, false, None)
+        }
+        RolesCommand::UnmapGroup { group, role } => {
+            let group = checked(file::group(&group))?;
+            (Request::Unmap { group, role }, false, None)
+        }
+        RolesCommand::Apply {
+            file: path,
+            dry_run,
+            prune,
+        } => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            let roles = match file::parse(&text) {
+                Ok(roles) => roles,
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{}: {e}", path.display());
+                    }
+                    anyhow::bail!(
+                        "{} problem(s) in {}; nothing was changed",
+                        errors.len(),
+                        path.display()
+                    );
+                }
+            };
+            (Request::Apply { roles, prune }, dry_run, Some(path))
+        }
+    };
+    let store = crate::store::connect(&config).await?;
+    store.migrate().await?;
+    let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let by = format!("command line ({operator})");
+    let outcome = roles_apply::run(&store.db(), &request, &by, dry_run).await;
+    store.close().await;
+    let changes = match outcome? {
+        Outcome::Changed(changes) => changes,
+        Outcome::Refused(reason) => match source {
+            Some(path) => anyhow::bail!("{}: {reason}; nothing was changed", path.display()),
+            None => anyhow::bail!("{reason}; nothing was changed"),
+        },
+    };
+    for change in &changes {
+        println!("{change}");
+    }
+    if changes.is_empty() {
+        println!("nothing changed");
+    } else if dry_run {
+        println!("dry run: {} change(s), nothing written", changes.len());
+    } else {
+        println!("{} change(s) applied", changes.len());
+    }
+    Ok(())
+}
+
+fn print_roles(listed: &[crate::auth::roles_apply::Listing]) {
+    let or_dash = |items: Vec<String>| {
+        if items.is_empty() {
+            "-".to_string()
+        } else {
+            items.join(", ")
+        }
+    };
+    for l in listed {
+        let users = l
+            .role
+            .users
+            .iter()
+            .map(|u| {
+                if l.pending.contains(u) {
+                    format!("{u} (pending)")
+                } else {
+                    u.clone()
+                }
+            })
+            .collect();
+        println!("{}", l.role.name);
+        println!("  repos:  {}", or_dash(l.role.repos.clone()));
+        println!("  users:  {}", or_dash(users));
+        if !l.role.accounts.is_empty() {
+            let accounts = l
+                .role
+                .accounts
+                .iter()
+                .map(|a| {
+                    a.email
+                        .clone()
+                        .unwrap_or_else(|| format!("user #{}", a.user_id))
+                })
+                .collect();
+            println!("  accounts (admin pages): {}", or_dash(accounts));
+        }
+        println!("  groups: {}", or_dash(l.role.groups.clone()));
+    }
 }
 
 async fn import(config: Arc<Config>, args: ImportArgs) -> anyhow::Result<()> {

@@ -36,12 +36,7 @@ pub async fn admin_reason(
         return Ok(AdminReason::Groups(via));
     }
     // A break-glass grant is by email, so only an email the provider vouches for counts.
-    let email = user
-        .email
-        .as_deref()
-        .filter(|_| user.email_verified)
-        .map(str::to_ascii_lowercase);
-    if let Some(email) = email {
+    if let Some(email) = trusted_email(user) {
         let grants = super::grants::list(&store.db()).await?;
         if let Some(grant) = grants.into_iter().find(|g| g.email == email) {
             return Ok(AdminReason::BreakGlass {
@@ -55,7 +50,10 @@ pub async fn admin_reason(
 /// Where a role of a user comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum RoleSource {
+    /// To the account, on the admin pages.
     Assigned,
+    /// To the user's (verified) email address, from the command line or a roles file.
+    Email(String),
     Group(String),
 }
 
@@ -71,26 +69,38 @@ impl HeldRole {
     }
 }
 
+/// The email an assignment by address may match: only one the provider vouches for, as
+/// exact ASCII lower case (a look-alike character must not match someone else's address).
+pub fn trusted_email(user: &User) -> Option<String> {
+    user.email
+        .as_deref()
+        .filter(|_| user.email_verified)
+        .map(str::to_ascii_lowercase)
+}
+
+/// The union of the roles assigned to the account, to its verified email and mapped from
+/// its groups.
 pub async fn effective_roles(store: &dyn Store, user: &User) -> Result<Vec<HeldRole>, StoreError> {
-    let mut held: Vec<HeldRole> = super::roles::assigned(&store.db(), user.id)
-        .await?
-        .into_iter()
-        .map(|role| HeldRole {
-            role,
-            sources: vec![RoleSource::Assigned],
-        })
-        .collect();
-    for mapping in super::roles::group_mappings(&store.db()).await? {
-        if !user.groups.contains(&mapping.group_name) {
-            continue;
-        }
-        let source = RoleSource::Group(mapping.group_name.clone());
-        match held.iter_mut().find(|h| h.role.id == mapping.role.id) {
+    let mut held: Vec<HeldRole> = Vec::new();
+    let mut add =
+        |role: Role, source: RoleSource| match held.iter_mut().find(|h| h.role.id == role.id) {
             Some(h) => h.sources.push(source),
             None => held.push(HeldRole {
-                role: mapping.role,
+                role,
                 sources: vec![source],
             }),
+        };
+    for role in super::roles::assigned(&store.db(), user.id).await? {
+        add(role, RoleSource::Assigned);
+    }
+    if let Some(email) = trusted_email(user) {
+        for role in super::roles::assigned_to_email(&store.db(), &email).await? {
+            add(role, RoleSource::Email(email.clone()));
+        }
+    }
+    for mapping in super::roles::group_mappings(&store.db()).await? {
+        if user.groups.contains(&mapping.group_name) {
+            add(mapping.role, RoleSource::Group(mapping.group_name));
         }
     }
     held.sort_by(|a, b| a.role.name.cmp(&b.role.name));

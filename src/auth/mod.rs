@@ -12,6 +12,8 @@ pub mod jwks;
 pub mod layers;
 pub mod oidc;
 pub mod roles;
+pub mod roles_apply;
+pub mod roles_file;
 pub mod routes;
 pub mod service;
 pub mod session;

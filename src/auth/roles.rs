@@ -1,6 +1,8 @@
 //! Roles and where users get them: a role is a name and the data sets it grants (for now
-//! repository name patterns); admins assign roles to users or map IdP groups to them. The
-//! queries are this feature's own, each written once for both databases.
+//! repository name patterns); admins assign roles to users (on the admin pages, to an
+//! account), to email addresses (from the command line, before that person may have signed
+//! in) or map IdP groups to them. The queries are this feature's own, each written once for
+//! both databases.
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -83,6 +85,19 @@ pub async fn assigned(db: &Db, user_id: i64) -> Result<Vec<Role>, StoreError> {
                        ORDER BY r.name";
     let rows: Vec<RoleRow> = on_db!(db, |pool| sqlx::query_as(SQL)
         .bind(user_id)
+        .fetch_all(pool)
+        .await)?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// The roles assigned to `email`, which must already be the exact ASCII lower case of an
+/// address the provider vouched for: the caller decides whether the address counts.
+pub async fn assigned_to_email(db: &Db, email: &str) -> Result<Vec<Role>, StoreError> {
+    const SQL: &str = "SELECT r.id, r.name, r.description, r.data_sets FROM roles r \
+                       JOIN role_email_assignments a ON a.role_id = r.id WHERE a.email = $1 \
+                       ORDER BY r.name";
+    let rows: Vec<RoleRow> = on_db!(db, |pool| sqlx::query_as(SQL)
+        .bind(email)
         .fetch_all(pool)
         .await)?;
     Ok(rows.into_iter().map(Into::into).collect())

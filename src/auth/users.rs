@@ -83,8 +83,11 @@ pub async fn list(
 ) -> Result<(Vec<UserListing>, i64), StoreError> {
     const FILTER: &str = "lower(coalesce(name, '')) LIKE $1 ESCAPE '\\' \
                           OR lower(coalesce(email, '')) LIKE $1 ESCAPE '\\'";
-    const ROLES: &str = "SELECT r.name FROM roles r JOIN user_roles ur ON ur.role_id = r.id \
-                         WHERE ur.user_id = $1 ORDER BY r.name";
+    // The account's own assignments and those of its verified address ($2, NULL otherwise).
+    const ROLES: &str = "SELECT r.name FROM roles r \
+                         WHERE r.id IN (SELECT role_id FROM user_roles WHERE user_id = $1) \
+                         OR r.id IN (SELECT role_id FROM role_email_assignments WHERE email = $2) \
+                         ORDER BY r.name";
     #[derive(sqlx::FromRow)]
     struct ListingRow {
         #[sqlx(flatten)]
@@ -109,12 +112,15 @@ pub async fn list(
         .await)?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
+        let user: User = row.user.into();
+        let email = super::access::trusted_email(&user);
         let roles: Vec<String> = on_db!(db, |pool| sqlx::query_scalar(ROLES)
-            .bind(row.user.id)
+            .bind(user.id)
+            .bind(&email)
             .fetch_all(pool)
             .await)?;
         out.push(UserListing {
-            user: row.user.into(),
+            user,
             last_login_at: row.last_login_at,
             roles,
         });

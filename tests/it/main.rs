@@ -19,6 +19,7 @@ mod pipeline;
 mod ratelimit;
 mod readme;
 mod repos;
+mod roles;
 mod sessions;
 mod signin;
 mod signin_refusals;
