@@ -334,7 +334,10 @@ async fn session_storage_down_is_a_503_page_not_a_crash() {
         .await
         .expect("logout");
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Refused by the CSRF layer itself, not only by the handler behind it.
     assert!(r.headers().contains_key("retry-after"));
+    let page = r.text().await.expect("page");
+    assert!(page.contains("Your session could not be checked"), "{page}");
     app.stop().await;
 }
 
