@@ -3,6 +3,7 @@
 //! (`store`).
 
 pub mod access;
+pub mod detail;
 mod model;
 pub mod pages;
 pub mod store;
@@ -18,7 +19,15 @@ use crate::web::routes::Route;
 pub use model::{ListParams, ListQuery, RepoSummary, SortKey};
 
 pub fn routes() -> Vec<Route> {
-    vec![Route::page("/repos", &["GET"], get(pages::list_repos))]
+    vec![
+        Route::page("/repos", &["GET"], get(pages::list_repos)),
+        Route::page("/repos/{name}", &["GET"], get(detail::show_repo)),
+        Route::page(
+            "/repos/{name}/traffic.csv",
+            &["GET"],
+            get(detail::traffic_csv),
+        ),
+    ]
 }
 
 /// What `user` may see, worked out once per request: all for admins, else the patterns of

@@ -164,9 +164,211 @@ impl ListParams {
     }
 }
 
+/// One repository as its page shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RepoDetail {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub visibility: String,
+    pub archived: bool,
+    pub html_url: Option<String>,
+    pub stars: i32,
+    pub forks: i32,
+    pub removed: bool,
+}
+
+/// Traffic summed over one period (a day, a week from Monday, or a month).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Point {
+    pub period: NaiveDate,
+    pub views: i64,
+    pub unique_views: i64,
+    pub clones: i64,
+    pub unique_clones: i64,
+}
+
+/// A referrer or a popular path as GitHub listed it on the last sync day.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Popular {
+    pub label: String,
+    pub title: String,
+    pub count: i32,
+    pub uniques: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Granularity {
+    #[default]
+    Day,
+    Week,
+    Month,
+}
+
+impl Granularity {
+    pub const ALL: [Granularity; 3] = [Granularity::Day, Granularity::Week, Granularity::Month];
+
+    pub fn param(self) -> &'static str {
+        match self {
+            Granularity::Day => "day",
+            Granularity::Week => "week",
+            Granularity::Month => "month",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Range {
+    Days14,
+    #[default]
+    Days90,
+    Year,
+    All,
+}
+
+impl Range {
+    pub const ALL: [Range; 4] = [Range::Days14, Range::Days90, Range::Year, Range::All];
+
+    pub fn param(self) -> &'static str {
+        match self {
+            Range::Days14 => "14d",
+            Range::Days90 => "90d",
+            Range::Year => "1y",
+            Range::All => "all",
+        }
+    }
+
+    /// The first day of the range ending `today` (inclusive); `None` for all of it.
+    pub fn start(self, today: NaiveDate) -> Option<NaiveDate> {
+        let days = match self {
+            Range::Days14 => 14,
+            Range::Days90 => 90,
+            Range::Year => 365,
+            Range::All => return None,
+        };
+        Some(today - chrono::Duration::days(days - 1))
+    }
+}
+
+/// The series parameters as sent: `range`, `from`, `to`, `granularity`.
+#[derive(Debug, Default, Deserialize)]
+pub struct SeriesParams {
+    pub range: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub granularity: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesQuery {
+    pub range: Option<Range>,
+    /// First day, inclusive; `None` from the first day known.
+    pub from: Option<NaiveDate>,
+    /// Last day, inclusive.
+    pub to: NaiveDate,
+    pub granularity: Granularity,
+}
+
+impl SeriesParams {
+    /// The query for a series ending at most `today`, or which parameter is wrong and why.
+    pub fn parse(&self, today: NaiveDate) -> Result<SeriesQuery, String> {
+        let g = self.granularity.as_deref().unwrap_or("day");
+        let granularity = Granularity::ALL
+            .into_iter()
+            .find(|x| x.param() == g)
+            .ok_or_else(|| "granularity must be day, week or month".to_string())?;
+        let date = |name: &str, v: &str| {
+            NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map_err(|_| format!("{name} must be a date like 2026-01-31 (UTC)"))
+        };
+        if self.from.is_some() || self.to.is_some() {
+            if self.range.is_some() {
+                return Err("range cannot be combined with from/to".into());
+            }
+            let from = self.from.as_deref().map(|v| date("from", v)).transpose()?;
+            let to = match self.to.as_deref() {
+                Some(v) => date("to", v)?,
+                None => today,
+            };
+            if from.is_some_and(|f| f > to) {
+                return Err("from must not be after to".into());
+            }
+            return Ok(SeriesQuery {
+                range: None,
+                from,
+                to,
+                granularity,
+            });
+        }
+        let range = match self.range.as_deref() {
+            None => Range::default(),
+            Some(r) => Range::ALL
+                .into_iter()
+                .find(|x| x.param() == r)
+                .ok_or_else(|| "range must be 14d, 90d, 1y or all".to_string())?,
+        };
+        Ok(SeriesQuery {
+            range: Some(range),
+            from: range.start(today),
+            to: today,
+            granularity,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_parameters_are_checked_and_named() {
+        let today = NaiveDate::from_ymd_opt(2026, 12, 2).expect("date");
+        let p = |range: Option<&str>, from: Option<&str>, to: Option<&str>, g: Option<&str>| {
+            SeriesParams {
+                range: range.map(str::to_string),
+                from: from.map(str::to_string),
+                to: to.map(str::to_string),
+                granularity: g.map(str::to_string),
+            }
+            .parse(today)
+        };
+        let q = p(None, None, None, None).expect("defaults");
+        assert_eq!(
+            (q.range, q.granularity),
+            (Some(Range::Days90), Granularity::Day)
+        );
+        assert_eq!(q.from, NaiveDate::from_ymd_opt(2026, 9, 4));
+        assert_eq!(
+            p(Some("14d"), None, None, None).expect("14d").from,
+            NaiveDate::from_ymd_opt(2026, 11, 19)
+        );
+        assert_eq!(
+            p(Some("all"), None, None, Some("month")).expect("all").from,
+            None
+        );
+        let q = p(None, Some("2026-01-01"), Some("2026-01-31"), Some("week")).expect("from/to");
+        assert_eq!(
+            (q.from, q.to),
+            (
+                NaiveDate::from_ymd_opt(2026, 1, 1),
+                NaiveDate::from_ymd_opt(2026, 1, 31).expect("d")
+            )
+        );
+        for (bad, name) in [
+            (p(Some("2w"), None, None, None), "range"),
+            (p(None, None, None, Some("hour")), "granularity"),
+            (p(None, Some("2026-13-01"), None, None), "from"),
+            (p(None, None, Some("yesterday"), None), "to"),
+            (
+                p(None, Some("2026-02-01"), Some("2026-01-01"), None),
+                "from",
+            ),
+            (p(Some("14d"), Some("2026-01-01"), None, None), "range"),
+        ] {
+            let err = bad.expect_err("refused");
+            assert!(err.starts_with(name), "{err}");
+        }
+    }
 
     #[test]
     fn changes_read_as_people_say_them() {

@@ -4,7 +4,7 @@
 
 use chrono::{Duration, NaiveDate};
 
-use super::model::{ListQuery, RepoSummary};
+use super::model::{Granularity, ListQuery, Point, Popular, RepoDetail, RepoSummary};
 use crate::on_db;
 use crate::store::{Db, StoreError, like_pattern};
 
@@ -124,4 +124,106 @@ pub async fn overview(db: &Db) -> Result<(i64, Option<chrono::DateTime<chrono::U
     let last: Option<chrono::DateTime<chrono::Utc>> =
         on_db!(db, |pool| sqlx::query_scalar(LAST).fetch_one(pool).await)?;
     Ok((count, last))
+}
+
+/// One repository by name (GitHub's names compare case-insensitively), if `likes` allows it:
+/// a repository the user may not see is not found, exactly like one that does not exist.
+pub async fn find(
+    db: &Db,
+    likes: Option<&[String]>,
+    name: &str,
+) -> Result<Option<RepoDetail>, StoreError> {
+    let mut n = 1;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    let filter = access_clause(likes, &mut next);
+    let sql = format!(
+        "SELECT r.id, r.name, r.description, r.visibility, r.archived, r.html_url, r.stars, \
+           r.forks, r.removed_at IS NOT NULL AS removed \
+         FROM repos r WHERE lower(r.name) = $1 AND {filter}"
+    );
+    let name = name.to_ascii_lowercase();
+    Ok(on_db!(db, |pool| {
+        let mut q = sqlx::query_as(&sql).bind(&name);
+        for like in likes.unwrap_or_default() {
+            q = q.bind(like);
+        }
+        q.fetch_optional(pool).await
+    })?)
+}
+
+/// Traffic of one repository per period from `from` (all when `None`) to `to`, inclusive,
+/// summed in SQL. Weeks start on Monday.
+pub async fn series(
+    db: &Db,
+    repo_id: i64,
+    from: Option<NaiveDate>,
+    to: NaiveDate,
+    granularity: Granularity,
+) -> Result<Vec<Point>, StoreError> {
+    // The one part that differs between the databases: truncating a date to its period.
+    let period = match (db, granularity) {
+        (_, Granularity::Day) => "day",
+        (Db::Postgres(_), Granularity::Week) => "date_trunc('week', day)::date",
+        (Db::Postgres(_), Granularity::Month) => "date_trunc('month', day)::date",
+        (Db::Sqlite(_), Granularity::Week) => {
+            "date(day, '-' || ((CAST(strftime('%w', day) AS INTEGER) + 6) % 7) || ' days')"
+        }
+        (Db::Sqlite(_), Granularity::Month) => "date(day, 'start of month')",
+    };
+    let sql = format!(
+        "SELECT {period} AS period, SUM(views) AS views, SUM(unique_views) AS unique_views, \
+           SUM(clones) AS clones, SUM(unique_clones) AS unique_clones \
+         FROM repo_traffic WHERE repo_id = $1 AND day >= $2 AND day <= $3 \
+         GROUP BY 1 ORDER BY 1"
+    );
+    // 1970-01-01: before any traffic GitHub can have reported.
+    let from = from.unwrap_or_default();
+    Ok(on_db!(db, |pool| sqlx::query_as(&sql)
+        .bind(repo_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await)?)
+}
+
+/// GitHub's top referrers and popular paths of the repository's last sync day.
+pub async fn popular(db: &Db, repo_id: i64) -> Result<(Vec<Popular>, Vec<Popular>), StoreError> {
+    const REFERRERS: &str = "SELECT referrer AS label, '' AS title, count, uniques \
+        FROM repo_referrers WHERE repo_id = $1 \
+          AND day = (SELECT MAX(day) FROM repo_referrers WHERE repo_id = $1) \
+        ORDER BY count DESC, referrer LIMIT 10";
+    const PATHS: &str = "SELECT path AS label, title, count, uniques \
+        FROM repo_paths WHERE repo_id = $1 \
+          AND day = (SELECT MAX(day) FROM repo_paths WHERE repo_id = $1) \
+        ORDER BY count DESC, path LIMIT 10";
+    let referrers = on_db!(db, |pool| sqlx::query_as(REFERRERS)
+        .bind(repo_id)
+        .fetch_all(pool)
+        .await)?;
+    let paths = on_db!(db, |pool| sqlx::query_as(PATHS)
+        .bind(repo_id)
+        .fetch_all(pool)
+        .await)?;
+    Ok((referrers, paths))
+}
+
+/// Stars as they were on each sync day, within the range.
+pub async fn stars(
+    db: &Db,
+    repo_id: i64,
+    from: Option<NaiveDate>,
+    to: NaiveDate,
+) -> Result<Vec<(NaiveDate, i32)>, StoreError> {
+    const SQL: &str = "SELECT day, stars FROM repo_stars \
+        WHERE repo_id = $1 AND day >= $2 AND day <= $3 ORDER BY day";
+    let from = from.unwrap_or_default();
+    Ok(on_db!(db, |pool| sqlx::query_as(SQL)
+        .bind(repo_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await)?)
 }

@@ -127,9 +127,7 @@ async fn access_matrix(test_db: TestDb) {
         .expect("map");
     assert_eq!(visible(&app, &carol).await, ["data-lake"]);
 
-    // A role taken away applies at the next request.
-    roles::remove(&db, bob_id, web.id).await.expect("remove");
-    assert_eq!(visible(&app, &bob).await, Vec::<String>::new());
+    // A role taken away applies at the next request (checked below, after the pages).
 
     // The 14-day sums and the change against the 14 before, from SQL.
     let page = get_with(&alice, &app.url("/repos?q=shop"))
@@ -169,6 +167,13 @@ async fn access_matrix(test_db: TestDb) {
         .expect("page");
     assert_eq!(names(&page).first().map(String::as_str), Some("web-shop"));
     assert!(page.contains("aria-sort=\"descending\""), "{page}");
+    repository_page(&app, &alice, &bob).await;
+    roles::remove(&db, bob_id, web.id).await.expect("remove");
+    assert_eq!(visible(&app, &bob).await, Vec::<String>::new());
+    assert_eq!(
+        get_with(&bob, &app.url("/repos/web-shop")).await.status(),
+        StatusCode::NOT_FOUND
+    );
     // A bad parameter is explained, not a 500.
     let r = get_with(&alice, &app.url("/repos?sort=stars%3B")).await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -203,4 +208,155 @@ async fn signed_out_the_list_sends_you_to_sign_in() {
         .expect("get");
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     app.stop().await;
+}
+
+fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let i = html.find(start).map_or(html.len(), |i| i + start.len());
+    let rest = &html[i..];
+    &rest[..rest.find(end).unwrap_or(rest.len())]
+}
+
+/// One repository's page and CSV: the same series, the same totals, 404 for the unseen.
+async fn repository_page(app: &TestApp, alice: &Jar, bob: &Jar) {
+    let r = get_with(alice, &app.url("/repos/web-shop")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.expect("page");
+    // 28 days of traffic in the default 90 days, one point per day, on both charts.
+    assert_eq!(page.matches("data-points=\"28\"").count(), 2, "{page}");
+    assert!(page.contains("<title>"), "each point names its value");
+    assert!(
+        page.contains("280 views (56 unique), 28 clones (28 unique)"),
+        "{page}"
+    );
+    // Case-insensitive like GitHub's names; the list links here.
+    assert_eq!(
+        get_with(alice, &app.url("/repos/WEB-SHOP")).await.status(),
+        StatusCode::OK
+    );
+    let list = get_with(alice, &app.url("/repos"))
+        .await
+        .text()
+        .await
+        .expect("list");
+    assert!(list.contains("href=\"/repos/web-shop\""), "{list}");
+
+    // The CSV of the same range sums to the page's totals.
+    let csv_href = between(&page, "data-testid=\"range\">", "</p>");
+    let csv_href = between(csv_href, "<a href=\"", "\"").replace("&amp;", "&");
+    let r = get_with(alice, &app.url(&csv_href)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/csv")
+    );
+    let csv = r.text().await.expect("csv");
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("date,views,unique_views,clones,unique_clones")
+    );
+    let sums = lines.fold([0i64; 4], |mut acc, line| {
+        for (slot, v) in acc.iter_mut().zip(line.split(',').skip(1)) {
+            *slot += v.parse::<i64>().expect("number");
+        }
+        acc
+    });
+    assert_eq!(sums, [280, 56, 28, 28]);
+
+    // Weekly: at most 5 periods for 28 days, each starting on a Monday, same totals.
+    let weekly = get_with(
+        alice,
+        &app.url("/repos/web-shop/traffic.csv?range=90d&granularity=week"),
+    )
+    .await
+    .text()
+    .await
+    .expect("csv");
+    let weeks: Vec<&str> = weekly.lines().skip(1).collect();
+    assert!((4..=5).contains(&weeks.len()), "{weekly}");
+    for w in &weeks {
+        let day = chrono::NaiveDate::parse_from_str(&w[..10], "%Y-%m-%d").expect("date");
+        assert_eq!(chrono::Datelike::weekday(&day), chrono::Weekday::Mon, "{w}");
+    }
+    let total: i64 = weeks
+        .iter()
+        .map(|w| {
+            w.split(',')
+                .nth(1)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(total, 280);
+    let monthly = get_with(
+        alice,
+        &app.url("/repos/web-shop/traffic.csv?range=all&granularity=month"),
+    )
+    .await
+    .text()
+    .await
+    .expect("csv");
+    assert!(
+        monthly.lines().skip(1).all(|l| &l[8..10] == "01"),
+        "{monthly}"
+    );
+
+    // Bad parameters name themselves; odd names are simply not found.
+    let r = get_with(
+        alice,
+        &app.url("/repos/web-shop/traffic.csv?granularity=hour"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        r.text()
+            .await
+            .expect("body")
+            .contains("granularity must be")
+    );
+    let r = get_with(alice, &app.url("/repos/web-shop?range=2w")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.text()
+            .await
+            .expect("page")
+            .contains("range must be 14d, 90d, 1y or all")
+    );
+    for odd in [
+        "/repos/a%00b",
+        "/repos/%C3%BC",
+        "/repos/..%2f..%2fetc",
+        "/repos/no-such-repo",
+    ] {
+        assert_eq!(
+            get_with(alice, &app.url(odd)).await.status(),
+            StatusCode::NOT_FOUND,
+            "{odd}"
+        );
+    }
+
+    // What bob may not see is a 404 exactly like what does not exist.
+    let hidden = get_with(bob, &app.url("/repos/data-lake")).await;
+    assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
+    let hidden = hidden.text().await.expect("page");
+    let unknown = get_with(bob, &app.url("/repos/no-such-repo"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    let strip = |s: &str| s.replace(char::is_whitespace, "");
+    let body = |s: &str| strip(between(s, "<main", "</main>"));
+    assert_eq!(body(&hidden), body(&unknown));
+    assert_eq!(
+        get_with(bob, &app.url("/repos/data-lake/traffic.csv"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get_with(bob, &app.url("/repos/web-shop")).await.status(),
+        StatusCode::OK
+    );
 }

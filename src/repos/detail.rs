@@ -1,0 +1,369 @@
+//! `/repos/{name}` and `/repos/{name}/traffic.csv`: one repository's views and clones over a
+//! range, per day, week or month. Charts are SVG drawn here (no script, no inline style, so
+//! the CSP stays strict and the page works without JavaScript); every plotted value is also
+//! in a table, and each point carries its value as a tooltip.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{NaiveDate, Utc};
+
+use super::model::{Granularity, Point, Popular, Range, RepoDetail, SeriesParams, SeriesQuery};
+use super::{access_for, store};
+use crate::auth::extract::CurrentUser;
+use crate::state::AppState;
+use crate::store::User;
+use crate::web::error::AppError;
+use crate::web::extract::{Path, Query};
+use crate::web::pages::Layout;
+
+const WIDTH: f64 = 600.0;
+const HEIGHT: f64 = 200.0;
+const LEFT: f64 = 44.0;
+const RIGHT: f64 = 8.0;
+const TOP: f64 = 10.0;
+const BOTTOM: f64 = 24.0;
+
+pub struct Dot {
+    pub x: String,
+    pub y: String,
+    pub title: String,
+}
+
+pub struct Line {
+    pub label: &'static str,
+    /// A class of the stylesheet: `total` or `unique`.
+    pub class: &'static str,
+    pub points: String,
+    pub dots: Vec<Dot>,
+}
+
+pub struct Chart {
+    pub title: &'static str,
+    pub lines: Vec<Line>,
+    pub y_max: i64,
+    pub first: String,
+    pub last: String,
+    pub count: usize,
+}
+
+pub struct Choice {
+    pub label: &'static str,
+    pub href: String,
+    pub current: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "repo.html")]
+pub struct RepoPage {
+    layout: Layout,
+    user: User,
+    csrf: String,
+    repo: RepoDetail,
+    points: Vec<Point>,
+    charts: Vec<Chart>,
+    ranges: Vec<Choice>,
+    granularities: Vec<Choice>,
+    csv_href: String,
+    from: String,
+    to: NaiveDate,
+    totals: (i64, i64, i64, i64),
+    referrers: Vec<Popular>,
+    paths: Vec<Popular>,
+    stars: Vec<(NaiveDate, i32)>,
+    problem: Option<String>,
+}
+
+/// A name GitHub could have given a repository; anything else is simply not found (and never
+/// reaches the database, where a NUL would be an error rather than a miss).
+fn plausible(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+/// The repository if it exists and the user may see it; otherwise the same 404 either way.
+async fn visible_repo(
+    state: &AppState,
+    current: &CurrentUser,
+    name: &str,
+) -> Result<RepoDetail, AppError> {
+    if !plausible(name) {
+        return Err(AppError::not_found());
+    }
+    let access = access_for(
+        state.store.as_ref(),
+        &state.auth.admin_groups,
+        &current.user,
+    )
+    .await?;
+    let org = state
+        .config
+        .github
+        .as_ref()
+        .map(|g| g.org.as_str())
+        .unwrap_or("");
+    let likes = access.like_patterns(org);
+    store::find(&state.store.db(), likes.as_deref(), name)
+        .await?
+        .ok_or_else(AppError::not_found)
+}
+
+fn query_href(
+    base: &str,
+    range: Option<Range>,
+    q: &SeriesQuery,
+    granularity: Granularity,
+) -> String {
+    let mut url = url::form_urlencoded::Serializer::new(String::new());
+    match range {
+        Some(r) => {
+            url.append_pair("range", r.param());
+        }
+        None => {
+            if let Some(f) = q.from {
+                url.append_pair("from", &f.to_string());
+            }
+            url.append_pair("to", &q.to.to_string());
+        }
+    }
+    url.append_pair("granularity", granularity.param());
+    format!("{base}?{}", url.finish())
+}
+
+pub async fn show_repo(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+    Query(params): Query<SeriesParams>,
+) -> Result<RepoPage, AppError> {
+    let repo = visible_repo(&state, &current, &name).await?;
+    let today = Utc::now().date_naive();
+    let (query, problem) = match params.parse(today) {
+        Ok(q) => (q, None),
+        Err(e) => (
+            SeriesParams::default()
+                .parse(today)
+                .map_err(AppError::BadRequest)?,
+            Some(e),
+        ),
+    };
+    let db = state.store.db();
+    let points = store::series(&db, repo.id, query.from, query.to, query.granularity).await?;
+    let (referrers, paths) = store::popular(&db, repo.id).await?;
+    let stars = store::stars(&db, repo.id, query.from, query.to).await?;
+    let base = format!("/repos/{}", repo.name);
+    let ranges = Range::ALL
+        .into_iter()
+        .map(|r| Choice {
+            label: match r {
+                Range::Days14 => "14 days",
+                Range::Days90 => "90 days",
+                Range::Year => "1 year",
+                Range::All => "All",
+            },
+            href: query_href(&base, Some(r), &query, query.granularity),
+            current: query.range == Some(r),
+        })
+        .collect();
+    let granularities = Granularity::ALL
+        .into_iter()
+        .map(|g| Choice {
+            label: match g {
+                Granularity::Day => "Daily",
+                Granularity::Week => "Weekly",
+                Granularity::Month => "Monthly",
+            },
+            href: query_href(&base, query.range, &query, g),
+            current: query.granularity == g,
+        })
+        .collect();
+    let totals = points.iter().fold((0, 0, 0, 0), |t, p| {
+        (
+            t.0 + p.views,
+            t.1 + p.unique_views,
+            t.2 + p.clones,
+            t.3 + p.unique_clones,
+        )
+    });
+    let charts = vec![
+        chart("Views", &points, |p| p.views, |p| p.unique_views),
+        chart("Clones", &points, |p| p.clones, |p| p.unique_clones),
+    ];
+    Ok(RepoPage {
+        layout: Layout::new(format!("{} · Repositories · Gatehouse", repo.name)),
+        csrf: current.session.csrf.clone(),
+        user: current.user,
+        csv_href: query_href(
+            &format!("{base}/traffic.csv"),
+            query.range,
+            &query,
+            query.granularity,
+        ),
+        from: query
+            .from
+            .map_or_else(|| "the first day recorded".to_string(), |f| f.to_string()),
+        to: query.to,
+        repo,
+        points,
+        charts,
+        ranges,
+        granularities,
+        totals,
+        referrers,
+        paths,
+        stars,
+        problem,
+    })
+}
+
+/// The plotted series as CSV: `date,views,unique_views,clones,unique_clones`, one row per
+/// period (its first day), dates in UTC.
+pub async fn traffic_csv(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+    Query(params): Query<SeriesParams>,
+) -> Result<Response, AppError> {
+    let repo = visible_repo(&state, &current, &name).await?;
+    let query = params
+        .parse(Utc::now().date_naive())
+        .map_err(AppError::BadRequest)?;
+    let points = store::series(
+        &state.store.db(),
+        repo.id,
+        query.from,
+        query.to,
+        query.granularity,
+    )
+    .await?;
+    let mut csv = String::from("date,views,unique_views,clones,unique_clones\n");
+    for p in &points {
+        csv.push_str(&format!(
+            "{},{},{},{},{}\n",
+            p.period, p.views, p.unique_views, p.clones, p.unique_clones
+        ));
+    }
+    let file = format!("attachment; filename=\"{}-traffic.csv\"", repo.name);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, file),
+        ],
+        csv,
+    )
+        .into_response())
+}
+
+/// A chart of a total and its unique count over the points, scaled to the largest value.
+fn chart(
+    title: &'static str,
+    points: &[Point],
+    total: impl Fn(&Point) -> i64,
+    unique: impl Fn(&Point) -> i64,
+) -> Chart {
+    let y_max = points.iter().map(&total).max().unwrap_or(0).max(1);
+    let n = points.len();
+    let x = |i: usize| {
+        let span = WIDTH - LEFT - RIGHT;
+        if n <= 1 {
+            LEFT + span / 2.0
+        } else {
+            LEFT + span * i as f64 / (n - 1) as f64
+        }
+    };
+    let y = |v: i64| TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - v as f64 / y_max as f64);
+    let line = |label: &'static str, class: &'static str, value: &dyn Fn(&Point) -> i64| Line {
+        label,
+        class,
+        points: points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(value(p))))
+            .collect::<Vec<_>>()
+            .join(" "),
+        dots: points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Dot {
+                x: format!("{:.1}", x(i)),
+                y: format!("{:.1}", y(value(p))),
+                title: format!("{}: {} {}", p.period, value(p), label.to_lowercase()),
+            })
+            .collect(),
+    };
+    Chart {
+        title,
+        lines: vec![
+            line(title, "total", &total),
+            line(
+                if title == "Views" {
+                    "Unique visitors"
+                } else {
+                    "Unique cloners"
+                },
+                "unique",
+                &unique,
+            ),
+        ],
+        y_max,
+        first: points
+            .first()
+            .map(|p| p.period.to_string())
+            .unwrap_or_default(),
+        last: points
+            .last()
+            .map(|p| p.period.to_string())
+            .unwrap_or_default(),
+        count: n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_github_could_give_reach_the_database() {
+        for ok in ["web-shop", "my_repo", "a.b", "A1"] {
+            assert!(plausible(ok), "{ok}");
+        }
+        let long = "a".repeat(101);
+        for bad in ["", "a b", "a/b", "a\0b", "..%2f", "ü", long.as_str()] {
+            assert!(!plausible(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_chart_has_one_point_per_period_scaled_to_the_largest() {
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).expect("date");
+        let points: Vec<Point> = (1..=3)
+            .map(|d| Point {
+                period: day(d),
+                views: i64::from(d) * 10,
+                unique_views: i64::from(d),
+                clones: 0,
+                unique_clones: 0,
+            })
+            .collect();
+        let c = chart("Views", &points, |p| p.views, |p| p.unique_views);
+        assert_eq!((c.count, c.y_max), (3, 30));
+        assert_eq!(c.lines[0].dots.len(), 3);
+        assert_eq!(c.lines[0].dots[2].title, "2026-11-03: 30 views");
+        assert_eq!(
+            c.lines[0].dots[2].y,
+            format!("{TOP:.1}"),
+            "the largest at the top"
+        );
+        assert_eq!(
+            (c.first.as_str(), c.last.as_str()),
+            ("2026-11-01", "2026-11-03")
+        );
+        let flat = chart("Clones", &points, |p| p.clones, |p| p.unique_clones);
+        assert_eq!(flat.y_max, 1, "an empty series still has a scale");
+    }
+}
