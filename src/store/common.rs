@@ -8,10 +8,14 @@
 
 macro_rules! shared_queries {
     ($db:ty) => {
-        use chrono::Utc;
+        use chrono::{NaiveTime, Utc};
 
         use crate::sample::SampleData;
         use crate::store::{DirectorySummary, StoreError};
+
+        /// Rows per multi-row `INSERT`: 6 values each stays far below both databases' limit
+        /// on bound parameters.
+        const ROWS_PER_INSERT: usize = 400;
 
         type Pool = sqlx::Pool<$db>;
 
@@ -101,27 +105,101 @@ macro_rules! shared_queries {
                 }
             }
             for repo in &data.repos {
+                let removed_at = repo.removed_on.map(|d| d.and_time(NaiveTime::MIN).and_utc());
                 let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO repos (name, description, visibility) VALUES ($1, $2, $3) \
-                     RETURNING id",
+                    "INSERT INTO repos \
+                       (name, description, visibility, archived, github_id, stars, forks, \
+                        removed_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
                 )
                 .bind(&repo.name)
                 .bind(&repo.description)
                 .bind(repo.visibility)
+                .bind(repo.archived)
+                .bind(repo.github_id)
+                .bind(repo.stars)
+                .bind(repo.forks)
+                .bind(removed_at)
                 .fetch_one(&mut *tx)
                 .await?;
-                for d in &repo.traffic {
-                    sqlx::query(
+                // More than a year of days per repository: many rows per statement keep a
+                // first dev start fast.
+                for chunk in repo.traffic.chunks(ROWS_PER_INSERT) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO repo_traffic \
-                           (repo_id, day, views, unique_views, clones, unique_clones) \
+                           (repo_id, day, views, unique_views, clones, unique_clones) ",
+                    );
+                    q.push_values(chunk, |mut row, d| {
+                        row.push_bind(id)
+                            .push_bind(d.day)
+                            .push_bind(d.views)
+                            .push_bind(d.unique_views)
+                            .push_bind(d.clones)
+                            .push_bind(d.unique_clones);
+                    });
+                    q.build().execute(&mut *tx).await?;
+                }
+                for chunk in repo.star_history.chunks(ROWS_PER_INSERT) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO repo_stars (repo_id, day, stars, forks) ",
+                    );
+                    q.push_values(chunk, |mut row, d| {
+                        row.push_bind(id)
+                            .push_bind(d.day)
+                            .push_bind(d.stars)
+                            .push_bind(d.forks);
+                    });
+                    q.build().execute(&mut *tx).await?;
+                }
+                for r in &repo.referrers {
+                    sqlx::query(
+                        "INSERT INTO repo_referrers (repo_id, day, referrer, count, uniques) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(id)
+                    .bind(r.day)
+                    .bind(&r.key)
+                    .bind(r.count)
+                    .bind(r.uniques)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for p in &repo.paths {
+                    sqlx::query(
+                        "INSERT INTO repo_paths (repo_id, day, path, title, count, uniques) \
                          VALUES ($1, $2, $3, $4, $5, $6)",
                     )
                     .bind(id)
-                    .bind(d.day)
-                    .bind(d.views)
-                    .bind(d.unique_views)
-                    .bind(d.clones)
-                    .bind(d.unique_clones)
+                    .bind(p.day)
+                    .bind(&p.key)
+                    .bind(&p.title)
+                    .bind(p.count)
+                    .bind(p.uniques)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            for role in &data.roles {
+                // A role of that name made before (by `gatehouse roles`, say) is someone's
+                // own: it is left as it is, and the demo assignment goes with it.
+                let role_id: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO roles (name, description, data_sets) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING RETURNING id",
+                )
+                .bind(role.name)
+                .bind(role.description)
+                .bind(sqlx::types::Json(serde_json::json!({ "repos": role.repo_patterns })))
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(role_id) = role_id else { continue };
+                for email in role.emails {
+                    sqlx::query(
+                        "INSERT INTO role_email_assignments (email, role_id, granted_by) \
+                         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(email)
+                    .bind(role_id)
+                    .bind("dev mode sample data")
                     .execute(&mut *tx)
                     .await?;
                 }

@@ -360,3 +360,36 @@ async fn repository_page(app: &TestApp, alice: &Jar, bob: &Jar) {
         StatusCode::OK
     );
 }
+
+/// Dev mode's sample: alice (an administrator) sees every sample repository, bob only those
+/// of the demo role assigned to his address (`web-*`), archived and removed ones included.
+#[tokio::test]
+async fn dev_mode_sample_repositories_by_demo_role() {
+    let db = TestDb::sqlite();
+    let app = TestApp::start(&[("GATEHOUSE_DATABASE_URL", db.url())]).await;
+    let sample = gatehouse::sample::generate(Utc::now().date_naive());
+    let mut all: Vec<String> = sample.repos.iter().map(|r| r.name.clone()).collect();
+    all.sort();
+    let web: Vec<String> = all
+        .iter()
+        .filter(|n| n.starts_with("web-"))
+        .cloned()
+        .collect();
+    assert!(!web.is_empty() && web.len() < all.len(), "{all:?}");
+
+    let alice = crate::devidp::dev_sign_in(&app.base, "alice").await;
+    assert_eq!(visible(&app, &alice).await, all);
+    let bob = crate::devidp::dev_sign_in(&app.base, "bob").await;
+    assert_eq!(visible(&app, &bob).await, web);
+
+    // The page marks the archived and the removed repository, and draws sparklines.
+    let page = get_with(&alice, &app.url("/repos"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains(">archived</span>"), "{page}");
+    assert!(page.contains(">removed from GitHub</span>"), "{page}");
+    assert!(page.contains("<svg class=\"spark\""), "{page}");
+    app.stop().await;
+}

@@ -49,6 +49,23 @@ async fn migrations_and_sample_data(db: TestDb, backend: Backend) {
     assert_eq!(summary.laptops, data.laptops.len() as i64);
     assert_eq!(summary.lists, data.lists.len() as i64);
     assert_eq!(summary.repos, data.repos.len() as i64);
+    // The long histories go in as many rows per statement: every day arrives.
+    let days: i64 = gatehouse::on_db!(&store.db(), |pool| sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM repo_traffic) + (SELECT COUNT(*) FROM repo_stars)"
+    )
+    .fetch_one(pool)
+    .await)
+    .expect("count days");
+    let expected: usize = data
+        .repos
+        .iter()
+        .map(|r| r.traffic.len() + r.star_history.len())
+        .sum();
+    assert_eq!(days, expected as i64);
+    let roles = gatehouse::auth::roles::all(&store.db())
+        .await
+        .expect("roles");
+    assert_eq!(roles.len(), data.roles.len());
     // A second start finds data and leaves it alone.
     assert!(
         !store::load_sample_data(&store.db(), &data)
