@@ -155,7 +155,7 @@ pub async fn show_repo(
     let db = state.store.db();
     let points = store::series(&db, repo.id, query.from, query.to, query.granularity).await?;
     let (referrers, paths) = store::popular(&db, repo.id).await?;
-    let stars = store::stars(&db, repo.id, query.from, query.to).await?;
+    let stars = changes_only(store::stars(&db, repo.id, query.from, query.to).await?);
     let base = format!("/repos/{}", repo.name);
     let ranges = Range::ALL
         .into_iter()
@@ -259,6 +259,18 @@ pub async fn traffic_csv(
         .into_response())
 }
 
+/// The first snapshot and each one that differs from the one before: a year of unchanged
+/// days says no more than its first.
+fn changes_only(days: Vec<(NaiveDate, i32)>) -> Vec<(NaiveDate, i32)> {
+    let mut out: Vec<(NaiveDate, i32)> = Vec::new();
+    for (day, stars) in days {
+        if out.last().is_none_or(|(_, last)| *last != stars) {
+            out.push((day, stars));
+        }
+    }
+    out
+}
+
 /// A chart of a total and its unique count over the points, scaled to the largest value.
 fn chart(
     title: &'static str,
@@ -326,6 +338,22 @@ fn chart(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stars_show_only_their_changes() {
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).expect("date");
+        let days = vec![
+            (day(1), 5),
+            (day(2), 5),
+            (day(3), 6),
+            (day(4), 6),
+            (day(5), 5),
+        ];
+        assert_eq!(
+            changes_only(days),
+            vec![(day(1), 5), (day(3), 6), (day(5), 5)]
+        );
+    }
 
     #[test]
     fn only_names_github_could_give_reach_the_database() {
