@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
 
 use super::model::{Granularity, Point, Popular, Range, RepoDetail, SeriesParams, SeriesQuery};
-use super::{access_for, store};
+use super::{access_in_org, store};
 use crate::auth::extract::CurrentUser;
 use crate::state::AppState;
 use crate::store::User;
@@ -95,19 +95,8 @@ async fn visible_repo(
     if !plausible(name) {
         return Err(AppError::not_found());
     }
-    let access = access_for(
-        state.store.as_ref(),
-        &state.auth.admin_groups,
-        &current.user,
-    )
-    .await?;
-    let org = state
-        .config
-        .github
-        .as_ref()
-        .map(|g| g.org.as_str())
-        .unwrap_or("");
-    let likes = access.like_patterns(org);
+    let (access, org) = access_in_org(state, &current.user).await?;
+    let likes = access.like_patterns(&org);
     store::find(&state.store.db(), likes.as_deref(), name)
         .await?
         .ok_or_else(AppError::not_found)

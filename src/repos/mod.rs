@@ -30,6 +30,22 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
+/// What `user` may see in the configured organization (none configured: names only), worked
+/// out once per request, and the organization's name.
+pub async fn access_in_org(
+    state: &crate::state::AppState,
+    user: &User,
+) -> Result<(RepoAccess, String), StoreError> {
+    let access = access_for(state.store.as_ref(), &state.auth.admin_groups, user).await?;
+    let org = state
+        .config
+        .github
+        .as_ref()
+        .map(|g| g.org.clone())
+        .unwrap_or_default();
+    Ok((access, org))
+}
+
 /// What `user` may see, worked out once per request: all for admins, else the patterns of
 /// their assigned and group-mapped roles.
 pub async fn access_for(

@@ -7,7 +7,7 @@ use axum::extract::State;
 use chrono::{Duration, NaiveDate, Utc};
 
 use super::model::{ListParams, ListQuery, RepoSummary, SortKey};
-use super::{access_for, store};
+use super::{access_in_org, store};
 use crate::auth::extract::CurrentUser;
 use crate::state::AppState;
 use crate::store::User;
@@ -74,18 +74,7 @@ pub async fn list_repos(
         Ok(q) => (q, None),
         Err(e) => (ListQuery::default(), Some(e)),
     };
-    let access = access_for(
-        state.store.as_ref(),
-        &state.auth.admin_groups,
-        &current.user,
-    )
-    .await?;
-    let org = state
-        .config
-        .github
-        .as_ref()
-        .map(|g| g.org.clone())
-        .unwrap_or_default();
+    let (access, org) = access_in_org(&state, &current.user).await?;
     let likes = access.like_patterns(&org);
     let today = Utc::now().date_naive();
     let db = state.store.db();
