@@ -30,9 +30,15 @@ pub async fn show_home(
     State(state): State<AppState>,
     current: Option<CurrentUser>,
 ) -> Result<HomePage, AppError> {
-    let summary = crate::store::directory_summary(&state.store.db()).await?;
+    let mut summary = crate::store::directory_summary(&state.store.db()).await?;
     let (user, csrf) = match current {
-        Some(c) => (Some(c.user), c.session.csrf),
+        Some(c) => {
+            // Signed in, the card counts what this user may open, not what exists.
+            let (access, org) = crate::repos::access_in_org(&state, &c.user).await?;
+            let likes = access.like_patterns(&org);
+            summary.repos = crate::repos::store::count(&state.store.db(), likes.as_deref()).await?;
+            (Some(c.user), c.session.csrf)
+        }
         None => (None, String::new()),
     };
     Ok(HomePage {

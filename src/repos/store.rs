@@ -91,6 +91,24 @@ pub async fn list(
     Ok((rows, total))
 }
 
+/// How many repositories `likes` allows (all when `None`).
+pub async fn count(db: &Db, likes: Option<&[String]>) -> Result<i64, StoreError> {
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    let filter = access_clause(likes, &mut next);
+    let sql = format!("SELECT COUNT(*) FROM repos r WHERE {filter}");
+    Ok(on_db!(db, |pool| {
+        let mut q = sqlx::query_scalar(&sql);
+        for like in likes.unwrap_or_default() {
+            q = q.bind(like);
+        }
+        q.fetch_one(pool).await
+    })?)
+}
+
 /// Daily views of these repositories from `from` on, for the list's sparklines.
 pub async fn daily_views(
     db: &Db,

@@ -381,6 +381,18 @@ async fn dev_mode_sample_repositories_by_demo_role() {
     assert_eq!(visible(&app, &alice).await, all);
     let bob = crate::devidp::dev_sign_in(&app.base, "bob").await;
     assert_eq!(visible(&app, &bob).await, web);
+    // The start page's card counts what each may open.
+    for (jar, expected) in [(&alice, all.len()), (&bob, web.len())] {
+        let home = get_with(jar, &app.url("/"))
+            .await
+            .text()
+            .await
+            .expect("home");
+        assert!(
+            home.contains(&format!("data-testid=\"repo-count\">{expected}<")),
+            "{home}"
+        );
+    }
 
     // The page marks the archived and the removed repository, and draws sparklines.
     let page = get_with(&alice, &app.url("/repos"))
