@@ -414,3 +414,103 @@ async fn directory_search_as_you_type_in_chromium() {
     browser.close().await.expect("closes");
     app.stop().await;
 }
+
+/// A repository's page as a browser draws it: one point per day of the range on each chart,
+/// each point's tooltip the value of its row in the table, and at a phone's width the page's
+/// content fits without sideways scrolling (the chart scales down, the table scrolls in its box).
+#[tokio::test]
+async fn repository_chart_in_chromium() {
+    let db = TestDb::sqlite();
+    let app = TestApp::start(&[("GATEHOUSE_DATABASE_URL", db.url())]).await;
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().expect("profile dir");
+    let browser = driver.browser(profile.path()).await;
+    browser
+        .goto(&app.url("/auth/login?next=/repos"))
+        .await
+        .expect("login");
+    click(
+        &browser,
+        "[data-testid=pick-alice]",
+        "the pick-a-demo-user page",
+    )
+    .await;
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=repos]"))
+        .await
+        .expect("the repositories list");
+    browser
+        .goto(&app.url("/repos/platform-api?range=14d"))
+        .await
+        .expect("repository page");
+    browser
+        .wait()
+        .for_element(Locator::Css("svg[data-testid=chart]"))
+        .await
+        .expect("a chart");
+    let drawn = browser
+        .execute(
+            "const charts = [...document.querySelectorAll('svg[data-testid=chart]')];
+             const rows = [...document.querySelectorAll('[data-testid=series] tbody tr')]
+               .map(r => [...r.cells].map(c => c.textContent.trim()));
+             const views = charts[0].querySelectorAll('circle');
+             const box = charts[0].getBoundingClientRect();
+             return {
+               points: charts.map(c => c.querySelectorAll('circle').length),
+               declared: charts.map(c => c.dataset.points),
+               width: box.width,
+               first: views[0].querySelector('title').textContent,
+               last: views[views.length - 1].querySelector('title').textContent,
+               rows,
+             };",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(drawn["points"], json!([14, 14]), "{drawn}");
+    assert_eq!(drawn["declared"], json!(["14", "14"]), "{drawn}");
+    assert!(drawn["width"].as_f64().unwrap_or(0.0) > 400.0, "{drawn}");
+    let rows = drawn["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 14);
+    for (tooltip, row) in [(&drawn["first"], &rows[0]), (&drawn["last"], &rows[13])] {
+        let expected = format!(
+            "{}: {} views",
+            row[0].as_str().unwrap_or(""),
+            row[1].as_str().unwrap_or("")
+        );
+        assert_eq!(tooltip.as_str(), Some(expected.as_str()), "{drawn}");
+    }
+
+    browser
+        .set_window_size(390, 900)
+        .await
+        .expect("phone width");
+    browser.refresh().await.expect("reload");
+    browser
+        .wait()
+        .for_element(Locator::Css("svg[data-testid=chart]"))
+        .await
+        .expect("a chart");
+    let fit = browser
+        .execute(
+            "const main = document.querySelector('main');
+             const chart = document.querySelector('svg[data-testid=chart]').getBoundingClientRect();
+             return { main: main.scrollWidth, room: main.clientWidth, chart: chart.right,
+                      viewport: window.innerWidth };",
+            vec![],
+        )
+        .await
+        .expect("script");
+    let n = |k: &str| fit[k].as_f64().unwrap_or(f64::MAX);
+    assert!(
+        n("main") <= n("room"),
+        "the content scrolls sideways: {fit}"
+    );
+    assert!(
+        n("chart") <= n("viewport"),
+        "the chart is wider than the phone: {fit}"
+    );
+    browser.close().await.expect("closes");
+    app.stop().await;
+}
