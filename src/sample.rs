@@ -9,6 +9,9 @@
 //! more than a year of daily traffic and stars, with the cases the `/repos` page must show
 //! well: a launch spike, a rename (history under the current name), an archived and a removed
 //! repository. A demo role gives bob some of them, so dev mode shows access by role.
+//!
+//! Over 400 lines: the generator with its fixed tables of names, models, lists and repositories
+//! (data rather than logic), and about 130 lines of tests.
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 

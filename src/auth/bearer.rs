@@ -1,5 +1,7 @@
 //! Bearer access tokens: where they come from (the `Authorization` header only), which
 //! issuers and keys are trusted, what a valid one carries, and how a refusal is answered.
+//!
+//! Over 400 lines with its unit tests (about 90 lines at the end).
 
 use std::sync::Arc;
 

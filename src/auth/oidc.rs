@@ -4,6 +4,10 @@
 //! Written on `reqwest` and our own JWKS cache rather than the `openidconnect` crate: that
 //! crate never refreshes keys after discovery, and sign-in must share the one cache the API
 //! uses; what remains here (building a URL, posting a form) is small and fully tested.
+//!
+//! Over 400 lines: the whole relying-party flow in the order it runs (discovery with its back-off,
+//! the authorization request, the callback's checks), so the order of the checks reads in one
+//! place.
 
 use std::sync::Arc;
 use std::time::Duration;

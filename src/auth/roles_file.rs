@@ -7,6 +7,9 @@
 //! signed in yet: one rule, so a file means the same thing the day before and the day after
 //! someone's first sign-in. A user holds the union of their account's assignments (admin
 //! pages), their verified address's assignments and their groups' mappings.
+//!
+//! Over 400 lines: about 185 of them are its unit tests; the rest is one pure path (parse, check,
+//! plan) kept together so every plan is tested without a database.
 
 use std::collections::BTreeMap;
 use std::fmt;

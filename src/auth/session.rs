@@ -3,6 +3,9 @@
 //! `GATEHOUSE_SESSION_KEY`, so a dump of either hands out no live session, and neither can a
 //! guess at the storage key without the secret. With several keys the first names new
 //! records and all are tried on lookup, so a key can be rotated without signing anyone out.
+//!
+//! Over 400 lines: each operation handles both stores in one `match`, Redis beside the
+//! database (whose queries are in `session_db`), so the two cannot drift apart.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,3 +1,5 @@
+//! Unit tests of the configuration, one or more per rule of `Raw::build`; long by design.
+
 use std::collections::HashMap;
 
 use secrecy::ExposeSecret;

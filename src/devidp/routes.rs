@@ -1,5 +1,7 @@
 //! The dev provider's endpoints: discovery, JWKS, authorize (pick a demo user), token
 //! (authorization code with PKCE, client credentials), userinfo and end-session.
+//!
+//! About 400 lines: the endpoints of a whole, if small, OpenID provider.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
