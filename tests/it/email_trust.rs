@@ -141,3 +141,29 @@ async fn look_alike_characters_match_no_one() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("outside ASCII"), "{stderr}");
 }
+
+#[tokio::test]
+async fn one_source_s_flag_never_vouches_for_the_other_s_address() {
+    let idp = FakeIdp::start(vec!["openid", "email", "profile", "groups"]).await;
+    let db = TestDb::sqlite();
+    grant_and_laptop(&db, "breakglass@example.com");
+    let app = app_with(&idp, &db, &[]).await;
+    // The ID token names the address without vouching for it; userinfo vouches, for its own
+    // (different) address. The ID token's address wins and stays unverified.
+    idp.tamper(Tamper::Split {
+        id_token: json!({"sub": "guest", "email": "breakglass@example.com", "email_verified": null}),
+        userinfo: json!({"sub": "guest", "email": "guest@example.org", "email_verified": true}),
+    });
+    let (jar, _) = signed_in(&app, &idp).await;
+    idp.tamper(Tamper::None);
+    assert_eq!(what_they_get(&app, &jar).await, (false, false));
+    // Without an address in the ID token, userinfo's address comes with userinfo's flag.
+    idp.tamper(Tamper::Split {
+        id_token: json!({"sub": "owner", "email": null, "email_verified": null}),
+        userinfo: json!({"sub": "owner", "email": "breakglass@example.com", "email_verified": true}),
+    });
+    let (jar, _) = signed_in(&app, &idp).await;
+    idp.tamper(Tamper::None);
+    assert_eq!(what_they_get(&app, &jar).await, (true, true));
+    app.stop().await;
+}

@@ -27,6 +27,11 @@ pub enum Tamper {
     /// Signed by an unpublished key with a `kid` of its own.
     UnknownKid,
     UserinfoSub(String),
+    /// Overrides of the ID token's claims and of userinfo's, each on its own.
+    Split {
+        id_token: Value,
+        userinfo: Value,
+    },
 }
 
 struct Inner {
@@ -70,14 +75,27 @@ impl Inner {
 
     /// The claims with the test's overrides applied (ID token and userinfo alike).
     fn effective_claims(&self) -> Value {
+        self.claims_for(false)
+    }
+
+    /// The claims with the test's overrides applied: `Claims` to both answers, `Split` to
+    /// each its own.
+    fn claims_for(&self, userinfo: bool) -> Value {
         let mut claims = self.claims();
-        if let Ok(Tamper::Claims(overrides)) = self.tamper.lock().map(|t| t.clone()) {
-            for (k, v) in overrides.as_object().expect("object") {
-                if v.is_null() {
-                    claims.as_object_mut().expect("object").remove(k);
-                } else {
-                    claims[k] = v.clone();
-                }
+        let overrides = match self.tamper.lock().map(|t| t.clone()) {
+            Ok(Tamper::Claims(o)) => Some(o),
+            Ok(Tamper::Split { userinfo: o, .. }) if userinfo => Some(o),
+            Ok(Tamper::Split { id_token: o, .. }) => Some(o),
+            _ => None,
+        };
+        for (k, v) in overrides
+            .iter()
+            .flat_map(|o| o.as_object().expect("object"))
+        {
+            if v.is_null() {
+                claims.as_object_mut().expect("object").remove(k);
+            } else {
+                claims[k] = v.clone();
             }
         }
         claims
@@ -96,7 +114,7 @@ impl Inner {
     fn forge(&self, claims: &Value, tamper: &Tamper) -> String {
         let claims = claims.clone();
         match tamper {
-            Tamper::None | Tamper::UserinfoSub(_) | Tamper::Claims(_) => {
+            Tamper::None | Tamper::UserinfoSub(_) | Tamper::Claims(_) | Tamper::Split { .. } => {
                 self.key.sign("JWT", &claims).expect("sign")
             }
             Tamper::AlgNone => format!(
@@ -172,7 +190,7 @@ async fn token(State(i): State<Arc<Inner>>) -> Json<Value> {
 }
 
 async fn userinfo(State(i): State<Arc<Inner>>) -> Json<Value> {
-    let mut info = i.effective_claims();
+    let mut info = i.claims_for(true);
     // A userinfo answer carries no token claims.
     for k in ["iss", "aud", "iat", "exp", "nonce"] {
         info.as_object_mut().expect("object").remove(k);
