@@ -148,7 +148,7 @@ struct Issuer {
     issuer: String,
     jwks: OnceCell<Arc<JwksCache>>,
     /// When its discovery last failed: tried again only after the back-off.
-    failed_at: std::sync::Mutex<Option<std::time::Instant>>,
+    failed: discovery::FailureMemo,
 }
 
 /// The clients whose tokens may write.
@@ -225,7 +225,7 @@ impl ApiVerifier {
                 .map(|i| Issuer {
                     issuer: i.clone(),
                     jwks: OnceCell::new(),
-                    failed_at: std::sync::Mutex::new(None),
+                    failed: discovery::FailureMemo::default(),
                 })
                 .collect(),
             audience: config.api.audience.clone(),
@@ -253,22 +253,14 @@ impl ApiVerifier {
                         Err(_) => Err(BearerError::KeysUnavailable),
                     };
                 }
-                let backing_off = issuer
-                    .failed_at
-                    .lock()
-                    .ok()
-                    .and_then(|f| *f)
-                    .is_some_and(|at| at.elapsed() < discovery::FAILURE_BACKOFF);
-                if backing_off {
+                if issuer.failed.recent().is_some() {
                     return Err(BearerError::KeysUnavailable);
                 }
                 let doc = discovery::fetch(&self.http, &issuer.issuer)
                     .await
                     .map_err(|error| {
                         tracing::warn!(%error, "API issuer discovery failed");
-                        if let Ok(mut f) = issuer.failed_at.lock() {
-                            *f = Some(std::time::Instant::now());
-                        }
+                        issuer.failed.record(error.to_string());
                         BearerError::KeysUnavailable
                     })?;
                 let uri = doc.endpoints.jwks_uri.ok_or(BearerError::KeysUnavailable)?;

@@ -39,6 +39,30 @@ pub fn same_issuer(configured: &str, named: &str) -> bool {
 /// How long a failed discovery is answered from memory before the provider is asked again.
 pub const FAILURE_BACKOFF: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The last failed discovery of one issuer, answered from memory for `FAILURE_BACKOFF`: every
+/// sign-in and every Bearer token may ask for an issuer's keys, and while it is down that must
+/// be one request per back-off, not one per token.
+#[derive(Default)]
+pub struct FailureMemo(std::sync::Mutex<Option<(std::time::Instant, String)>>);
+
+impl FailureMemo {
+    /// The remembered failure, while it is recent.
+    pub fn recent(&self) -> Option<String> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
+            .filter(|(at, _)| at.elapsed() < FAILURE_BACKOFF)
+            .map(|(_, message)| message)
+    }
+
+    pub fn record(&self, message: String) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some((std::time::Instant::now(), message));
+        }
+    }
+}
+
 /// Where an issuer's discovery document is: a terminating `/` of the issuer is removed
 /// before the well-known path is appended.
 pub fn url(issuer: &str) -> String {

@@ -136,7 +136,7 @@ pub struct OidcClient {
     http: reqwest::Client,
     metadata: RwLock<Option<Arc<Metadata>>>,
     /// The last failed discovery, answered again until the back-off has passed.
-    failed: std::sync::Mutex<Option<(std::time::Instant, String)>>,
+    failed: discovery::FailureMemo,
     jwks_cooldown: Duration,
 }
 
@@ -160,7 +160,7 @@ impl OidcClient {
             rp,
             http,
             metadata: RwLock::new(None),
-            failed: std::sync::Mutex::new(None),
+            failed: discovery::FailureMemo::default(),
             jwks_cooldown: jwks_cooldown.unwrap_or(DEFAULT_COOLDOWN),
         })
     }
@@ -179,16 +179,7 @@ impl OidcClient {
         if let Some(m) = slot.as_ref() {
             return Ok(Arc::clone(m));
         }
-        // Every sign-in and every Bearer token asks for the metadata: while the provider is
-        // down, one discovery per back-off, not one per request (a flood of tokens naming
-        // the issuer must not become a flood against it).
-        let recent = self
-            .failed
-            .lock()
-            .ok()
-            .and_then(|f| f.clone())
-            .filter(|(at, _)| at.elapsed() < discovery::FAILURE_BACKOFF);
-        if let Some((_, message)) = recent {
+        if let Some(message) = self.failed.recent() {
             return Err(LoginError::ProviderUnavailable(message));
         }
         match self.discover().await {
@@ -198,13 +189,10 @@ impl OidcClient {
                 Ok(meta)
             }
             Err(e) => {
-                if let Ok(mut failed) = self.failed.lock() {
-                    let message = match &e {
-                        LoginError::ProviderUnavailable(m) => m.clone(),
-                        other => other.to_string(),
-                    };
-                    *failed = Some((std::time::Instant::now(), message));
-                }
+                self.failed.record(match &e {
+                    LoginError::ProviderUnavailable(m) => m.clone(),
+                    other => other.to_string(),
+                });
                 Err(e)
             }
         }

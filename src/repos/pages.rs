@@ -7,7 +7,7 @@ use axum::extract::State;
 use chrono::{Duration, NaiveDate, Utc};
 
 use super::model::{ListParams, ListQuery, RepoSummary, SortKey};
-use super::{access_in_org, store};
+use super::{RepoAccess, access_in_org, store};
 use crate::auth::extract::CurrentUser;
 use crate::state::AppState;
 use crate::store::User;
@@ -96,26 +96,17 @@ pub async fn list_repos(
             }
         })
         .collect();
-    let (count, last) = store::overview(&db).await?;
-    let empty = (total == 0).then(|| {
-        if count == 0 && state.config.github.is_none() {
-            "No repositories yet: the GitHub sync is not configured (GATEHOUSE_GITHUB_ORG and \
-             GATEHOUSE_GITHUB_TOKEN). Ask an administrator to set it up."
-                .to_string()
-        } else if count == 0 {
-            "No repositories yet: the GitHub sync has not brought any in. An administrator can \
-             run it from Admin → Sync."
-                .to_string()
-        } else if access.sees_nothing(&org) {
-            "None of your roles grants access to a repository. Ask an administrator for a role \
-             (Admin → Groups and roles), or to map one of your groups to a role."
-                .to_string()
-        } else if query.q.is_empty() {
-            "None of the repositories your roles grant exists here (yet).".to_string()
-        } else {
-            format!("No repository you may see matches “{}”.", query.q)
-        }
-    });
+    // The last sync is shown beside a list; why a list is empty needs the count of all.
+    let (empty, last) = if total == 0 {
+        let count = store::count(&db, None).await?;
+        let github = state.config.github.is_some();
+        (
+            Some(empty_reason(count, github, &access, &org, &query.q)),
+            None,
+        )
+    } else {
+        (None, store::last_sync(&db).await?)
+    };
     let columns = [
         ("Repository", SortKey::Name),
         ("Views, 14 days", SortKey::Views),
@@ -149,7 +140,7 @@ pub async fn list_repos(
         }
     })
     .collect();
-    let pages = ((total + 49) / 50).max(1);
+    let pages = ((total + store::PER_PAGE - 1) / store::PER_PAGE).max(1);
     Ok(ReposPage {
         layout: Layout::new("Repositories · Gatehouse"),
         csrf: current.session.csrf.clone(),
@@ -168,6 +159,27 @@ pub async fn list_repos(
         today,
         last_sync: last.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
     })
+}
+
+/// Why the list is empty, in words the user can act on.
+fn empty_reason(count: i64, github: bool, access: &RepoAccess, org: &str, q: &str) -> String {
+    if count == 0 && !github {
+        "No repositories yet: the GitHub sync is not configured (GATEHOUSE_GITHUB_ORG and \
+         GATEHOUSE_GITHUB_TOKEN). Ask an administrator to set it up."
+            .to_string()
+    } else if count == 0 {
+        "No repositories yet: the GitHub sync has not brought any in. An administrator can \
+         run it from Admin → Sync."
+            .to_string()
+    } else if access.sees_nothing(org) {
+        "None of your roles grants access to a repository. Ask an administrator for a role \
+         (Admin → Groups and roles), or to map one of your groups to a role."
+            .to_string()
+    } else if q.is_empty() {
+        "None of the repositories your roles grant exists here (yet).".to_string()
+    } else {
+        format!("No repository you may see matches “{q}”.")
+    }
 }
 
 /// Points of a 100×20 polyline over the 28 days from `since`, days without a report at 0.

@@ -8,7 +8,8 @@ use super::model::{Granularity, ListQuery, Point, Popular, RepoDetail, RepoSumma
 use crate::on_db;
 use crate::store::{Db, StoreError, like_pattern};
 
-const PER_PAGE: i64 = 50;
+/// Rows on one page of the list.
+pub const PER_PAGE: i64 = 50;
 
 /// The `WHERE` part of access: `None` allows every repository; an empty list allows none.
 fn access_clause(likes: Option<&[String]>, next: &mut impl FnMut() -> usize) -> String {
@@ -133,15 +134,12 @@ pub async fn daily_views(
     })?)
 }
 
-/// How many repositories there are at all, and when the sync last finished well: for the
-/// empty state's explanation.
-pub async fn overview(db: &Db) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
-    const COUNT: &str = "SELECT COUNT(*) FROM repos";
-    const LAST: &str = "SELECT MAX(finished_at) FROM sync_runs WHERE outcome = 'success'";
-    let count: i64 = on_db!(db, |pool| sqlx::query_scalar(COUNT).fetch_one(pool).await)?;
-    let last: Option<chrono::DateTime<chrono::Utc>> =
-        on_db!(db, |pool| sqlx::query_scalar(LAST).fetch_one(pool).await)?;
-    Ok((count, last))
+/// When the sync last finished well.
+pub async fn last_sync(db: &Db) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+    const SQL: &str = "SELECT MAX(finished_at) FROM sync_runs WHERE outcome = 'success'";
+    Ok(on_db!(db, |pool| sqlx::query_scalar(SQL)
+        .fetch_one(pool)
+        .await)?)
 }
 
 /// One repository by name (GitHub's names compare case-insensitively), if `likes` allows it:

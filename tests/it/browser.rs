@@ -73,6 +73,26 @@ impl Driver {
     }
 }
 
+/// alice signs in through the dev provider's pick-a-user page, landing on `next`, which
+/// shows `landmark` once loaded.
+async fn alice_signs_in(browser: &Client, app: &TestApp, next: &str, landmark: &str, what: &str) {
+    browser
+        .goto(&app.url(&format!("/auth/login?next={next}")))
+        .await
+        .expect("login");
+    click(
+        browser,
+        "[data-testid=pick-alice]",
+        "the pick-a-demo-user page",
+    )
+    .await;
+    browser
+        .wait()
+        .for_element(Locator::Css(landmark))
+        .await
+        .expect(what);
+}
+
 /// Waits for the element (pages load after clicks) and clicks it.
 async fn click(browser: &Client, css: &str, what: &str) {
     browser
@@ -354,21 +374,14 @@ async fn directory_search_as_you_type_in_chromium() {
     let driver = Driver::start();
     let profile = tempfile::tempdir().expect("profile dir");
     let browser = driver.browser(profile.path()).await;
-    browser
-        .goto(&app.url("/auth/login?next=/gh/search"))
-        .await
-        .expect("login");
-    click(
+    alice_signs_in(
         &browser,
-        "[data-testid=pick-alice]",
-        "the pick-a-demo-user page",
+        &app,
+        "/gh/search",
+        "[data-search-input]",
+        "the directory page",
     )
     .await;
-    browser
-        .wait()
-        .for_element(Locator::Css("[data-search-input]"))
-        .await
-        .expect("the directory page");
     let rows = browser
         .find_all(Locator::Css("[data-search-rows] tr"))
         .await
@@ -427,21 +440,14 @@ async fn repository_chart_in_chromium() {
     let driver = Driver::start();
     let profile = tempfile::tempdir().expect("profile dir");
     let browser = driver.browser(profile.path()).await;
-    browser
-        .goto(&app.url("/auth/login?next=/repos"))
-        .await
-        .expect("login");
-    click(
+    alice_signs_in(
         &browser,
-        "[data-testid=pick-alice]",
-        "the pick-a-demo-user page",
+        &app,
+        "/repos",
+        "[data-testid=repos]",
+        "the repositories list",
     )
     .await;
-    browser
-        .wait()
-        .for_element(Locator::Css("[data-testid=repos]"))
-        .await
-        .expect("the repositories list");
     browser
         .goto(&app.url("/repos/platform-api?range=14d"))
         .await
