@@ -27,6 +27,7 @@ pub fn table() -> Vec<Route> {
     routes.extend(crate::repos::routes());
     routes.extend(crate::api::routes());
     routes.extend(crate::directory::api::routes());
+    routes.extend(crate::repos::api::routes());
     routes.extend(crate::account::routes());
     routes.extend(crate::admin::routes());
     routes

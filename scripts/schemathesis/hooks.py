@@ -5,7 +5,9 @@ are about a request as a whole, which no schema can say, so a schema-valid reque
 random breaks them and is rightly refused:
 
 - `cursor` of GET /api/v1/github-users is opaque: only a `next_cursor` the server handed out
-  for the same `sort` is valid;
+  for the same `sort` is valid (and of GET /api/v1/repos: one it handed out);
+- GET /api/v1/repos/{name}/traffic takes `range` or `from`/`to`, not both, and `from` not
+  after `to`;
 - a feed snapshot (PUT /api/v1/assets, PUT /api/v1/distribution-lists) names each laptop once,
   each membership once, and gives a list the same name and `hidden` on all its rows.
 
@@ -17,6 +19,7 @@ generated.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -51,30 +54,52 @@ def _flag(value: Any) -> bool:
 _cursors: dict[str, str | None] = {}
 
 
-def _cursor_for(sort: str) -> str | None:
-    """A `next_cursor` of the first page of one row under `sort`, asked of the server once."""
-    if sort not in _cursors:
+def _cursor_for(path: str, params: dict[str, str]) -> str | None:
+    """A `next_cursor` of the first page of one row at `path`, asked of the server once."""
+    query = urllib.parse.urlencode({"limit": "1", **params})
+    key = f"{path}?{query}"
+    if key not in _cursors:
         base = os.environ["FUZZ_BASE_URL"].rstrip("/")
-        query = urllib.parse.urlencode({"limit": "1", "sort": sort, "include_departed": "1"})
         request = urllib.request.Request(
-            f"{base}/api/v1/github-users?{query}",
+            f"{base}{key}",
             headers={"Authorization": f"Bearer {os.environ['FUZZ_TOKEN']}"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
-            _cursors[sort] = json.load(response).get("next_cursor")
-    return _cursors[sort]
+            _cursors[key] = json.load(response).get("next_cursor")
+    return _cursors[key]
 
 
-def _server_cursor(case: Any) -> None:
+def _server_cursor(case: Any, path: str, params: dict[str, str]) -> None:
     query = case.query
     if not isinstance(query, dict) or query.get("cursor") in (None, ""):
         return
-    sort = query.get("sort")
-    cursor = _cursor_for(sort if isinstance(sort, str) and sort else "name")
+    cursor = _cursor_for(path, params)
     if cursor is None:
         del query["cursor"]
     else:
         query["cursor"] = cursor
+
+
+def _directory_cursor(case: Any) -> None:
+    sort = case.query.get("sort") if isinstance(case.query, dict) else None
+    sort = sort if isinstance(sort, str) and sort else "name"
+    _server_cursor(case, "/api/v1/github-users", {"sort": sort, "include_departed": "1"})
+
+
+def _one_range(case: Any) -> None:
+    query = case.query
+    if not isinstance(query, dict):
+        return
+    if query.get("range") not in (None, "") and (query.get("from") or query.get("to")):
+        del query["range"]
+    start, end = query.get("from"), query.get("to")
+    if isinstance(start, str) and start and not end:
+        # Without `to`, the series ends today (UTC): a later `from` would be after it.
+        today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+        if start > today:
+            query["to"] = end = start
+    if isinstance(start, str) and isinstance(end, str) and start and end and start > end:
+        query["from"], query["to"] = end, start
 
 
 # --- snapshots -------------------------------------------------------------------------------
@@ -123,7 +148,11 @@ def map_case(context: Any, case: Any) -> Any:
         return case
     where = (case.method.upper(), case.operation.path)
     if where == ("GET", "/api/v1/github-users"):
-        _server_cursor(case)
+        _directory_cursor(case)
+    elif where == ("GET", "/api/v1/repos"):
+        _server_cursor(case, "/api/v1/repos", {})
+    elif where == ("GET", "/api/v1/repos/{name}/traffic"):
+        _one_range(case)
     elif where == ("PUT", "/api/v1/assets"):
         case.body = _consistent_rows(case.body, _keep_asset)
     elif where == ("PUT", "/api/v1/distribution-lists"):

@@ -47,6 +47,61 @@ pub struct PersonAnswer {
     pub owner_of: Vec<ListRef>,
 }
 
+/// One repository of `GET /api/v1/repos`: its traffic summed over the last 14 days GitHub
+/// reported, today (UTC) included.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RepoItem {
+    pub name: String,
+    /// `owner/name`; the name alone when no organization is configured.
+    pub full_name: String,
+    pub description: String,
+    pub private: bool,
+    pub archived: bool,
+    /// Gone from the organization on GitHub; its history is kept.
+    pub removed: bool,
+    pub html_url: Option<String>,
+    pub stars: i32,
+    pub views_14d: i64,
+    pub unique_views_14d: i64,
+    pub clones_14d: i64,
+    pub unique_clones_14d: i64,
+    /// When the sync last saw the repository.
+    pub last_synced_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A page of repositories, by name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReposPage {
+    pub items: Vec<RepoItem>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Traffic of one period: a day, a week from Monday, or a month; `date` is its first day.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrafficPoint {
+    pub date: chrono::NaiveDate,
+    pub views: i64,
+    pub unique_views: i64,
+    pub clones: i64,
+    pub unique_clones: i64,
+}
+
+/// `GET /api/v1/repos/{name}/traffic`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrafficAnswer {
+    /// The repository's name as GitHub spells it now.
+    pub repo: String,
+    /// day, week or month.
+    pub granularity: String,
+    /// The first day asked for; `null` from the first day recorded.
+    pub from: Option<chrono::NaiveDate>,
+    /// The last day asked for.
+    pub to: chrono::NaiveDate,
+    /// Oldest first; periods without any traffic reported are left out.
+    pub points: Vec<TrafficPoint>,
+}
+
 /// Every error: `{error, message}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -127,6 +182,55 @@ impl utoipa::PartialSchema for PageLimit {
 }
 
 impl ToSchema for PageLimit {}
+
+/// `range` of `GET /api/v1/repos/{name}/traffic`; empty is the default, 90d.
+pub struct TrafficRange;
+
+impl utoipa::PartialSchema for TrafficRange {
+    fn schema() -> RefOr<Schema> {
+        one_of(
+            &["14d", "90d", "1y", "all", ""],
+            "14d, 90d, 1y or all, ending today (UTC); empty for the default (90d)",
+        )
+    }
+}
+
+impl ToSchema for TrafficRange {}
+
+/// `granularity` of `GET /api/v1/repos/{name}/traffic`; empty is the default, day.
+pub struct TrafficGranularity;
+
+impl utoipa::PartialSchema for TrafficGranularity {
+    fn schema() -> RefOr<Schema> {
+        one_of(
+            &["day", "week", "month", ""],
+            "day, week (from Monday) or month; empty for the default (day)",
+        )
+    }
+}
+
+impl ToSchema for TrafficGranularity {}
+
+/// `from` and `to` of `GET /api/v1/repos/{name}/traffic`: a day, or empty for the default.
+pub struct DayOrEmpty;
+
+impl utoipa::PartialSchema for DayOrEmpty {
+    fn schema() -> RefOr<Schema> {
+        let day = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)));
+        let empty = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([""]));
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(day)
+            .item(empty)
+            .description(Some("YYYY-MM-DD (UTC, inclusive); empty for the default"))
+            .into()
+    }
+}
+
+impl ToSchema for DayOrEmpty {}
 
 /// `include_departed` of `GET /api/v1/github-users`.
 pub struct IncludeDeparted;
@@ -355,7 +459,8 @@ impl Modify for BearerScheme {
 #[openapi(
     info(
         title = "Gatehouse API",
-        description = "The internal portal's JSON API: the GitHub username directory and the data feeds. \
+        description = "The internal portal's JSON API: the GitHub username directory, the data feeds and \
+                       the repositories' traffic. \
                        Errors follow RFC 6750 for tokens and are {error, message} everywhere.",
         version = "1"
     ),
@@ -366,12 +471,14 @@ impl Modify for BearerScheme {
         crate::directory::api::person,
         crate::directory::api::put_assets,
         crate::directory::api::put_lists,
+        crate::repos::api::list,
+        crate::repos::api::traffic,
         super::openapi_json,
     ),
     components(schemas(
         MeAnswer, GithubUsersPage, ListRef, PersonAnswer, ErrorBody, RowProblem, InvalidRows,
         IdentityJson, SnapshotOutcome, Counts, Feed, AssetRowJson, ListRowJson, AssetsCsv,
-        ListsCsv
+        ListsCsv, RepoItem, ReposPage, TrafficPoint, TrafficAnswer
     )),
     modifiers(&BearerScheme),
     security(("bearer" = []))

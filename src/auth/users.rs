@@ -73,6 +73,18 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<User>, StoreError> {
     Ok(row.map(Into::into))
 }
 
+/// The user an access token speaks for: the account that signed in with this subject at this
+/// issuer, if any.
+pub async fn by_subject(db: &Db, issuer: &str, subject: &str) -> Result<Option<User>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE issuer = $1 AND subject = $2");
+    let row: Option<UserRow> = on_db!(db, |pool| sqlx::query_as(&sql)
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(row.map(Into::into))
+}
+
 /// One page of users whose name or email contains `query` (case-insensitive), most recent
 /// sign-in first, with their assigned role names; and the total that match.
 pub async fn list(

@@ -19,7 +19,7 @@ pub use routes::router;
 /// The machine client for trying the API in dev mode (loopback only, so a fixed secret).
 pub const DEV_MACHINE_CLIENT_ID: &str = "gatehouse-dev-machine";
 pub const DEV_MACHINE_CLIENT_SECRET: &str = "dev-machine-secret";
-pub const DEV_SCOPES: &str = "directory.read directory.write";
+pub const DEV_SCOPES: &str = "directory.read directory.write repos.read";
 
 pub struct DemoUser {
     pub sub: &'static str,

@@ -57,7 +57,7 @@ async fn discovery(State(idp): State<Arc<DevIdp>>) -> Json<Value> {
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic"],
         "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": ["openid", "email", "profile", "groups", "directory.read", "directory.write"],
+        "scopes_supported": ["openid", "email", "profile", "groups", "directory.read", "directory.write", "repos.read"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nonce", "name", "email", "email_verified", "groups"],
         "authorization_response_iss_parameter_supported": true,
     }))

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
 
 use super::model::{Granularity, Point, Popular, Range, RepoDetail, SeriesParams, SeriesQuery};
-use super::{access_in_org, store};
+use super::{RepoAccess, access_in_org, store};
 use crate::auth::extract::CurrentUser;
 use crate::state::AppState;
 use crate::store::User;
@@ -92,11 +92,21 @@ async fn visible_repo(
     current: &CurrentUser,
     name: &str,
 ) -> Result<RepoDetail, AppError> {
+    let (access, _) = access_in_org(state, &current.user).await?;
+    find_visible(state, &access, name).await
+}
+
+/// The repository if it exists and `access` allows it; otherwise the same 404 either way.
+pub async fn find_visible(
+    state: &AppState,
+    access: &RepoAccess,
+    name: &str,
+) -> Result<RepoDetail, AppError> {
     if !plausible(name) {
         return Err(AppError::not_found());
     }
-    let (access, org) = access_in_org(state, &current.user).await?;
-    let likes = access.like_patterns(&org);
+    let org = state.config.github.as_ref().map_or("", |g| g.org.as_str());
+    let likes = access.like_patterns(org);
     store::find(&state.store.db(), likes.as_deref(), name)
         .await?
         .ok_or_else(AppError::not_found)

@@ -3,6 +3,7 @@
 //! (`store`).
 
 pub mod access;
+pub mod api;
 pub mod detail;
 mod model;
 pub mod pages;

@@ -17,6 +17,8 @@ pub struct RepoSummary {
     pub stars: i32,
     /// Gone from the organization; its history is kept.
     pub removed: bool,
+    /// When the sync last saw it.
+    pub synced_at: chrono::DateTime<chrono::Utc>,
     pub views_14d: i64,
     pub unique_views_14d: i64,
     pub clones_14d: i64,
@@ -274,6 +276,18 @@ pub struct SeriesQuery {
 impl SeriesParams {
     /// The query for a series ending at most `today`, or which parameter is wrong and why.
     pub fn parse(&self, today: NaiveDate) -> Result<SeriesQuery, String> {
+        // An empty parameter is an absent one (a form sends its empty fields).
+        let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        let this = SeriesParams {
+            range: given(&self.range),
+            from: given(&self.from),
+            to: given(&self.to),
+            granularity: given(&self.granularity),
+        };
+        this.parse_given(today)
+    }
+
+    fn parse_given(&self, today: NaiveDate) -> Result<SeriesQuery, String> {
         let g = self.granularity.as_deref().unwrap_or("day");
         let granularity = Granularity::ALL
             .into_iter()

@@ -78,7 +78,14 @@ pub async fn list_repos(
     let likes = access.like_patterns(&org);
     let today = Utc::now().date_naive();
     let db = state.store.db();
-    let (repos, total) = store::list(&db, likes.as_deref(), &query, today).await?;
+    let (repos, total) = store::list(
+        &db,
+        likes.as_deref(),
+        &query,
+        store::Paging::Page(query.page),
+        today,
+    )
+    .await?;
     let since = today - Duration::days(27);
     let ids: Vec<i64> = repos.iter().map(|r| r.id).collect();
     let daily = store::daily_views(&db, &ids, since).await?;

@@ -26,12 +26,25 @@ fn access_clause(likes: Option<&[String]>, next: &mut impl FnMut() -> usize) -> 
     }
 }
 
-/// One page of the repositories `likes` allows, with their last 28 days of traffic summed
-/// in two 14-day windows ending `today`; and how many match in all.
+/// Which rows of the list: a numbered page in the query's order (the pages), or the rows by
+/// name after a key (the API's cursor, stable while repositories come and go).
+#[derive(Debug, Clone, Copy)]
+pub enum Paging<'a> {
+    Page(u32),
+    /// Up to `limit` rows after this (lower-case name, id), by name.
+    After {
+        after: Option<(&'a str, i64)>,
+        limit: i64,
+    },
+}
+
+/// The repositories `likes` allows, with their last 28 days of traffic summed in two 14-day
+/// windows ending `today`; and how many match in all.
 pub async fn list(
     db: &Db,
     likes: Option<&[String]>,
     query: &ListQuery,
+    paging: Paging<'_>,
     today: NaiveDate,
 ) -> Result<(Vec<RepoSummary>, i64), StoreError> {
     let current_from = today - Duration::days(13);
@@ -49,13 +62,33 @@ pub async fn list(
         format!(" AND (lower(r.name) LIKE ${p} ESCAPE '\\' OR lower(r.description) LIKE ${p} ESCAPE '\\')")
     });
     filter.push_str(search.as_deref().unwrap_or(""));
+    let (order, after) = match paging {
+        Paging::Page(_) => (
+            format!(
+                "{}, lower(r.name) ASC, r.id ASC",
+                query.sort.sql(query.desc)
+            ),
+            None,
+        ),
+        Paging::After { after, .. } => ("lower(r.name) ASC, r.id ASC".to_string(), after),
+    };
+    if after.is_some() {
+        let (name, id) = (next(), next());
+        filter.push_str(&format!(
+            " AND (lower(r.name) > ${name} OR (lower(r.name) = ${name} AND r.id > ${id}))"
+        ));
+    }
     let (limit, offset) = (next(), next());
+    let (limit_value, offset_value) = match paging {
+        Paging::Page(page) => (PER_PAGE, (i64::from(page.max(1)) - 1) * PER_PAGE),
+        Paging::After { limit, .. } => (limit, 0),
+    };
     let sum = |col: &str, from: usize| {
         format!("COALESCE(SUM(CASE WHEN t.day >= ${from} THEN t.{col} ELSE 0 END), 0)")
     };
     let sql = format!(
         "SELECT r.id, r.name, r.description, r.visibility, r.archived, r.html_url, r.stars, \
-           r.removed_at IS NOT NULL AS removed, \
+           r.removed_at IS NOT NULL AS removed, r.updated_at AS synced_at, \
            {v} AS views_14d, {uv} AS unique_views_14d, {c} AS clones_14d, \
            {uc} AS unique_clones_14d, \
            COALESCE(SUM(t.views), 0) - {v} AS views_prev_14d, \
@@ -65,14 +98,13 @@ pub async fn list(
          FROM repos r LEFT JOIN repo_traffic t ON t.repo_id = r.id AND t.day >= ${prev} \
          WHERE {filter} \
          GROUP BY r.id, r.name, r.description, r.visibility, r.archived, r.html_url, r.stars, \
-           r.removed_at \
-         ORDER BY {order}, lower(r.name) ASC \
+           r.removed_at, r.updated_at \
+         ORDER BY {order} \
          LIMIT ${limit} OFFSET ${offset}",
         v = sum("views", cur),
         uv = sum("unique_views", cur),
         c = sum("clones", cur),
         uc = sum("unique_clones", cur),
-        order = query.sort.sql(query.desc),
     );
     let pattern = like_pattern(&query.q.to_ascii_lowercase());
     let rows: Vec<RepoSummary> = on_db!(db, |pool| {
@@ -83,10 +115,10 @@ pub async fn list(
         if !query.q.is_empty() {
             q = q.bind(&pattern);
         }
-        q.bind(PER_PAGE)
-            .bind((i64::from(query.page) - 1) * PER_PAGE)
-            .fetch_all(pool)
-            .await
+        if let Some((name, id)) = after {
+            q = q.bind(name).bind(id);
+        }
+        q.bind(limit_value).bind(offset_value).fetch_all(pool).await
     })?;
     let total = rows.first().map_or(0, |r| r.total);
     Ok((rows, total))

@@ -47,9 +47,12 @@ const USERS = {
 
 // Machine clients and the API scopes each may hold.
 const MACHINE_SCOPES = {
-  'gatehouse-machine': 'directory.read directory.write',
+  'gatehouse-machine': 'directory.read directory.write repos.read',
   'gatehouse-reader': 'directory.read',
 };
+
+// The API scopes a user's token may hold (gatehouse-web asking for resource=api://default).
+const USER_API_SCOPES = 'directory.read repos.read';
 
 const OIDC_CLAIMS = ['sub', 'email', 'email_verified', 'name', 'preferred_username', 'groups'];
 
@@ -169,7 +172,7 @@ function buildProvider(issuer, keys) {
     ],
     jwks: { keys },
     pkce: { required: () => true },
-    scopes: ['openid', 'email', 'profile', 'groups', 'offline_access', 'directory.read', 'directory.write'],
+    scopes: ['openid', 'email', 'profile', 'groups', 'offline_access', 'directory.read', 'directory.write', 'repos.read'],
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
@@ -194,6 +197,13 @@ function buildProvider(issuer, keys) {
       if (!grant) grant = new Grant({ clientId, accountId: ctx.oidc.session.accountId });
       grant.addOIDCScope([...ctx.oidc.requestParamOIDCScopes].join(' ') || 'openid');
       grant.addOIDCClaims(OIDC_CLAIMS);
+      // An authorization request naming the API (resource=api://default) is granted the API
+      // scopes it asks for, within what the resource allows a user: a user's API token.
+      for (const [indicator, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
+        const allowed = new Set((server.scope ?? '').split(' '));
+        const asked = [...ctx.oidc.requestParamScopes].filter((s) => allowed.has(s));
+        if (asked.length) grant.addResourceScope(indicator, asked.join(' '));
+      }
       await grant.save();
       return grant;
     },
@@ -215,7 +225,7 @@ function buildProvider(issuer, keys) {
           if (resource !== API_AUDIENCE) throw new errors.InvalidTarget();
           return {
             audience: API_AUDIENCE,
-            scope: MACHINE_SCOPES[client.clientId] ?? 'directory.read',
+            scope: MACHINE_SCOPES[client.clientId] ?? USER_API_SCOPES,
             accessTokenFormat: 'jwt',
             accessTokenTTL: 3600,
             jwt: { sign: { alg: 'RS256' } },

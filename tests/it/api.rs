@@ -686,7 +686,7 @@ async fn the_openapi_document_describes_every_api_route() {
     app.stop().await;
 }
 
-async fn client_credentials(issuer: &str, client: &str, scope: &str) -> String {
+pub async fn client_credentials(issuer: &str, client: &str, scope: &str) -> String {
     token_from(
         &format!("{issuer}/token"),
         client,

@@ -19,6 +19,7 @@ mod pipeline;
 mod ratelimit;
 mod readme;
 mod repos;
+mod repos_api;
 mod roles;
 mod sessions;
 mod signin;

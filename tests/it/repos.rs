@@ -14,7 +14,7 @@ use crate::support::fake_idp::FakeIdp;
 use crate::support::{TestApp, TestDb};
 
 /// Repositories with a few days of traffic each; `web-shop` has 10 views a day for 28 days.
-async fn seed(db: &Db) {
+pub async fn seed(db: &Db) {
     let today = Utc::now().date_naive();
     for (name, desc) in [
         ("web-shop", "The shop front"),
@@ -61,7 +61,7 @@ async fn visible(app: &TestApp, jar: &Jar) -> Vec<String> {
     n
 }
 
-async fn user_id(db: &Db, subject: &str) -> i64 {
+pub async fn user_id(db: &Db, subject: &str) -> i64 {
     gatehouse::on_db!(db, |pool| sqlx::query_scalar::<_, i64>(
         "SELECT id FROM users WHERE subject = $1"
     )

@@ -11,6 +11,9 @@ use super::repo_root;
 
 pub struct TestIdp {
     pub issuer: String,
+    /// `gatehouse-web`'s first redirect URI (user tokens are fetched through it, never
+    /// visiting it).
+    redirect_uri: String,
     child: Child,
     _stdin: Option<ChildStdin>,
 }
@@ -75,9 +78,106 @@ impl TestIdp {
         let stdin = child.stdin.take();
         TestIdp {
             issuer: ready.issuer,
+            redirect_uri: options
+                .redirect_uris
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "http://127.0.0.1:9/auth/callback".into()),
             child,
             _stdin: stdin,
         }
+    }
+
+    /// A user's API access token (a JWT for `api://default`, `sub` = `login`) with `scope`,
+    /// as a command-line tool would get one: authorization code with PKCE through the
+    /// provider's login form, asking for the API as the resource. The redirect URI is never
+    /// visited: the code is read from the redirect.
+    pub async fn user_token(&self, login: &str, scope: &str) -> String {
+        use base64::Engine;
+        use sha2::Digest;
+        let client = super::http();
+        let verifier = "v".repeat(64);
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(verifier.as_bytes()));
+        let redirect = self.redirect_uri.as_str();
+        let mut url = url::Url::parse(&format!("{}/auth", self.issuer)).expect("issuer");
+        url.query_pairs_mut()
+            .append_pair("client_id", "gatehouse-web")
+            .append_pair("response_type", "code")
+            .append_pair("scope", &format!("openid {scope}"))
+            .append_pair("resource", "api://default")
+            .append_pair("redirect_uri", redirect)
+            .append_pair("state", "s")
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        let mut next = url.to_string();
+        let mut cookies: std::collections::BTreeMap<String, String> = Default::default();
+        let mut posted = false;
+        for _ in 0..8 {
+            if next.starts_with(redirect) {
+                break;
+            }
+            let jar = cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let r = if next.contains("/interaction/") && !posted {
+                posted = true;
+                client
+                    .post(&next)
+                    .header("cookie", jar)
+                    .form(&[("prompt", "login"), ("login", login), ("password", "x")])
+                    .send()
+                    .await
+            } else {
+                client.get(&next).header("cookie", jar).send().await
+            }
+            .expect("provider hop");
+            for value in r.headers().get_all(reqwest::header::SET_COOKIE) {
+                let pair = value.to_str().unwrap_or_default().split(';').next();
+                if let Some((k, v)) = pair.and_then(|p| p.split_once('=')) {
+                    cookies.insert(k.to_string(), v.to_string());
+                }
+            }
+            let location = r
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .unwrap_or_else(|| panic!("a redirect from {next}: {}", r.status()))
+                .to_str()
+                .expect("ascii");
+            next = url::Url::parse(&self.issuer)
+                .and_then(|base| base.join(location))
+                .expect("location")
+                .to_string();
+        }
+        let code = url::Url::parse(&next)
+            .expect("redirect")
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .unwrap_or_else(|| panic!("no code in {next}"))
+            .1
+            .to_string();
+        let answer: serde_json::Value = client
+            .post(format!("{}/token", self.issuer))
+            .basic_auth("gatehouse-web", Some("gatehouse-web-secret"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("code_verifier", &verifier),
+                ("resource", "api://default"),
+            ])
+            .send()
+            .await
+            .expect("token request")
+            .json()
+            .await
+            .expect("token answer");
+        answer["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access token: {answer}"))
+            .to_string()
     }
 
     /// Puts a new signing key first (it signs from now on); the old one stays published.

@@ -1,0 +1,124 @@
+"""A release Gatehouse on PostgreSQL + Redis for the benchmark scripts, and `wrk` runs.
+
+    sys.path.insert(0, "scripts/lib"); import idp, server
+
+    s = server.Server(binary, "label", idp.free_port())
+    with idp.TestIdp([f"{s.base}/auth/callback"]) as provider:
+        s.start(provider)                         # a fresh database, its own Redis prefix
+        server.psql(s.database_url, "INSERT ...")  # load data
+        cookie = idp.sign_in(s.base, provider, "alice")
+        print(server.wrk(s.base + "/health", 8))
+        s.stop()                                   # and the database is dropped
+
+Dev mode is not an option for these runs: it refuses to serve on PostgreSQL, so every run
+signs in through the test identity provider (tests/idp). Limits are raised so nothing is
+refused, but every request is still counted in Redis, as in production. Standard library only.
+"""
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import idp
+
+PG = os.environ.get("GATEHOUSE_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("GATEHOUSE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+# psql without its NOTICE lines ("database ... does not exist, skipping").
+PSQL_ENV = dict(os.environ, PGOPTIONS="-c client_min_messages=warning")
+
+
+def psql(url, sql):
+    """Runs `sql` on `url`, stopping at the first error."""
+    subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, env=PSQL_ENV,
+                   stdout=subprocess.DEVNULL)
+
+
+class Server:
+    """One gatehouse binary on its own port, database and Redis prefix."""
+
+    def __init__(self, binary, label, port, extra_env=None):
+        self.binary, self.label, self.port = binary, label, port
+        self.base = f"http://127.0.0.1:{port}"
+        self.db = f"gatehouse_bench_{label}_{os.getpid()}"
+        self.database_url = PG.rsplit("/", 1)[0] + "/" + self.db
+        self.extra_env = extra_env or {}
+        self.proc = None
+        self.cwd = tempfile.mkdtemp(prefix=f"bench-{label}-")
+        self.log = os.path.join(self.cwd, "gatehouse.log")
+        self.cookie = self.token = None
+
+    def env(self, provider):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
+        env.update(provider.gatehouse_env())
+        env.update({
+            "GATEHOUSE_BIND": f"127.0.0.1:{self.port}",
+            "GATEHOUSE_PUBLIC_URL": self.base,
+            "GATEHOUSE_SESSION_KEY": secrets.token_hex(32),
+            "GATEHOUSE_API_CLIENT_IDS": idp.MACHINE_CLIENT[0],
+            "GATEHOUSE_DATABASE_URL": self.database_url,
+            "GATEHOUSE_REDIS_URL": REDIS,
+            "GATEHOUSE_REDIS_PREFIX": f"bench-{self.label}-{os.getpid()}",
+            "GATEHOUSE_RATE_LIMITS": "default=100000000/minute,gh.search_json=100000000/minute,"
+                                     "api=100000000/minute,auth.login=1000/minute,auth.callback=1000/minute",
+            "RUST_LOG": "warn",
+            "GATEHOUSE_LOG_FORMAT": "json",
+        })
+        env.update(self.extra_env)
+        return env
+
+    def create_database(self):
+        psql(PG, f"DROP DATABASE IF EXISTS {self.db}")
+        psql(PG, f"CREATE DATABASE {self.db}")
+
+    def migrate(self, provider):
+        """Creates the schema without serving (to load data before the first start)."""
+        self.create_database()
+        subprocess.run([self.binary, "migrate"], env=self.env(provider), cwd=self.cwd, check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def start(self, provider, fresh=True):
+        if fresh:
+            self.create_database()
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([self.binary], env=self.env(provider), cwd=self.cwd,
+                                         stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                sys.exit(f"{self.label}: {self.binary} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if idp.request(f"{self.base}/health", timeout=2).status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        sys.exit(f"{self.label}: no 200 from /health within 60 s:\n{self.log_tail()}")
+
+    def log_tail(self, last=4000):
+        with open(self.log, "rb") as f:
+            return f.read().decode(errors="replace")[-last:]
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait()
+        subprocess.run(["psql", PG, "-qc", f"DROP DATABASE IF EXISTS {self.db}"], env=PSQL_ENV)
+        shutil.rmtree(self.cwd, ignore_errors=True)
+
+
+def wrk(url, seconds, header=None):
+    """`wrk -t2 -c32` for `seconds`: (req/s, p50, p99, non-2xx/3xx count)."""
+    cmd = ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", url]
+    if header:
+        cmd[1:1] = ["-H", header]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, p50, p99, int(non2xx.group(1)) if non2xx else 0
