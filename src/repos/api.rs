@@ -4,8 +4,10 @@
 //! Who a token speaks for decides what it sees. A machine token (client credentials: no
 //! `sub`, or a `sub` that is its own client id, as Okta sets it) sees every repository; a
 //! user token sees what that user sees when signed in, the user being the account that
-//! signed in with the token's `sub` at the token's issuer. A user token for someone who never
-//! signed in is refused with a 403 that says so: their roles (and admin groups) are unknown.
+//! signed in at the token's issuer with the token's `sub` — or with its `uid`: Okta's access
+//! tokens carry the login as `sub` and the user id (the ID token's `sub`) as `uid`. A user
+//! token for someone who never signed in is refused with a 403 that says so: their roles
+//! (and admin groups) are unknown.
 
 use axum::Json;
 use axum::extract::State;
@@ -51,16 +53,21 @@ async fn access_of(state: &AppState, token: &AccessToken) -> Result<RepoAccess, 
     if is_machine(token) {
         return Ok(RepoAccess::All);
     }
+    let db = state.store.db();
     let sub = token.sub.as_deref().unwrap_or_default();
-    let user = crate::auth::users::by_subject(&state.store.db(), &token.issuer, sub)
-        .await?
-        .ok_or_else(|| {
-            AppError::Forbidden(
-                "the token is a user's whom Gatehouse does not know yet: repository access \
+    let mut user = crate::auth::users::by_subject(&db, &token.issuer, sub).await?;
+    if user.is_none()
+        && let Some(uid) = token.claims.get("uid").and_then(|v| v.as_str())
+    {
+        user = crate::auth::users::by_subject(&db, &token.issuer, uid).await?;
+    }
+    let user = user.ok_or_else(|| {
+        AppError::Forbidden(
+            "the token is a user's whom Gatehouse does not know yet: repository access \
                  comes from that user's roles, known once they have signed in"
-                    .into(),
-            )
-        })?;
+                .into(),
+        )
+    })?;
     Ok(access_for(state.store.as_ref(), &state.auth.admin_groups, &user).await?)
 }
 

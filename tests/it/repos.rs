@@ -168,6 +168,7 @@ async fn access_matrix(test_db: TestDb) {
     assert_eq!(names(&page).first().map(String::as_str), Some("web-shop"));
     assert!(page.contains("aria-sort=\"descending\""), "{page}");
     repository_page(&app, &alice, &bob).await;
+    api_tokens_follow_the_same_roles(&app, &idp).await;
     roles::remove(&db, bob_id, web.id).await.expect("remove");
     assert_eq!(visible(&app, &bob).await, Vec::<String>::new());
     assert_eq!(
@@ -184,6 +185,67 @@ async fn access_matrix(test_db: TestDb) {
             .contains("data-testid=\"problem\">sort must be")
     );
     app.stop().await;
+}
+
+/// The API's answer to a token for `sub` (and `uid`, as Okta adds it).
+async fn api_names(
+    app: &TestApp,
+    idp: &FakeIdp,
+    sub: &str,
+    uid: Option<&str>,
+) -> Result<Vec<String>, StatusCode> {
+    let mut claims = crate::api::good_claims(&idp.issuer);
+    claims["sub"] = sub.into();
+    claims["scp"] = serde_json::json!(["repos.read"]);
+    if let Some(uid) = uid {
+        claims["uid"] = uid.into();
+    }
+    let token = idp.access_token(&claims, &crate::support::fake_idp::Tamper::None);
+    let r = crate::support::http()
+        .get(app.url("/api/v1/repos"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    if r.status() != StatusCode::OK {
+        return Err(r.status());
+    }
+    let page: serde_json::Value = r.json().await.expect("json");
+    Ok(page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["name"].as_str().expect("name").to_string())
+        .collect())
+}
+
+/// The same matrix through the API: a user's token sees what the user sees on the pages.
+async fn api_tokens_follow_the_same_roles(app: &TestApp, idp: &FakeIdp) {
+    let ok = |names: &[&str]| Ok(names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+    let all = ["api", "data-lake", "my_repo", "web-admin", "web-shop"];
+    assert_eq!(api_names(app, idp, "alice", None).await, ok(&all));
+    assert_eq!(
+        api_names(app, idp, "bob", None).await,
+        ok(&["my_repo", "web-admin", "web-shop"])
+    );
+    assert_eq!(api_names(app, idp, "carol", None).await, ok(&["data-lake"]));
+    assert_eq!(api_names(app, idp, "dave", None).await, ok(&[]));
+    // Okta's shape: the login as sub, the user id as uid.
+    assert_eq!(
+        api_names(app, idp, "bob@example.com", Some("bob")).await,
+        ok(&["my_repo", "web-admin", "web-shop"])
+    );
+    // Someone who never signed in, with or without a uid: refused, not shown everything.
+    assert_eq!(
+        api_names(app, idp, "erin", None).await,
+        Err(StatusCode::FORBIDDEN)
+    );
+    assert_eq!(
+        api_names(app, idp, "erin@example.com", Some("erin")).await,
+        Err(StatusCode::FORBIDDEN)
+    );
+    // A client's own token (sub = its client id) sees everything.
+    assert_eq!(api_names(app, idp, "reports", None).await, ok(&all));
 }
 
 #[tokio::test]
