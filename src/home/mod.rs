@@ -36,7 +36,8 @@ pub async fn show_home(
             // Signed in, the card counts what this user may open, not what exists.
             let (access, org) = crate::repos::access_in_org(&state, &c.user).await?;
             let likes = access.like_patterns(&org);
-            summary.repos = crate::repos::store::count(&state.store.db(), likes.as_deref()).await?;
+            summary.repos =
+                crate::repos::store::count(&state.store.db(), likes.as_deref(), "").await?;
             (Some(c.user), c.session.csrf)
         }
         None => (None, String::new()),

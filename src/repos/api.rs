@@ -166,8 +166,7 @@ pub async fn list(
         limit: limit + 1,
     };
     let today = Utc::now().date_naive();
-    let (mut rows, _) =
-        store::list(&state.store.db(), likes.as_deref(), &query, paging, today).await?;
+    let mut rows = store::list(&state.store.db(), likes.as_deref(), &query, paging, today).await?;
     // One row more than asked for says whether a next page exists.
     let more = rows.len() as i64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));

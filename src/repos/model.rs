@@ -19,16 +19,16 @@ pub struct RepoSummary {
     pub removed: bool,
     /// When the sync last saw it.
     pub synced_at: chrono::DateTime<chrono::Utc>,
+    /// The day the sums end on (`None`: not summed yet).
+    pub as_of: Option<NaiveDate>,
     pub views_14d: i64,
     pub unique_views_14d: i64,
     pub clones_14d: i64,
     pub unique_clones_14d: i64,
     pub views_prev_14d: i64,
     pub clones_prev_14d: i64,
-    /// The last day with traffic reported.
+    /// The last day with traffic reported, however long ago.
     pub last_day: Option<NaiveDate>,
-    /// How many rows match in all (the same on every row).
-    pub total: i64,
 }
 
 impl RepoSummary {
@@ -96,15 +96,15 @@ impl SortKey {
         match (self, desc) {
             (SortKey::Name, false) => "lower(r.name) ASC",
             (SortKey::Name, true) => "lower(r.name) DESC",
-            (SortKey::Views, false) => "views_14d ASC",
-            (SortKey::Views, true) => "views_14d DESC",
-            (SortKey::Clones, false) => "clones_14d ASC",
-            (SortKey::Clones, true) => "clones_14d DESC",
+            (SortKey::Views, false) => "COALESCE(s.views_14d, 0) ASC",
+            (SortKey::Views, true) => "COALESCE(s.views_14d, 0) DESC",
+            (SortKey::Clones, false) => "COALESCE(s.clones_14d, 0) ASC",
+            (SortKey::Clones, true) => "COALESCE(s.clones_14d, 0) DESC",
             (SortKey::Stars, false) => "r.stars ASC",
             (SortKey::Stars, true) => "r.stars DESC",
             // Never-synced repositories last either way.
-            (SortKey::LastDay, false) => "(MAX(t.day) IS NULL) ASC, MAX(t.day) ASC",
-            (SortKey::LastDay, true) => "(MAX(t.day) IS NULL) ASC, MAX(t.day) DESC",
+            (SortKey::LastDay, false) => "(s.last_day IS NULL) ASC, s.last_day ASC",
+            (SortKey::LastDay, true) => "(s.last_day IS NULL) ASC, s.last_day DESC",
         }
     }
 }

@@ -78,7 +78,7 @@ pub async fn list_repos(
     let likes = access.like_patterns(&org);
     let today = Utc::now().date_naive();
     let db = state.store.db();
-    let (repos, total) = store::list(
+    let repos = store::list(
         &db,
         likes.as_deref(),
         &query,
@@ -86,6 +86,13 @@ pub async fn list_repos(
         today,
     )
     .await?;
+    // A first page that is not full is everything: no need to count.
+    let shown = i64::try_from(repos.len()).unwrap_or(i64::MAX);
+    let total = if query.page == 1 && shown < store::PER_PAGE {
+        shown
+    } else {
+        store::count(&db, likes.as_deref(), &query.q).await?
+    };
     let since = today - Duration::days(27);
     let ids: Vec<i64> = repos.iter().map(|r| r.id).collect();
     let daily = store::daily_views(&db, &ids, since).await?;
@@ -105,7 +112,7 @@ pub async fn list_repos(
         .collect();
     // The last sync is shown beside a list; why a list is empty needs the count of all.
     let (empty, last) = if total == 0 {
-        let count = store::count(&db, None).await?;
+        let count = store::count(&db, None, "").await?;
         let github = state.config.github.is_some();
         (
             Some(empty_reason(count, github, &access, &org, &query.q)),

@@ -1,6 +1,7 @@
 //! The repositories' queries, written once for both databases. Access is part of every query
-//! (`WHERE` on the allowed name patterns), and the 14-day sums are aggregated in SQL: a page
-//! never fetches rows it then hides or adds up.
+//! (`WHERE` on the allowed name patterns), and sums are aggregated in SQL (the list's 14-day
+//! sums kept per repository in `repo_summaries`): a page never fetches rows it then hides or
+//! adds up.
 
 use chrono::{Duration, NaiveDate};
 
@@ -38,30 +39,110 @@ pub enum Paging<'a> {
     },
 }
 
-/// The repositories `likes` allows, with their last 28 days of traffic summed in two 14-day
-/// windows ending `today`; and how many match in all.
+/// Every repository's sums over the 14 days ending `$1` (from `$2`) and the 14 before (from
+/// `$3`), and its last day with traffic, written to `repo_summaries` as of `$1`. One statement
+/// for both databases, run by the sync inside its transaction and by `ensure_summaries`.
+/// (`WHERE TRUE` keeps SQLite from reading `ON CONFLICT` as a join's `ON`.)
+pub const REFRESH_SUMMARIES: &str = "INSERT INTO repo_summaries \
+      (repo_id, as_of, views_14d, unique_views_14d, clones_14d, unique_clones_14d, \
+       views_prev_14d, clones_prev_14d, last_day) \
+    SELECT r.id, $1, \
+      COALESCE(SUM(CASE WHEN t.day >= $2 THEN t.views ELSE 0 END), 0), \
+      COALESCE(SUM(CASE WHEN t.day >= $2 THEN t.unique_views ELSE 0 END), 0), \
+      COALESCE(SUM(CASE WHEN t.day >= $2 THEN t.clones ELSE 0 END), 0), \
+      COALESCE(SUM(CASE WHEN t.day >= $2 THEN t.unique_clones ELSE 0 END), 0), \
+      COALESCE(SUM(CASE WHEN t.day < $2 THEN t.views ELSE 0 END), 0), \
+      COALESCE(SUM(CASE WHEN t.day < $2 THEN t.clones ELSE 0 END), 0), \
+      (SELECT MAX(x.day) FROM repo_traffic x WHERE x.repo_id = r.id) \
+    FROM repos r LEFT JOIN repo_traffic t \
+      ON t.repo_id = r.id AND t.day >= $3 AND t.day <= $1 \
+    WHERE TRUE GROUP BY r.id \
+    ON CONFLICT (repo_id) DO UPDATE SET as_of = excluded.as_of, \
+      views_14d = excluded.views_14d, unique_views_14d = excluded.unique_views_14d, \
+      clones_14d = excluded.clones_14d, unique_clones_14d = excluded.unique_clones_14d, \
+      views_prev_14d = excluded.views_prev_14d, clones_prev_14d = excluded.clones_prev_14d, \
+      last_day = excluded.last_day";
+
+/// The three dates `REFRESH_SUMMARIES` takes for the 28 days ending `today`.
+pub fn summary_window(today: NaiveDate) -> [NaiveDate; 3] {
+    [
+        today,
+        today - Duration::days(13),
+        today - Duration::days(27),
+    ]
+}
+
+/// One refresh at a time in this process: at midnight every request of the moment finds
+/// the sums a day old, and one of them is enough to bring them up to date.
+static REFRESHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Brings `repo_summaries` to `today` if any repository's sums are of another day (or
+/// missing: a repository written by something other than the sync).
+pub async fn ensure_summaries(db: &Db, today: NaiveDate) -> Result<(), StoreError> {
+    const STALE: &str = "SELECT COUNT(*) FROM repos r \
+        LEFT JOIN repo_summaries s ON s.repo_id = r.id \
+        WHERE s.as_of IS NULL OR s.as_of <> $1";
+    let _one = REFRESHING.lock().await;
+    let stale: i64 = on_db!(db, |pool| sqlx::query_scalar(STALE)
+        .bind(today)
+        .fetch_one(pool)
+        .await)?;
+    if stale > 0 {
+        let [a, b, c] = summary_window(today);
+        crate::execute!(db, REFRESH_SUMMARIES, a, b, c)?;
+    }
+    Ok(())
+}
+
+/// The `WHERE` of the list: access, then the search when there is one (bound in that order,
+/// the pattern from `search_pattern`).
+fn list_filter(likes: Option<&[String]>, q: &str, next: &mut impl FnMut() -> usize) -> String {
+    let mut filter = access_clause(likes, next);
+    if !q.is_empty() {
+        let p = next();
+        filter.push_str(&format!(
+            " AND (lower(r.name) LIKE ${p} ESCAPE '\\' OR lower(r.description) LIKE ${p} ESCAPE '\\')"
+        ));
+    }
+    filter
+}
+
+fn search_pattern(q: &str) -> String {
+    like_pattern(&q.to_ascii_lowercase())
+}
+
+/// The repositories `likes` allows that match the query, with their traffic over the 14 days
+/// ending `today` and the 14 before (from `repo_summaries`, brought to `today` first when
+/// they are of another day).
 pub async fn list(
     db: &Db,
     likes: Option<&[String]>,
     query: &ListQuery,
     paging: Paging<'_>,
     today: NaiveDate,
-) -> Result<(Vec<RepoSummary>, i64), StoreError> {
-    let current_from = today - Duration::days(13);
-    let previous_from = today - Duration::days(27);
+) -> Result<Vec<RepoSummary>, StoreError> {
+    let rows = list_summaries(db, likes, query, paging).await?;
+    // The sums are all of one day (one statement writes them), so the rows shown tell.
+    if rows.iter().all(|r| r.as_of == Some(today)) {
+        return Ok(rows);
+    }
+    ensure_summaries(db, today).await?;
+    list_summaries(db, likes, query, paging).await
+}
+
+async fn list_summaries(
+    db: &Db,
+    likes: Option<&[String]>,
+    query: &ListQuery,
+    paging: Paging<'_>,
+) -> Result<Vec<RepoSummary>, StoreError> {
     let mut n = 0;
     let mut next = || {
         n += 1;
         n
     };
     // Placeholders are numbered in the order they first appear (SQLite numbers them so).
-    let (cur, prev) = (next(), next());
-    let mut filter = access_clause(likes, &mut next);
-    let search = (!query.q.is_empty()).then(|| {
-        let p = next();
-        format!(" AND (lower(r.name) LIKE ${p} ESCAPE '\\' OR lower(r.description) LIKE ${p} ESCAPE '\\')")
-    });
-    filter.push_str(search.as_deref().unwrap_or(""));
+    let mut filter = list_filter(likes, &query.q, &mut next);
     let (order, after) = match paging {
         Paging::Page(_) => (
             format!(
@@ -83,32 +164,24 @@ pub async fn list(
         Paging::Page(page) => (PER_PAGE, (i64::from(page.max(1)) - 1) * PER_PAGE),
         Paging::After { limit, .. } => (limit, 0),
     };
-    let sum = |col: &str, from: usize| {
-        format!("COALESCE(SUM(CASE WHEN t.day >= ${from} THEN t.{col} ELSE 0 END), 0)")
-    };
     let sql = format!(
         "SELECT r.id, r.name, r.description, r.visibility, r.archived, r.html_url, r.stars, \
-           r.removed_at IS NOT NULL AS removed, r.updated_at AS synced_at, \
-           {v} AS views_14d, {uv} AS unique_views_14d, {c} AS clones_14d, \
-           {uc} AS unique_clones_14d, \
-           COALESCE(SUM(t.views), 0) - {v} AS views_prev_14d, \
-           COALESCE(SUM(t.clones), 0) - {c} AS clones_prev_14d, \
-           MAX(t.day) AS last_day, \
-           COUNT(*) OVER () AS total \
-         FROM repos r LEFT JOIN repo_traffic t ON t.repo_id = r.id AND t.day >= ${prev} \
+           r.removed_at IS NOT NULL AS removed, r.updated_at AS synced_at, s.as_of, \
+           COALESCE(s.views_14d, 0) AS views_14d, \
+           COALESCE(s.unique_views_14d, 0) AS unique_views_14d, \
+           COALESCE(s.clones_14d, 0) AS clones_14d, \
+           COALESCE(s.unique_clones_14d, 0) AS unique_clones_14d, \
+           COALESCE(s.views_prev_14d, 0) AS views_prev_14d, \
+           COALESCE(s.clones_prev_14d, 0) AS clones_prev_14d, \
+           s.last_day \
+         FROM repos r LEFT JOIN repo_summaries s ON s.repo_id = r.id \
          WHERE {filter} \
-         GROUP BY r.id, r.name, r.description, r.visibility, r.archived, r.html_url, r.stars, \
-           r.removed_at, r.updated_at \
          ORDER BY {order} \
-         LIMIT ${limit} OFFSET ${offset}",
-        v = sum("views", cur),
-        uv = sum("unique_views", cur),
-        c = sum("clones", cur),
-        uc = sum("unique_clones", cur),
+         LIMIT ${limit} OFFSET ${offset}"
     );
-    let pattern = like_pattern(&query.q.to_ascii_lowercase());
-    let rows: Vec<RepoSummary> = on_db!(db, |pool| {
-        let mut q = sqlx::query_as(&sql).bind(current_from).bind(previous_from);
+    let pattern = search_pattern(&query.q);
+    Ok(on_db!(db, |pool| {
+        let mut q = sqlx::query_as(&sql);
         for like in likes.unwrap_or_default() {
             q = q.bind(like);
         }
@@ -119,26 +192,28 @@ pub async fn list(
             q = q.bind(name).bind(id);
         }
         q.bind(limit_value).bind(offset_value).fetch_all(pool).await
-    })?;
-    let total = rows.first().map_or(0, |r| r.total);
-    Ok((rows, total))
+    })?)
 }
 
-/// How many repositories `likes` allows (all when `None`).
-pub async fn count(db: &Db, likes: Option<&[String]>) -> Result<i64, StoreError> {
+/// How many repositories `likes` allows (all when `None`) that match `q` (all when empty).
+pub async fn count(db: &Db, likes: Option<&[String]>, q: &str) -> Result<i64, StoreError> {
     let mut n = 0;
     let mut next = || {
         n += 1;
         n
     };
-    let filter = access_clause(likes, &mut next);
+    let filter = list_filter(likes, q, &mut next);
     let sql = format!("SELECT COUNT(*) FROM repos r WHERE {filter}");
+    let pattern = search_pattern(q);
     Ok(on_db!(db, |pool| {
-        let mut q = sqlx::query_scalar(&sql);
+        let mut query = sqlx::query_scalar(&sql);
         for like in likes.unwrap_or_default() {
-            q = q.bind(like);
+            query = query.bind(like);
         }
-        q.fetch_one(pool).await
+        if !q.is_empty() {
+            query = query.bind(&pattern);
+        }
+        query.fetch_one(pool).await
     })?)
 }
 

@@ -204,6 +204,14 @@ macro_rules! shared_queries {
                     .await?;
                 }
             }
+            let [today, current, previous] =
+                crate::repos::store::summary_window(chrono::Utc::now().date_naive());
+            sqlx::query(crate::repos::store::REFRESH_SUMMARIES)
+                .bind(today)
+                .bind(current)
+                .bind(previous)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(true)
         }

@@ -344,6 +344,15 @@ macro_rules! sync_queries {
                 }
                 applied.repos += 1;
             }
+            // The list's 14-day sums, with the traffic they come from.
+            let [today, current, previous] =
+                crate::repos::store::summary_window(Utc::now().date_naive());
+            sqlx::query(crate::repos::store::REFRESH_SUMMARIES)
+                .bind(today)
+                .bind(current)
+                .bind(previous)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(applied)
         }
