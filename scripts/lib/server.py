@@ -111,6 +111,32 @@ class Server:
         shutil.rmtree(self.cwd, ignore_errors=True)
 
 
+def cpu_seconds(names=None):
+    """CPU time (user + system) used so far by the processes whose command is in `names`, or
+    by the whole machine when `names` is None (processes that exit take their time with them,
+    so PostgreSQL's share is best read as the machine's less Gatehouse's and wrk's)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    if names is None:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()[1:]
+        # user nice system (idle iowait excluded) irq softirq steal
+        return sum(int(fields[i]) for i in (0, 1, 2, 5, 6, 7)) / ticks
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        if name in names:
+            fields = stat[stat.rindex(")") + 2:].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def wrk(url, seconds, header=None):
     """`wrk -t2 -c32` for `seconds`: (req/s, p50, p99, non-2xx/3xx count)."""
     cmd = ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", url]

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
 
 use super::model::{Granularity, Point, Popular, Range, RepoDetail, SeriesParams, SeriesQuery};
+use super::svg::{Tenths, polyline};
 use super::{RepoAccess, access_in_org, store};
 use crate::auth::extract::CurrentUser;
 use crate::state::AppState;
@@ -27,8 +28,8 @@ const TOP: f64 = 10.0;
 const BOTTOM: f64 = 24.0;
 
 pub struct Dot {
-    pub x: String,
-    pub y: String,
+    pub x: Tenths,
+    pub y: Tenths,
     pub title: String,
 }
 
@@ -154,7 +155,7 @@ pub async fn show_repo(
     let db = state.store.db();
     let points = store::series(&db, repo.id, query.from, query.to, query.granularity).await?;
     let (referrers, paths) = store::popular(&db, repo.id).await?;
-    let stars = changes_only(store::stars(&db, repo.id, query.from, query.to).await?);
+    let stars = store::stars(&db, repo.id, query.from, query.to).await?;
     let base = format!("/repos/{}", repo.name);
     let ranges = Range::ALL
         .into_iter()
@@ -258,18 +259,6 @@ pub async fn traffic_csv(
         .into_response())
 }
 
-/// The first snapshot and each one that differs from the one before: a year of unchanged
-/// days says no more than its first.
-fn changes_only(days: Vec<(NaiveDate, i32)>) -> Vec<(NaiveDate, i32)> {
-    let mut out: Vec<(NaiveDate, i32)> = Vec::new();
-    for (day, stars) in days {
-        if out.last().is_none_or(|(_, last)| *last != stars) {
-            out.push((day, stars));
-        }
-    }
-    out
-}
-
 /// A chart of a total and its unique count over the points, scaled to the largest value.
 fn chart(
     title: &'static str,
@@ -291,18 +280,13 @@ fn chart(
     let line = |label: &'static str, class: &'static str, value: &dyn Fn(&Point) -> i64| Line {
         label,
         class,
-        points: points
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(value(p))))
-            .collect::<Vec<_>>()
-            .join(" "),
+        points: polyline(points.iter().enumerate().map(|(i, p)| (x(i), y(value(p))))),
         dots: points
             .iter()
             .enumerate()
             .map(|(i, p)| Dot {
-                x: format!("{:.1}", x(i)),
-                y: format!("{:.1}", y(value(p))),
+                x: Tenths::of(x(i)),
+                y: Tenths::of(y(value(p))),
                 title: format!("{}: {} {}", p.period, value(p), label.to_lowercase()),
             })
             .collect(),
@@ -339,22 +323,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stars_show_only_their_changes() {
-        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).expect("date");
-        let days = vec![
-            (day(1), 5),
-            (day(2), 5),
-            (day(3), 6),
-            (day(4), 6),
-            (day(5), 5),
-        ];
-        assert_eq!(
-            changes_only(days),
-            vec![(day(1), 5), (day(3), 6), (day(5), 5)]
-        );
-    }
-
-    #[test]
     fn only_names_github_could_give_reach_the_database() {
         for ok in ["web-shop", "my_repo", "a.b", "A1"] {
             assert!(plausible(ok), "{ok}");
@@ -382,8 +350,8 @@ mod tests {
         assert_eq!(c.lines[0].dots.len(), 3);
         assert_eq!(c.lines[0].dots[2].title, "2026-11-03: 30 views");
         assert_eq!(
-            c.lines[0].dots[2].y,
-            format!("{TOP:.1}"),
+            c.lines[0].dots[2].y.to_string(),
+            "10.0",
             "the largest at the top"
         );
         assert_eq!(

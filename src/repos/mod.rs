@@ -8,6 +8,7 @@ pub mod detail;
 mod model;
 pub mod pages;
 pub mod store;
+mod svg;
 
 pub use access::{PatternError, RepoAccess, RepoPattern};
 

@@ -95,19 +95,18 @@ pub async fn list_repos(
     };
     let since = today - Duration::days(27);
     let ids: Vec<i64> = repos.iter().map(|r| r.id).collect();
-    let daily = store::daily_views(&db, &ids, since).await?;
+    let daily: std::collections::HashMap<i64, String> = store::daily_views(&db, &ids, since)
+        .await?
+        .into_iter()
+        .collect();
     let rows = repos
         .into_iter()
-        .map(|repo| {
-            let days: Vec<(NaiveDate, i32)> = daily
-                .iter()
-                .filter(|(id, _, _)| *id == repo.id)
-                .map(|(_, d, v)| (*d, *v))
-                .collect();
-            Row {
-                sparkline: sparkline(&days, since),
-                repo,
-            }
+        .map(|repo| Row {
+            sparkline: daily
+                .get(&repo.id)
+                .map(|d| sparkline(d))
+                .unwrap_or_default(),
+            repo,
         })
         .collect();
     // The last sync is shown beside a list; why a list is empty needs the count of all.
@@ -196,28 +195,39 @@ fn empty_reason(count: i64, github: bool, access: &RepoAccess, org: &str, q: &st
     }
 }
 
-/// Points of a 100×20 polyline over the 28 days from `since`, days without a report at 0.
-fn sparkline(days: &[(NaiveDate, i32)], since: NaiveDate) -> String {
-    if days.is_empty() {
-        return String::new();
-    }
+/// Points of a 100×20 polyline over 28 days, from `offset:views` pairs (`offset` the day,
+/// 0 to 27; days without a report at 0).
+fn sparkline(pairs: &str) -> String {
     let mut values = [0i64; 28];
-    for (day, views) in days {
-        if let Ok(i) = usize::try_from((*day - since).num_days())
+    for (offset, views) in pairs.split(',').filter_map(|p| p.split_once(':')) {
+        if let (Ok(i), Ok(v)) = (offset.parse::<usize>(), views.parse::<i64>())
             && i < values.len()
         {
-            values[i] = i64::from(*views);
+            values[i] = v;
         }
     }
     let max = values.iter().copied().max().unwrap_or(0).max(1);
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let x = i as f64 * 100.0 / 27.0;
-            let y = 19.0 - (*v as f64) * 18.0 / max as f64;
-            format!("{x:.1},{y:.1}")
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    super::svg::polyline(values.iter().enumerate().map(|(i, v)| {
+        (
+            i as f64 * 100.0 / 27.0,
+            19.0 - (*v as f64) * 18.0 / max as f64,
+        )
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sparkline_spans_28_days_scaled_to_the_busiest() {
+        let line = sparkline("0:5,27:10");
+        let points: Vec<&str> = line.split(' ').collect();
+        assert_eq!(points.len(), 28);
+        assert_eq!(points[0], "0.0,10.0");
+        assert_eq!(points[1], "3.7,19.0", "a day without a report is 0");
+        assert_eq!(points[27], "100.0,1.0", "the busiest day at the top");
+        // Anything malformed or out of range is left out, never a panic.
+        assert_eq!(sparkline("x:1,40:9,3:y,:").split(' ').count(), 28);
+    }
 }

@@ -280,6 +280,19 @@ fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
 
 /// One repository's page and CSV: the same series, the same totals, 404 for the unseen.
 async fn repository_page(app: &TestApp, alice: &Jar, bob: &Jar) {
+    // Stars per sync day: only the first and each change are shown.
+    let db = app.state.store.db();
+    let today = Utc::now().date_naive();
+    for (days_ago, stars) in [(5, 5), (4, 5), (3, 6), (2, 6), (1, 5)] {
+        gatehouse::execute!(
+            &db,
+            "INSERT INTO repo_stars (repo_id, day, stars, forks) \
+             SELECT id, $1, $2, 0 FROM repos WHERE name = 'web-shop'",
+            today - Duration::days(days_ago),
+            stars
+        )
+        .expect("stars");
+    }
     let r = get_with(alice, &app.url("/repos/web-shop")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let page = r.text().await.expect("page");
@@ -290,6 +303,18 @@ async fn repository_page(app: &TestApp, alice: &Jar, bob: &Jar) {
         page.contains("280 views (56 unique), 28 clones (28 unique)"),
         "{page}"
     );
+    let stars = between(&page, "data-testid=\"stars\"", "</table>");
+    let shown: Vec<(String, i32)> = [(5, 5), (3, 6), (1, 5)]
+        .iter()
+        .map(|(ago, n)| ((today - Duration::days(*ago)).to_string(), *n))
+        .collect();
+    for (day, n) in &shown {
+        assert!(
+            stars.contains(&format!("<td>{day}</td><td class=\"num\">{n}</td>")),
+            "{stars}"
+        );
+    }
+    assert_eq!(stars.matches("<tr><td>").count(), 3, "{stars}");
     // Case-insensitive like GitHub's names; the list links here.
     assert_eq!(
         get_with(alice, &app.url("/repos/WEB-SHOP")).await.status(),
