@@ -17,4 +17,8 @@ CREATE INDEX repo_traffic_series_idx
     ON repo_traffic (repo_id, day, views, unique_views, clones, unique_clones);
 CREATE INDEX repo_stars_series_idx ON repo_stars (repo_id, day, stars);
 
-CREATE INDEX repos_lower_name_idx ON repos (lower(name));
+-- Names compared and searched in lower case (SQLite adds only virtual generated columns).
+ALTER TABLE repos ADD COLUMN name_key TEXT GENERATED ALWAYS AS (lower(name)) VIRTUAL;
+ALTER TABLE repos ADD COLUMN search_text TEXT
+    GENERATED ALWAYS AS (lower(name || ' ' || description)) VIRTUAL;
+CREATE INDEX repos_name_key_idx ON repos (name_key);

@@ -160,7 +160,7 @@ impl RepoAccess {
         }
     }
 
-    /// The `LIKE` patterns (over `lower(name)`, escape `\`) a repository of `org` must match
+    /// The `LIKE` patterns (over the lower-case name, `name_key`, escape `\`) a repository of `org` must match
     /// one of; `None` when every repository is allowed. An empty list allows nothing.
     pub fn like_patterns(&self, org: &str) -> Option<Vec<String>> {
         match self {

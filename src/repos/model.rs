@@ -94,8 +94,8 @@ impl SortKey {
     /// The `ORDER BY` expression; only ever one of these fixed strings.
     pub fn sql(self, desc: bool) -> &'static str {
         match (self, desc) {
-            (SortKey::Name, false) => "lower(r.name) ASC",
-            (SortKey::Name, true) => "lower(r.name) DESC",
+            (SortKey::Name, false) => "r.name_key ASC",
+            (SortKey::Name, true) => "r.name_key DESC",
             (SortKey::Views, false) => "COALESCE(s.views_14d, 0) ASC",
             (SortKey::Views, true) => "COALESCE(s.views_14d, 0) DESC",
             (SortKey::Clones, false) => "COALESCE(s.clones_14d, 0) ASC",

@@ -20,7 +20,7 @@ fn access_clause(likes: Option<&[String]>, next: &mut impl FnMut() -> usize) -> 
         Some(likes) => {
             let parts: Vec<String> = likes
                 .iter()
-                .map(|_| format!("lower(r.name) LIKE ${} ESCAPE '\\'", next()))
+                .map(|_| format!("r.name_key LIKE ${} ESCAPE '\\'", next()))
                 .collect();
             format!("({})", parts.join(" OR "))
         }
@@ -100,9 +100,7 @@ fn list_filter(likes: Option<&[String]>, q: &str, next: &mut impl FnMut() -> usi
     let mut filter = access_clause(likes, next);
     if !q.is_empty() {
         let p = next();
-        filter.push_str(&format!(
-            " AND (lower(r.name) LIKE ${p} ESCAPE '\\' OR lower(r.description) LIKE ${p} ESCAPE '\\')"
-        ));
+        filter.push_str(&format!(" AND r.search_text LIKE ${p} ESCAPE '\\'"));
     }
     filter
 }
@@ -145,18 +143,15 @@ async fn list_summaries(
     let mut filter = list_filter(likes, &query.q, &mut next);
     let (order, after) = match paging {
         Paging::Page(_) => (
-            format!(
-                "{}, lower(r.name) ASC, r.id ASC",
-                query.sort.sql(query.desc)
-            ),
+            format!("{}, r.name_key ASC, r.id ASC", query.sort.sql(query.desc)),
             None,
         ),
-        Paging::After { after, .. } => ("lower(r.name) ASC, r.id ASC".to_string(), after),
+        Paging::After { after, .. } => ("r.name_key ASC, r.id ASC".to_string(), after),
     };
     if after.is_some() {
         let (name, id) = (next(), next());
         filter.push_str(&format!(
-            " AND (lower(r.name) > ${name} OR (lower(r.name) = ${name} AND r.id > ${id}))"
+            " AND (r.name_key > ${name} OR (r.name_key = ${name} AND r.id > ${id}))"
         ));
     }
     let (limit, offset) = (next(), next());
@@ -275,7 +270,7 @@ pub async fn find(
     let sql = format!(
         "SELECT r.id, r.name, r.description, r.visibility, r.archived, r.html_url, r.stars, \
            r.forks, r.removed_at IS NOT NULL AS removed \
-         FROM repos r WHERE lower(r.name) = $1 AND {filter}"
+         FROM repos r WHERE r.name_key = $1 AND {filter}"
     );
     let name = name.to_ascii_lowercase();
     Ok(on_db!(db, |pool| {
