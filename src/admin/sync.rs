@@ -50,22 +50,14 @@ pub(super) async fn show_sync(
         .await?
         .into_iter()
         .map(|r| {
-            let c = &r.counts.0;
-            let summary = if c["identities"].is_object() {
-                let i = &c["identities"];
-                format!(
-                    "{} fetched, {} added, {} changed, {} returned, {} departed; {} repos, {} traffic days",
-                    i["fetched"], i["added"], i["changed"], i["returned"], i["departed"],
-                    c["repos"], c["traffic_days"]
-                )
-            } else {
-                String::new()
-            };
+            let summary = run_summary(&r.counts.0);
             RunRow {
                 id: r.id,
                 trigger: r.trigger,
                 started: when(r.started_at.timestamp()),
-                finished: r.finished_at.map_or_else(|| "—".into(), |t| when(t.timestamp())),
+                finished: r
+                    .finished_at
+                    .map_or_else(|| "—".into(), |t| when(t.timestamp())),
                 outcome: r.outcome,
                 summary,
                 error: r.error.unwrap_or_default(),
@@ -80,6 +72,30 @@ pub(super) async fn show_sync(
         runs,
         started: q.started.is_some(),
     })
+}
+
+/// A run's counts in a line: people, then repositories (with what changed among them) and
+/// the traffic written. Empty for a run that did not get that far.
+fn run_summary(c: &serde_json::Value) -> String {
+    let Some(i) = c.get("identities").filter(|i| i.is_object()) else {
+        return String::new();
+    };
+    let mut line = format!(
+        "{} fetched, {} added, {} changed, {} returned, {} departed; {} repos",
+        i["fetched"], i["added"], i["changed"], i["returned"], i["departed"], c["repos"]
+    );
+    let changes: Vec<String> = ["added", "renamed", "returned", "removed"]
+        .iter()
+        .filter_map(|k| {
+            let n = c["repo_changes"][*k].as_u64().filter(|n| *n > 0)?;
+            Some(format!("{n} {k}"))
+        })
+        .collect();
+    if !changes.is_empty() {
+        line.push_str(&format!(" ({})", changes.join(", ")));
+    }
+    line.push_str(&format!(", {} traffic days", c["traffic_days"]));
+    line
 }
 
 /// Starts a run in the background (a full sync can take minutes) and returns to the list,
@@ -107,4 +123,29 @@ pub(super) async fn run_sync(
         }
     });
     Ok(Redirect::to("/admin/sync?started=1").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_run_says_what_changed_among_repositories() {
+        let mut counts = json!({
+            "identities": {"fetched": 3, "added": 1, "changed": 0, "returned": 0, "departed": 0},
+            "repos": 8,
+            "repo_changes": {"fetched": 8, "active_before": 8, "added": 0, "renamed": 1,
+                             "returned": 0, "removed": 2},
+            "traffic_days": 112,
+        });
+        assert_eq!(
+            run_summary(&counts),
+            "3 fetched, 1 added, 0 changed, 0 returned, 0 departed; 8 repos \
+             (1 renamed, 2 removed), 112 traffic days"
+        );
+        counts["repo_changes"] = json!({"renamed": 0, "removed": 0});
+        assert!(run_summary(&counts).ends_with("8 repos, 112 traffic days"));
+        assert_eq!(run_summary(&json!({})), "");
+    }
 }
