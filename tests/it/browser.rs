@@ -505,6 +505,7 @@ async fn repository_chart_in_chromium() {
             "const main = document.querySelector('main');
              const chart = document.querySelector('svg[data-testid=chart]').getBoundingClientRect();
              return { main: main.scrollWidth, room: main.clientWidth, chart: chart.right,
+                      page: document.documentElement.scrollWidth,
                       viewport: window.innerWidth };",
             vec![],
         )
@@ -518,6 +519,10 @@ async fn repository_chart_in_chromium() {
     assert!(
         n("chart") <= n("viewport"),
         "the chart is wider than the phone: {fit}"
+    );
+    assert!(
+        n("page") <= n("viewport"),
+        "the page (its signed-in header included) scrolls sideways: {fit}"
     );
     browser.close().await.expect("closes");
     app.stop().await;
