@@ -229,19 +229,9 @@ pub async fn traffic(
     Query(params): Query<SeriesParams>,
 ) -> Result<Json<TrafficAnswer>, AppError> {
     token.require(READ)?;
-    let query = params
-        .parse(Utc::now().date_naive())
-        .map_err(AppError::BadRequest)?;
     let access = access_of(&state, &token).await?;
-    let repo = super::detail::find_visible(&state, &access, &name).await?;
-    let points = store::series(
-        &state.store.db(),
-        repo.id,
-        query.from,
-        query.to,
-        query.granularity,
-    )
-    .await?;
+    let (repo, query, points) =
+        super::detail::visible_series(&state, &access, &name, &params).await?;
     Ok(Json(TrafficAnswer {
         repo: repo.name,
         granularity: query.granularity.param().to_string(),

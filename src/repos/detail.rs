@@ -97,6 +97,29 @@ async fn visible_repo(
     find_visible(state, &access, name).await
 }
 
+/// The series the parameters ask for, of a repository `access` allows (CSV and API): a bad
+/// parameter is a 400 naming it, a repository not allowed the same 404 as an unknown one.
+pub async fn visible_series(
+    state: &AppState,
+    access: &RepoAccess,
+    name: &str,
+    params: &SeriesParams,
+) -> Result<(RepoDetail, SeriesQuery, Vec<Point>), AppError> {
+    let query = params
+        .parse(Utc::now().date_naive())
+        .map_err(AppError::BadRequest)?;
+    let repo = find_visible(state, access, name).await?;
+    let points = store::series(
+        &state.store.db(),
+        repo.id,
+        query.from,
+        query.to,
+        query.granularity,
+    )
+    .await?;
+    Ok((repo, query, points))
+}
+
 /// The repository if it exists and `access` allows it; otherwise the same 404 either way.
 pub async fn find_visible(
     state: &AppState,
@@ -229,18 +252,8 @@ pub async fn traffic_csv(
     Path(name): Path<String>,
     Query(params): Query<SeriesParams>,
 ) -> Result<Response, AppError> {
-    let repo = visible_repo(&state, &current, &name).await?;
-    let query = params
-        .parse(Utc::now().date_naive())
-        .map_err(AppError::BadRequest)?;
-    let points = store::series(
-        &state.store.db(),
-        repo.id,
-        query.from,
-        query.to,
-        query.granularity,
-    )
-    .await?;
+    let (access, _) = access_in_org(&state, &current.user).await?;
+    let (repo, _, points) = visible_series(&state, &access, &name, &params).await?;
     let mut csv = String::from("date,views,unique_views,clones,unique_clones\n");
     for p in &points {
         csv.push_str(&format!(
