@@ -248,6 +248,73 @@ async fn api_tokens_follow_the_same_roles(app: &TestApp, idp: &FakeIdp) {
     assert_eq!(api_names(app, idp, "reports", None).await, ok(&all));
 }
 
+/// The list's 14-day sums are kept per repository: made when missing, redone when they are
+/// of another day, and otherwise read as they are (the sync redoes them with its traffic).
+async fn kept_sums(test_db: TestDb) {
+    use gatehouse::repos::store::{self, Paging};
+    let store = crate::sync::open(&test_db).await;
+    let db = store.db();
+    seed(&db).await;
+    let today = Utc::now().date_naive();
+    let shop = |rows: Vec<gatehouse::repos::RepoSummary>, name: &str| {
+        let r = rows.into_iter().find(|r| r.name == name).expect("listed");
+        (r.views_14d, r.views_prev_14d, r.last_day, r.as_of)
+    };
+    let all = gatehouse::repos::ListQuery::default();
+    let list = || store::list(&db, None, &all, Paging::Page(1), today);
+    assert_eq!(
+        shop(list().await.expect("list"), "web-shop"),
+        (140, 140, Some(today), Some(today)),
+        "made on the first list"
+    );
+    // Yesterday's sums (the first request after midnight) are redone.
+    gatehouse::execute!(
+        &db,
+        "UPDATE repo_summaries SET as_of = $1, views_14d = 999",
+        today - Duration::days(1)
+    )
+    .expect("age");
+    assert_eq!(
+        shop(list().await.expect("list"), "web-shop"),
+        (140, 140, Some(today), Some(today))
+    );
+    // Today's are read as they are: traffic written outside the sync waits for the next
+    // refresh, which the sync runs in its own transaction.
+    gatehouse::execute!(
+        &db,
+        "INSERT INTO repo_traffic (repo_id, day, views) SELECT id, $1, 50 FROM repos WHERE name = 'api'",
+        today
+    )
+    .expect("traffic");
+    assert_eq!(shop(list().await.expect("list"), "api").0, 0);
+    let [a, b, c] = store::summary_window(today);
+    gatehouse::execute!(&db, store::REFRESH_SUMMARIES, a, b, c).expect("refresh");
+    assert_eq!(
+        shop(list().await.expect("list"), "api"),
+        (50, 0, Some(today), Some(today))
+    );
+    // A repository deleted from the table takes its sums with it.
+    gatehouse::execute!(&db, "DELETE FROM repos WHERE name = 'api'").expect("delete");
+    let left: i64 = gatehouse::on_db!(&db, |pool| sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM repo_summaries"
+    )
+    .fetch_one(pool)
+    .await)
+    .expect("count");
+    assert_eq!(left, 4);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn the_lists_sums_are_kept_and_redone_each_day_on_sqlite() {
+    kept_sums(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn the_lists_sums_are_kept_and_redone_each_day_on_postgres() {
+    kept_sums(TestDb::postgres().await).await;
+}
+
 #[tokio::test]
 async fn who_sees_which_repository_on_sqlite() {
     access_matrix(TestDb::sqlite()).await;

@@ -35,7 +35,7 @@ fn client(gh: &FakeGitHub, policy: RetryPolicy) -> GitHubClient {
     GitHubClient::new(cfg.github.as_ref().expect("github settings"), policy).expect("client")
 }
 
-async fn open(db: &TestDb) -> Arc<dyn Store> {
+pub async fn open(db: &TestDb) -> Arc<dyn Store> {
     let store = store::connect(&config(&[("GATEHOUSE_DATABASE_URL", db.url())]))
         .await
         .expect("connects");
@@ -233,6 +233,17 @@ async fn traffic_history_accumulates_per_day() {
         (day(8), 20),
         "an overlapping day takes the newest figures"
     );
+    // The list's sums were redone by the sync itself, for today, for every repository.
+    let today = chrono::Utc::now().date_naive().to_string();
+    let (summed, repos): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM repo_summaries WHERE as_of = $1), \
+                (SELECT COUNT(*) FROM repos)",
+    )
+    .bind(&today)
+    .fetch_one(&mut conn)
+    .await
+    .expect("summaries");
+    assert_eq!((summed, repos), (repos, 3), "{today}");
     store.close().await;
 }
 
