@@ -148,3 +148,16 @@ def wrk(url, seconds, header=None):
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return rps, p50, p99, int(non2xx.group(1)) if non2xx else 0
+
+
+def measure(name, url, seconds, header=None, width=44):
+    """One wrk run, as a line: req/s, p50, p99, non-2xx, and the CPU time per request of
+    Gatehouse and of the rest of the machine but wrk (PostgreSQL, Redis, the kernel)."""
+    before = (cpu_seconds({"gatehouse"}), cpu_seconds({"wrk"}), cpu_seconds())
+    rps, p50, p99, bad = wrk(url, seconds, header)
+    app = cpu_seconds({"gatehouse"}) - before[0]
+    load = cpu_seconds({"wrk"}) - before[1]
+    rest = cpu_seconds() - before[2] - app - load
+    n = max(rps * seconds, 1)
+    return (f"{name:{width}} {rps:9.0f} {p50:>9} {p99:>9} {bad:8d}"
+            f" {app / n * 1e6:11.0f} {rest / n * 1e6:11.0f}")
