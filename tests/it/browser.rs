@@ -432,7 +432,8 @@ async fn directory_search_as_you_type_in_chromium() {
 
 /// A repository's page as a browser draws it: one point per day of the range on each chart,
 /// each point's tooltip the value of its row in the table, and at a phone's width the page's
-/// content fits without sideways scrolling (the chart scales down, the table scrolls in its box).
+/// content fits without sideways scrolling (the chart scales down, the table scrolls in its box)
+/// — as does every other page alice can open.
 #[tokio::test]
 async fn repository_chart_in_chromium() {
     let db = TestDb::sqlite();
@@ -524,6 +525,35 @@ async fn repository_chart_in_chromium() {
         n("page") <= n("viewport"),
         "the page (its signed-in header included) scrolls sideways: {fit}"
     );
+    // Every other page alice can open fits a phone too: wide tables scroll in their own box,
+    // long addresses wrap.
+    for path in [
+        "/",
+        "/profile",
+        "/gh/search",
+        "/lookup?email=ada.lindqvist@example.com",
+        "/account/sessions",
+        "/repos",
+        "/admin/users",
+        "/admin/groups",
+        "/admin/sync",
+        "/admin/audit",
+    ] {
+        browser.goto(&app.url(path)).await.expect("page");
+        let widths = browser
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await
+            .expect("script");
+        let page = widths[0].as_f64().unwrap_or(f64::MAX);
+        let viewport = widths[1].as_f64().unwrap_or(0.0);
+        assert!(
+            page <= viewport,
+            "{path} scrolls sideways at 390 px: {widths}"
+        );
+    }
     browser.close().await.expect("closes");
     app.stop().await;
 }
