@@ -6,6 +6,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
@@ -163,7 +164,7 @@ pub async fn show_repo(
     current: CurrentUser,
     Path(name): Path<String>,
     Query(params): Query<SeriesParams>,
-) -> Result<RepoPage, AppError> {
+) -> Result<(StatusCode, RepoPage), AppError> {
     let repo = visible_repo(&state, &current, &name).await?;
     let today = Utc::now().date_naive();
     let (query, problem) = match params.parse(today) {
@@ -217,31 +218,41 @@ pub async fn show_repo(
         chart("Views", &points, |p| p.views, |p| p.unique_views),
         chart("Clones", &points, |p| p.clones, |p| p.unique_clones),
     ];
-    Ok(RepoPage {
-        layout: Layout::new(format!("{} · Repositories · Gatehouse", repo.name)),
-        csrf: current.session.csrf.clone(),
-        user: current.user,
-        csv_href: query_href(
-            &format!("{base}/traffic.csv"),
-            query.range,
-            &query,
-            query.granularity,
-        ),
-        from: query
-            .from
-            .map_or_else(|| "the first day recorded".to_string(), |f| f.to_string()),
-        to: query.to,
-        repo,
-        points,
-        charts,
-        ranges,
-        granularities,
-        totals,
-        referrers,
-        paths,
-        stars,
-        problem,
-    })
+    // A bad parameter is a 400, answered with the page in its default view and the problem
+    // named on it, so the user can go on from there.
+    let status = if problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        RepoPage {
+            layout: Layout::new(format!("{} · Repositories · Gatehouse", repo.name)),
+            csrf: current.session.csrf.clone(),
+            user: current.user,
+            csv_href: query_href(
+                &format!("{base}/traffic.csv"),
+                query.range,
+                &query,
+                query.granularity,
+            ),
+            from: query
+                .from
+                .map_or_else(|| "the first day recorded".to_string(), |f| f.to_string()),
+            to: query.to,
+            repo,
+            points,
+            charts,
+            ranges,
+            granularities,
+            totals,
+            referrers,
+            paths,
+            stars,
+            problem,
+        },
+    ))
 }
 
 /// The plotted series as CSV: `date,views,unique_views,clones,unique_clones`, one row per

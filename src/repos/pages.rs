@@ -4,6 +4,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
+use axum::http::StatusCode;
 use chrono::{Duration, NaiveDate, Utc};
 
 use super::model::{ListParams, ListQuery, RepoSummary, SortKey};
@@ -69,7 +70,7 @@ pub async fn list_repos(
     State(state): State<AppState>,
     current: CurrentUser,
     Query(params): Query<ListParams>,
-) -> Result<ReposPage, AppError> {
+) -> Result<(StatusCode, ReposPage), AppError> {
     let (query, problem) = match params.parse() {
         Ok(q) => (q, None),
         Err(e) => (ListQuery::default(), Some(e)),
@@ -154,24 +155,35 @@ pub async fn list_repos(
     })
     .collect();
     let pages = ((total + store::PER_PAGE - 1) / store::PER_PAGE).max(1);
-    Ok(ReposPage {
-        layout: Layout::new("Repositories · Gatehouse"),
-        csrf: current.session.csrf.clone(),
-        user: current.user,
-        q: query.q.clone(),
-        columns,
-        rows,
-        total,
-        empty,
-        problem,
-        prev_href: (query.page > 1).then(|| href(&query, query.sort, query.desc, query.page - 1)),
-        next_href: (i64::from(query.page) < pages)
-            .then(|| href(&query, query.sort, query.desc, query.page + 1)),
-        page: query.page,
-        pages,
-        today,
-        last_sync: last.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
-    })
+    // A bad parameter is a 400, answered with the page in its default view and the problem
+    // named on it, so the user can go on from there.
+    let status = if problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        ReposPage {
+            layout: Layout::new("Repositories · Gatehouse"),
+            csrf: current.session.csrf.clone(),
+            user: current.user,
+            q: query.q.clone(),
+            columns,
+            rows,
+            total,
+            empty,
+            problem,
+            prev_href: (query.page > 1)
+                .then(|| href(&query, query.sort, query.desc, query.page - 1)),
+            next_href: (i64::from(query.page) < pages)
+                .then(|| href(&query, query.sort, query.desc, query.page + 1)),
+            page: query.page,
+            pages,
+            today,
+            last_sync: last.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
+        },
+    ))
 }
 
 /// Why the list is empty, in words the user can act on.
