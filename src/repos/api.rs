@@ -18,7 +18,7 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::model::{ListQuery, SeriesParams};
-use super::{RepoAccess, access_for, store};
+use super::{RepoAccess, access_for, org, store};
 use crate::api::doc::{ErrorBody, RepoItem, ReposPage, TrafficAnswer, TrafficPoint};
 use crate::auth::bearer::{AccessToken, Bearer};
 use crate::state::AppState;
@@ -69,10 +69,6 @@ async fn access_of(state: &AppState, token: &AccessToken) -> Result<RepoAccess, 
         )
     })?;
     Ok(access_for(state.store.as_ref(), &state.auth.admin_groups, &user).await?)
-}
-
-fn org(state: &AppState) -> &str {
-    state.config.github.as_ref().map_or("", |g| g.org.as_str())
 }
 
 /// The list's query string as sent.

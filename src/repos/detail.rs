@@ -130,8 +130,7 @@ pub async fn find_visible(
     if !plausible(name) {
         return Err(AppError::not_found());
     }
-    let org = state.config.github.as_ref().map_or("", |g| g.org.as_str());
-    let likes = access.like_patterns(org);
+    let likes = access.like_patterns(super::org(state));
     store::find(&state.store.db(), likes.as_deref(), name)
         .await?
         .ok_or_else(AppError::not_found)

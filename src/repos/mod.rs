@@ -39,13 +39,12 @@ pub async fn access_in_org(
     user: &User,
 ) -> Result<(RepoAccess, String), StoreError> {
     let access = access_for(state.store.as_ref(), &state.auth.admin_groups, user).await?;
-    let org = state
-        .config
-        .github
-        .as_ref()
-        .map(|g| g.org.clone())
-        .unwrap_or_default();
-    Ok((access, org))
+    Ok((access, org(state).to_string()))
+}
+
+/// The configured organization's name; empty without a sync.
+pub fn org(state: &crate::state::AppState) -> &str {
+    state.config.github.as_ref().map_or("", |g| g.org.as_str())
 }
 
 /// What `user` may see, worked out once per request: all for admins, else the patterns of

@@ -277,18 +277,11 @@ impl SeriesParams {
     /// The query for a series ending at most `today`, or which parameter is wrong and why.
     pub fn parse(&self, today: NaiveDate) -> Result<SeriesQuery, String> {
         // An empty parameter is an absent one (a form sends its empty fields).
-        let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
-        let this = SeriesParams {
-            range: given(&self.range),
-            from: given(&self.from),
-            to: given(&self.to),
-            granularity: given(&self.granularity),
-        };
-        this.parse_given(today)
-    }
-
-    fn parse_given(&self, today: NaiveDate) -> Result<SeriesQuery, String> {
-        let g = self.granularity.as_deref().unwrap_or("day");
+        fn given(v: &Option<String>) -> Option<&str> {
+            v.as_deref().filter(|v| !v.is_empty())
+        }
+        let (range, from, to) = (given(&self.range), given(&self.from), given(&self.to));
+        let g = given(&self.granularity).unwrap_or("day");
         let granularity = Granularity::ALL
             .into_iter()
             .find(|x| x.param() == g)
@@ -297,12 +290,12 @@ impl SeriesParams {
             NaiveDate::parse_from_str(v, "%Y-%m-%d")
                 .map_err(|_| format!("{name} must be a date like 2026-01-31 (UTC)"))
         };
-        if self.from.is_some() || self.to.is_some() {
-            if self.range.is_some() {
+        if from.is_some() || to.is_some() {
+            if range.is_some() {
                 return Err("range cannot be combined with from/to".into());
             }
-            let from = self.from.as_deref().map(|v| date("from", v)).transpose()?;
-            let to = match self.to.as_deref() {
+            let from = from.map(|v| date("from", v)).transpose()?;
+            let to = match to {
                 Some(v) => date("to", v)?,
                 None => today,
             };
@@ -316,7 +309,7 @@ impl SeriesParams {
                 granularity,
             });
         }
-        let range = match self.range.as_deref() {
+        let range = match range {
             None => Range::default(),
             Some(r) => Range::ALL
                 .into_iter()

@@ -111,45 +111,30 @@ impl TestIdp {
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256");
         let mut next = url.to_string();
-        let mut cookies: std::collections::BTreeMap<String, String> = Default::default();
+        let mut jar = crate::signin::Jar::default();
         let mut posted = false;
         for _ in 0..8 {
             if next.starts_with(redirect) {
                 break;
             }
-            let jar = cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ");
             let r = if next.contains("/interaction/") && !posted {
                 posted = true;
                 client
                     .post(&next)
-                    .header("cookie", jar)
+                    .header("cookie", jar.header())
                     .form(&[("prompt", "login"), ("login", login), ("password", "x")])
                     .send()
                     .await
             } else {
-                client.get(&next).header("cookie", jar).send().await
+                client
+                    .get(&next)
+                    .header("cookie", jar.header())
+                    .send()
+                    .await
             }
             .expect("provider hop");
-            for value in r.headers().get_all(reqwest::header::SET_COOKIE) {
-                let pair = value.to_str().unwrap_or_default().split(';').next();
-                if let Some((k, v)) = pair.and_then(|p| p.split_once('=')) {
-                    cookies.insert(k.to_string(), v.to_string());
-                }
-            }
-            let location = r
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .unwrap_or_else(|| panic!("a redirect from {next}: {}", r.status()))
-                .to_str()
-                .expect("ascii");
-            next = url::Url::parse(&self.issuer)
-                .and_then(|base| base.join(location))
-                .expect("location")
-                .to_string();
+            jar.take(&r);
+            next = crate::signin::location(&r, &self.issuer);
         }
         let code = url::Url::parse(&next)
             .expect("redirect")
