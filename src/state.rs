@@ -3,12 +3,14 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::auth::access::{AccessRules, AdminReason, HeldRole};
 use crate::auth::bearer::ApiVerifier;
 use crate::auth::service::Auth;
 use crate::config::Config;
 use crate::devidp::DevIdp;
 use crate::redis_client::RedisHandle;
-use crate::store::Store;
+use crate::store::versions::{self, Versioned, Versions};
+use crate::store::{Store, StoreError, User};
 use crate::sync::service::SyncService;
 use crate::web::ratelimit::RateLimiter;
 
@@ -26,6 +28,16 @@ pub struct Inner {
     /// The GitHub sync, when an organization and token are configured.
     pub sync: Option<Arc<SyncService>>,
     pub api: Arc<ApiVerifier>,
+    pub caches: Caches,
+}
+
+/// What this instance keeps in memory of data that changes rarely, each part checked against
+/// the data versions on use (`store::versions`), so it is never older than the database at
+/// the start of the request.
+#[derive(Default)]
+pub struct Caches {
+    pub access: Versioned<AccessRules>,
+    pub repos: crate::repos::cache::RepoCaches,
 }
 
 impl AppState {
@@ -49,7 +61,34 @@ impl AppState {
             limiter,
             sync,
             api,
+            caches: Caches::default(),
         }))
+    }
+
+    /// The data versions as of now: one small query.
+    pub async fn versions(&self) -> Result<Versions, StoreError> {
+        versions::read(&self.store.db()).await
+    }
+
+    /// Roles, assignments, mappings and grants as of `versions`.
+    pub async fn access_rules(&self, versions: Versions) -> Result<Arc<AccessRules>, StoreError> {
+        let db = self.store.db();
+        self.caches
+            .access
+            .get(versions.access, || AccessRules::load(&db))
+            .await
+    }
+
+    /// Whether `user` is an admin, and why, as of now.
+    pub async fn admin_reason(&self, user: &User) -> Result<AdminReason, StoreError> {
+        let rules = self.access_rules(self.versions().await?).await?;
+        Ok(rules.admin_reason(&self.auth.admin_groups, user))
+    }
+
+    /// The roles `user` holds, and where from, as of now.
+    pub async fn effective_roles(&self, user: &User) -> Result<Vec<HeldRole>, StoreError> {
+        let rules = self.access_rules(self.versions().await?).await?;
+        Ok(rules.effective_roles(user))
     }
 }
 

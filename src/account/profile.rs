@@ -5,7 +5,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
 
-use crate::auth::access::{HeldRole, admin_reason, effective_roles};
+use crate::auth::access::HeldRole;
 use crate::auth::extract::CurrentUser;
 use crate::directory::{PersonFacts, normalize_email};
 use crate::state::AppState;
@@ -32,8 +32,9 @@ pub async fn show_profile(
     current: CurrentUser,
 ) -> Result<ProfilePage, AppError> {
     let store = state.store.as_ref();
-    let reason = admin_reason(store, &state.auth.admin_groups, &current.user).await?;
-    let roles = effective_roles(store, &current.user).await?;
+    let rules = state.access_rules(state.versions().await?).await?;
+    let reason = rules.admin_reason(&state.auth.admin_groups, &current.user);
+    let roles = rules.effective_roles(&current.user);
     let facts = match verified_email(&current.user) {
         Some(email) => Some(crate::directory::store::person_facts(&store.db(), &email).await?),
         None => None,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::account::sessions::when;
-use crate::auth::access::{AdminReason, HeldRole, RoleSource, admin_reason, effective_roles};
+use crate::auth::access::{AdminReason, HeldRole, RoleSource};
 use crate::auth::extract::AdminUser;
 use crate::auth::roles::{self, Role};
 use crate::auth::users;
@@ -91,8 +91,9 @@ pub(super) async fn show_user(
     let subject = users::get(&state.store.db(), id)
         .await?
         .ok_or_else(AppError::not_found)?;
-    let reason = admin_reason(state.store.as_ref(), &state.auth.admin_groups, &subject).await?;
-    let held = effective_roles(state.store.as_ref(), &subject).await?;
+    let rules = state.access_rules(state.versions().await?).await?;
+    let reason = rules.admin_reason(&state.auth.admin_groups, &subject);
+    let held = rules.effective_roles(&subject);
     let assignable = roles::all(&state.store.db())
         .await?
         .into_iter()

@@ -7,7 +7,7 @@ use crate::web::client_ip::ClientIp;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 
-use super::access::{AdminReason, admin_reason};
+use super::access::AdminReason;
 use super::session::SessionData;
 use crate::state::AppState;
 use crate::store::User;
@@ -91,14 +91,7 @@ impl FromRequestParts<AppState> for AdminUser {
             <CurrentUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
         let reason = match parts.extensions.get::<AdminReason>() {
             Some(reason) => reason.clone(),
-            None => {
-                admin_reason(
-                    state.store.as_ref(),
-                    &state.auth.admin_groups,
-                    &current.user,
-                )
-                .await?
-            }
+            None => state.admin_reason(&current.user).await?,
         };
         if !reason.is_admin() {
             return Err(not_admin(&current.user, parts.uri.path()));

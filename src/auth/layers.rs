@@ -15,7 +15,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
-use super::access::admin_reason;
 use super::bearer::VerifiedBearer;
 use super::extract::{CurrentUser, SessionLookup, SessionStoreDown, not_admin};
 use crate::state::AppState;
@@ -110,13 +109,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
             Ok(None) => return sign_in_first(&request, meta).into_response(),
             Ok(Some(current)) => {
                 if meta.access == Access::Admin {
-                    let reason = match admin_reason(
-                        state.store.as_ref(),
-                        &state.auth.admin_groups,
-                        &current.user,
-                    )
-                    .await
-                    {
+                    let reason = match state.admin_reason(&current.user).await {
                         Ok(reason) => reason,
                         Err(e) => return AppError::from(e).into_response(),
                     };

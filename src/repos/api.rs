@@ -18,7 +18,7 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::model::{ListQuery, SeriesParams};
-use super::{RepoAccess, access_for, org, store};
+use super::{RepoAccess, access_with, org, store};
 use crate::api::doc::{ErrorBody, RepoItem, ReposPage, TrafficAnswer, TrafficPoint};
 use crate::auth::bearer::{AccessToken, Bearer};
 use crate::state::AppState;
@@ -68,7 +68,7 @@ async fn access_of(state: &AppState, token: &AccessToken) -> Result<RepoAccess, 
                 .into(),
         )
     })?;
-    Ok(access_for(state.store.as_ref(), &state.auth.admin_groups, &user).await?)
+    Ok(access_with(state, state.versions().await?, &user).await?)
 }
 
 /// The list's query string as sent.

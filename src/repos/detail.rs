@@ -13,10 +13,13 @@ use chrono::{NaiveDate, Utc};
 
 use super::model::{Granularity, Point, Popular, Range, RepoDetail, SeriesParams, SeriesQuery};
 use super::svg::{Tenths, polyline};
-use super::{RepoAccess, access_in_org, store};
+use std::sync::Arc;
+
+use super::cache::DetailKey;
+use super::{RepoAccess, access_in_org, access_with, store};
 use crate::auth::extract::CurrentUser;
 use crate::state::AppState;
-use crate::store::User;
+use crate::store::{Db, StoreError, User};
 use crate::web::error::AppError;
 use crate::web::extract::{Path, Query};
 use crate::web::pages::Layout;
@@ -57,24 +60,29 @@ pub struct Choice {
     pub current: bool,
 }
 
+/// What the page shows of one repository over one range, whoever asks with the same access.
+pub struct Shown {
+    repo: RepoDetail,
+    points: Vec<Point>,
+    charts: Vec<Chart>,
+    totals: (i64, i64, i64, i64),
+    referrers: Vec<Popular>,
+    paths: Vec<Popular>,
+    stars: Vec<(NaiveDate, i32)>,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "repo.html")]
 pub struct RepoPage {
     layout: Layout,
     user: User,
     csrf: String,
-    repo: RepoDetail,
-    points: Vec<Point>,
-    charts: Vec<Chart>,
+    shown: Arc<Shown>,
     ranges: Vec<Choice>,
     granularities: Vec<Choice>,
     csv_href: String,
     from: String,
     to: NaiveDate,
-    totals: (i64, i64, i64, i64),
-    referrers: Vec<Popular>,
-    paths: Vec<Popular>,
-    stars: Vec<(NaiveDate, i32)>,
     problem: Option<String>,
 }
 
@@ -86,16 +94,6 @@ fn plausible(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-}
-
-/// The repository if it exists and the user may see it; otherwise the same 404 either way.
-async fn visible_repo(
-    state: &AppState,
-    current: &CurrentUser,
-    name: &str,
-) -> Result<RepoDetail, AppError> {
-    let (access, _) = access_in_org(state, &current.user).await?;
-    find_visible(state, &access, name).await
 }
 
 /// The series the parameters ask for, of a repository `access` allows (CSV and API): a bad
@@ -158,13 +156,52 @@ fn query_href(
     format!("{base}?{}", url.finish())
 }
 
+/// The repository `likes` allows, with its traffic, popular pages and stars over the query's
+/// range; `None` when there is no such repository or `likes` does not allow it.
+async fn load_shown(
+    db: &Db,
+    likes: Option<&[String]>,
+    name: &str,
+    query: &SeriesQuery,
+) -> Result<Option<Shown>, StoreError> {
+    let Some(repo) = store::find(db, likes, name).await? else {
+        return Ok(None);
+    };
+    let points = store::series(db, repo.id, query.from, query.to, query.granularity).await?;
+    let (referrers, paths) = store::popular(db, repo.id).await?;
+    let stars = store::stars(db, repo.id, query.from, query.to).await?;
+    let totals = points.iter().fold((0, 0, 0, 0), |t, p| {
+        (
+            t.0 + p.views,
+            t.1 + p.unique_views,
+            t.2 + p.clones,
+            t.3 + p.unique_clones,
+        )
+    });
+    let charts = vec![
+        chart("Views", &points, |p| p.views, |p| p.unique_views),
+        chart("Clones", &points, |p| p.clones, |p| p.unique_clones),
+    ];
+    Ok(Some(Shown {
+        repo,
+        points,
+        charts,
+        totals,
+        referrers,
+        paths,
+        stars,
+    }))
+}
+
 pub async fn show_repo(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(name): Path<String>,
     Query(params): Query<SeriesParams>,
 ) -> Result<(StatusCode, RepoPage), AppError> {
-    let repo = visible_repo(&state, &current, &name).await?;
+    if !plausible(&name) {
+        return Err(AppError::not_found());
+    }
     let today = Utc::now().date_naive();
     let (query, problem) = match params.parse(today) {
         Ok(q) => (q, None),
@@ -175,10 +212,30 @@ pub async fn show_repo(
             Some(e),
         ),
     };
+    let versions = state.versions().await?;
+    let access = access_with(&state, versions, &current.user).await?;
+    let likes = access.like_patterns(super::org(&state));
+    let key = DetailKey {
+        version: versions.repos,
+        likes: likes.clone(),
+        name: name.to_ascii_lowercase(),
+        from: query.from,
+        to: query.to,
+        granularity: query.granularity,
+    };
     let db = state.store.db();
-    let points = store::series(&db, repo.id, query.from, query.to, query.granularity).await?;
-    let (referrers, paths) = store::popular(&db, repo.id).await?;
-    let stars = store::stars(&db, repo.id, query.from, query.to).await?;
+    let shown = state
+        .caches
+        .repos
+        .details
+        .get_or_insert_async(&key, async {
+            load_shown(&db, likes.as_deref(), &name, &query)
+                .await
+                .map(|shown| shown.map(Arc::new))
+        })
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let repo = &shown.repo;
     let base = format!("/repos/{}", repo.name);
     let ranges = Range::ALL
         .into_iter()
@@ -205,18 +262,6 @@ pub async fn show_repo(
             current: query.granularity == g,
         })
         .collect();
-    let totals = points.iter().fold((0, 0, 0, 0), |t, p| {
-        (
-            t.0 + p.views,
-            t.1 + p.unique_views,
-            t.2 + p.clones,
-            t.3 + p.unique_clones,
-        )
-    });
-    let charts = vec![
-        chart("Views", &points, |p| p.views, |p| p.unique_views),
-        chart("Clones", &points, |p| p.clones, |p| p.unique_clones),
-    ];
     // A bad parameter is a 400, answered with the page in its default view and the problem
     // named on it, so the user can go on from there.
     let status = if problem.is_some() {
@@ -240,16 +285,10 @@ pub async fn show_repo(
                 .from
                 .map_or_else(|| "the first day recorded".to_string(), |f| f.to_string()),
             to: query.to,
-            repo,
-            points,
-            charts,
             ranges,
             granularities,
-            totals,
-            referrers,
-            paths,
-            stars,
             problem,
+            shown,
         },
     ))
 }

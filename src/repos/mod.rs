@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod api;
+pub mod cache;
 pub mod detail;
 mod model;
 pub mod pages;
@@ -14,8 +15,10 @@ pub use access::{PatternError, RepoAccess, RepoPattern};
 
 use axum::routing::get;
 
-use crate::auth::access::{admin_reason, effective_roles};
-use crate::store::{Store, StoreError, User};
+use crate::auth::access::AccessRules;
+use crate::state::AppState;
+use crate::store::versions::Versions;
+use crate::store::{StoreError, User};
 use crate::web::routes::Route;
 
 pub use model::{ListParams, ListQuery, RepoSummary, SortKey};
@@ -35,30 +38,36 @@ pub fn routes() -> Vec<Route> {
 /// What `user` may see in the configured organization (none configured: names only), worked
 /// out once per request, and the organization's name.
 pub async fn access_in_org(
-    state: &crate::state::AppState,
+    state: &AppState,
     user: &User,
 ) -> Result<(RepoAccess, String), StoreError> {
-    let access = access_for(state.store.as_ref(), &state.auth.admin_groups, user).await?;
+    let access = access_with(state, state.versions().await?, user).await?;
     Ok((access, org(state).to_string()))
 }
 
 /// The configured organization's name; empty without a sync.
-pub fn org(state: &crate::state::AppState) -> &str {
+pub fn org(state: &AppState) -> &str {
     state.config.github.as_ref().map_or("", |g| g.org.as_str())
 }
 
-/// What `user` may see, worked out once per request: all for admins, else the patterns of
-/// their assigned and group-mapped roles.
-pub async fn access_for(
-    store: &dyn Store,
-    admin_groups: &[String],
+/// What `user` may see as of `versions`.
+pub async fn access_with(
+    state: &AppState,
+    versions: Versions,
     user: &User,
 ) -> Result<RepoAccess, StoreError> {
-    if admin_reason(store, admin_groups, user).await?.is_admin() {
-        return Ok(RepoAccess::All);
+    let rules = state.access_rules(versions).await?;
+    Ok(access_from(&rules, &state.auth.admin_groups, user))
+}
+
+/// All for admins, else the patterns of the user's assigned and group-mapped roles.
+pub fn access_from(rules: &AccessRules, admin_groups: &[String], user: &User) -> RepoAccess {
+    if rules.admin_reason(admin_groups, user).is_admin() {
+        return RepoAccess::All;
     }
-    let held = effective_roles(store, user).await?;
-    Ok(RepoAccess::from_patterns(held.iter().flat_map(|h| {
-        h.role.repo_patterns.iter().map(String::as_str)
-    })))
+    let held = rules.effective_roles(user);
+    RepoAccess::from_patterns(
+        held.iter()
+            .flat_map(|h| h.role.repo_patterns.iter().map(String::as_str)),
+    )
 }

@@ -201,7 +201,7 @@ pub struct Popular {
     pub uniques: i32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Granularity {
     #[default]
     Day,

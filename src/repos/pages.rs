@@ -7,11 +7,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{Duration, NaiveDate, Utc};
 
+use std::sync::Arc;
+
+use super::cache::ListKey;
 use super::model::{ListParams, ListQuery, RepoSummary, SortKey};
-use super::{RepoAccess, access_in_org, store};
+use super::{RepoAccess, access_with, store};
 use crate::auth::extract::CurrentUser;
 use crate::state::AppState;
-use crate::store::User;
+use crate::store::{Db, StoreError, User};
 use crate::web::error::AppError;
 use crate::web::extract::Query;
 use crate::web::pages::Layout;
@@ -38,8 +41,7 @@ pub struct ReposPage {
     csrf: String,
     q: String,
     columns: Vec<Column>,
-    rows: Vec<Row>,
-    total: i64,
+    list: Arc<Listing>,
     /// Why the list is empty when it is, in words the user can act on.
     empty: Option<String>,
     problem: Option<String>,
@@ -48,7 +50,6 @@ pub struct ReposPage {
     page: u32,
     pages: i64,
     today: NaiveDate,
-    last_sync: Option<String>,
 }
 
 fn href(query: &ListQuery, sort: SortKey, desc: bool, page: u32) -> String {
@@ -66,37 +67,34 @@ fn href(query: &ListQuery, sort: SortKey, desc: bool, page: u32) -> String {
     format!("/repos?{}", url.finish())
 }
 
-pub async fn list_repos(
-    State(state): State<AppState>,
-    current: CurrentUser,
-    Query(params): Query<ListParams>,
-) -> Result<(StatusCode, ReposPage), AppError> {
-    let (query, problem) = match params.parse() {
-        Ok(q) => (q, None),
-        Err(e) => (ListQuery::default(), Some(e)),
-    };
-    let (access, org) = access_in_org(&state, &current.user).await?;
-    let likes = access.like_patterns(&org);
-    let today = Utc::now().date_naive();
-    let db = state.store.db();
-    let repos = store::list(
-        &db,
-        likes.as_deref(),
-        &query,
-        store::Paging::Page(query.page),
-        today,
-    )
-    .await?;
+/// What a page of the list shows, whoever asks with the same access: the rows, how many match,
+/// why none does, and when the sync last ran.
+pub struct Listing {
+    rows: Vec<Row>,
+    total: i64,
+    /// How many repositories there are at all, asked only when none matches (to say why).
+    count_all: Option<i64>,
+    last_sync: Option<String>,
+}
+
+/// The page of the list `query` asks for, within `likes`, with its 14-day sums as of `today`.
+async fn load_listing(
+    db: &Db,
+    likes: Option<&[String]>,
+    query: &ListQuery,
+    today: NaiveDate,
+) -> Result<Listing, StoreError> {
+    let repos = store::list(db, likes, query, store::Paging::Page(query.page), today).await?;
     // A first page that is not full is everything: no need to count.
     let shown = i64::try_from(repos.len()).unwrap_or(i64::MAX);
     let total = if query.page == 1 && shown < store::PER_PAGE {
         shown
     } else {
-        store::count(&db, likes.as_deref(), &query.q).await?
+        store::count(db, likes, &query.q).await?
     };
     let since = today - Duration::days(27);
     let ids: Vec<i64> = repos.iter().map(|r| r.id).collect();
-    let daily: std::collections::HashMap<i64, String> = store::daily_views(&db, &ids, since)
+    let daily: std::collections::HashMap<i64, String> = store::daily_views(db, &ids, since)
         .await?
         .into_iter()
         .collect();
@@ -111,16 +109,50 @@ pub async fn list_repos(
         })
         .collect();
     // The last sync is shown beside a list; why a list is empty needs the count of all.
-    let (empty, last) = if total == 0 {
-        let count = store::count(&db, None, "").await?;
-        let github = state.config.github.is_some();
-        (
-            Some(empty_reason(count, github, &access, &org, &query.q)),
-            None,
-        )
+    let (count_all, last) = if total == 0 {
+        (Some(store::count(db, None, "").await?), None)
     } else {
-        (None, store::last_sync(&db).await?)
+        (None, store::last_sync(db).await?)
     };
+    Ok(Listing {
+        rows,
+        total,
+        count_all,
+        last_sync: last.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
+    })
+}
+
+pub async fn list_repos(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Query(params): Query<ListParams>,
+) -> Result<(StatusCode, ReposPage), AppError> {
+    let (query, problem) = match params.parse() {
+        Ok(q) => (q, None),
+        Err(e) => (ListQuery::default(), Some(e)),
+    };
+    let versions = state.versions().await?;
+    let access = access_with(&state, versions, &current.user).await?;
+    let org = super::org(&state);
+    let likes = access.like_patterns(org);
+    let today = Utc::now().date_naive();
+    let key = ListKey::new(versions.repos, today, likes.clone(), &query);
+    let db = state.store.db();
+    let list = state
+        .caches
+        .repos
+        .lists
+        .get_or_insert_async(&key, async {
+            load_listing(&db, likes.as_deref(), &query, today)
+                .await
+                .map(Arc::new)
+        })
+        .await?;
+    let empty = list.count_all.map(|count| {
+        let github = state.config.github.is_some();
+        empty_reason(count, github, &access, org, &query.q)
+    });
+    let total = list.total;
     let columns = [
         ("Repository", SortKey::Name),
         ("Views, 14 days", SortKey::Views),
@@ -170,8 +202,7 @@ pub async fn list_repos(
             user: current.user,
             q: query.q.clone(),
             columns,
-            rows,
-            total,
+            list,
             empty,
             problem,
             prev_href: (query.page > 1)
@@ -181,7 +212,6 @@ pub async fn list_repos(
             page: query.page,
             pages,
             today,
-            last_sync: last.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
         },
     ))
 }

@@ -11,6 +11,7 @@ mod common;
 use common::{lite, pg};
 mod postgres;
 mod sqlite;
+pub mod versions;
 
 use std::sync::Arc;
 use std::time::Duration;

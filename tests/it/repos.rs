@@ -167,6 +167,27 @@ async fn access_matrix(test_db: TestDb) {
         .expect("page");
     assert_eq!(names(&page).first().map(String::as_str), Some("web-shop"));
     assert!(page.contains("aria-sort=\"descending\""), "{page}");
+    // Pages are kept in memory per data version: a change written by someone else (plain
+    // SQL here, as another instance or the command line would write it) shows at the next
+    // request, on the list and on a repository's page.
+    gatehouse::execute!(
+        &db,
+        "UPDATE repos SET description = 'Moved elsewhere' WHERE name = 'web-shop'"
+    )
+    .expect("update");
+    for url in ["/repos?sort=-views", "/repos/web-shop"] {
+        let page = get_with(&alice, &app.url(url))
+            .await
+            .text()
+            .await
+            .expect("page");
+        assert!(page.contains("Moved elsewhere"), "{url}: {page}");
+    }
+    gatehouse::execute!(
+        &db,
+        "UPDATE repos SET description = 'The shop front' WHERE name = 'web-shop'"
+    )
+    .expect("update");
     repository_page(&app, &alice, &bob).await;
     api_tokens_follow_the_same_roles(&app, &idp).await;
     roles::remove(&db, bob_id, web.id).await.expect("remove");

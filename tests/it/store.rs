@@ -435,3 +435,82 @@ async fn postgres_roles_and_mappings() {
 async fn sqlite_roles_and_mappings() {
     roles_and_mappings(TestDb::sqlite()).await;
 }
+
+/// Every way the data behind a cached copy changes bumps its version, in the same
+/// transaction, whoever writes it: here plain SQL, as another instance or the command line
+/// would. What does not stand for that data leaves the versions alone.
+async fn data_versions_follow_the_data(db: TestDb) {
+    use gatehouse::store::versions::{Versions, read};
+    let store = open(&db).await;
+    store.migrate().await.expect("migrates");
+    let db = store.db();
+    let mut last = read(&db).await.expect("versions");
+    let step = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            gatehouse::execute!(&db, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            read(&db).await.expect("versions")
+        }
+    };
+    let access_writes = [
+        "INSERT INTO roles (name, description, data_sets) VALUES ('web', '', '{\"repos\":[\"web-*\"]}')",
+        "UPDATE roles SET description = 'Web' WHERE name = 'web'",
+        "INSERT INTO users (issuer, subject) VALUES ('https://idp.example', 'bob')",
+        "INSERT INTO user_roles (user_id, role_id, granted_by) SELECT u.id, r.id, 't' FROM users u, roles r",
+        "INSERT INTO role_email_assignments (email, role_id, granted_by) SELECT 'bob@example.com', id, 't' FROM roles",
+        "INSERT INTO group_role_mappings (group_name, role_id, created_by) SELECT 'eng', id, 't' FROM roles",
+        "INSERT INTO admin_grants (email, granted_by) VALUES ('root@example.com', 't')",
+        "DELETE FROM admin_grants",
+        "DELETE FROM group_role_mappings",
+        "DELETE FROM role_email_assignments",
+        "DELETE FROM user_roles",
+        "DELETE FROM roles",
+    ];
+    for sql in access_writes {
+        let now: Versions = step(sql).await;
+        if sql.starts_with("INSERT INTO users") {
+            assert_eq!(
+                now, last,
+                "{sql}: a user row is read per request, not cached"
+            );
+        } else {
+            assert!(now.access > last.access, "{sql}");
+            assert_eq!(now.repos, last.repos, "{sql}");
+        }
+        last = now;
+    }
+    let repos_writes = [
+        "INSERT INTO repos (name, description) VALUES ('web-shop', '')",
+        "UPDATE repos SET description = 'The shop' WHERE name = 'web-shop'",
+        "INSERT INTO repo_summaries (repo_id, as_of) SELECT id, '2026-12-01' FROM repos",
+        "UPDATE repo_summaries SET views_14d = 5",
+        "INSERT INTO sync_runs (kind, outcome) VALUES ('github', 'running')",
+        "UPDATE sync_runs SET outcome = 'success'",
+        "DELETE FROM repo_summaries",
+        "DELETE FROM repos",
+    ];
+    for sql in repos_writes {
+        let now = step(sql).await;
+        if sql.starts_with("INSERT INTO sync_runs") {
+            assert_eq!(
+                now, last,
+                "{sql}: a run that has not succeeded changes nothing shown"
+            );
+        } else {
+            assert!(now.repos > last.repos, "{sql}");
+            assert_eq!(now.access, last.access, "{sql}");
+        }
+        last = now;
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn postgres_data_versions_follow_the_data() {
+    data_versions_follow_the_data(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_data_versions_follow_the_data() {
+    data_versions_follow_the_data(TestDb::sqlite()).await;
+}

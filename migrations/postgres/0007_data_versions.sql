@@ -1,0 +1,47 @@
+-- A version per data set that changes rarely and is read on nearly every request, so each
+-- instance can keep what it derives from that data in memory and know, with one cheap read,
+-- whether it is still current. The triggers bump a version in the transaction that changes
+-- the data, whoever writes it (a page, the command line, a roles file, the sync), so a reader
+-- that sees a version also sees the data it stands for.
+--
+--   access: roles, their assignments (to accounts and to email addresses), group mappings and
+--           break-glass admin grants.
+--   repos:  the repositories and their traffic. Every writer of traffic refreshes
+--           repo_summaries in the same transaction (the sync, the sample loader, the daily
+--           refresh), so a trigger there covers the traffic tables without a bump per row
+--           written; a change to a repository itself bumps it too, and so does a successful
+--           sync run, for the "last sync" a page shows.
+CREATE TABLE data_versions (
+    kind    TEXT   PRIMARY KEY,
+    version BIGINT NOT NULL DEFAULT 0
+);
+INSERT INTO data_versions (kind) VALUES ('access'), ('repos');
+
+CREATE FUNCTION bump_data_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE data_versions SET version = version + 1 WHERE kind = TG_ARGV[0];
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER roles_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON roles
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version('access');
+CREATE TRIGGER user_roles_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON user_roles
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version('access');
+CREATE TRIGGER role_email_assignments_version
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON role_email_assignments
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version('access');
+CREATE TRIGGER group_role_mappings_version
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON group_role_mappings
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version('access');
+CREATE TRIGGER admin_grants_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON admin_grants
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version('access');
+
+CREATE TRIGGER repo_summaries_version
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON repo_summaries
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version('repos');
+CREATE TRIGGER repos_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON repos
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version('repos');
+CREATE TRIGGER sync_runs_version AFTER UPDATE OF outcome ON sync_runs
+    FOR EACH ROW WHEN (NEW.outcome = 'success')
+    EXECUTE FUNCTION bump_data_version('repos');
