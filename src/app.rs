@@ -204,6 +204,15 @@ impl Server {
                 }
             })
         };
+        let versions_task = match self.state.store.db() {
+            crate::store::Db::Postgres(pool) => Some(tokio::spawn(
+                self.state
+                    .data_versions
+                    .clone()
+                    .watch(pool, stop_rx.clone()),
+            )),
+            crate::store::Db::Sqlite(_) => None,
+        };
         let sync_task = self
             .state
             .sync
@@ -213,6 +222,9 @@ impl Server {
         serve(self.listener, self.app, limits, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = maintenance.await;
+        if let Some(task) = versions_task {
+            let _ = task.await;
+        }
         if let Some(task) = sync_task {
             // A run in flight is abandoned, not awaited: its transaction rolls back and its
             // lease expires, and `sync_runs` keeps it as 'running' until then.

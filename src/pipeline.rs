@@ -14,7 +14,9 @@ use tower::ServiceBuilder;
 
 use crate::auth::layers as identity;
 use crate::state::AppState;
-use crate::web::middleware::{Tagging, method_not_allowed, not_found, shared, tag};
+use crate::web::middleware::{
+    Tagging, method_not_allowed, not_found, read_own_writes, shared, tag,
+};
 use crate::web::routes::{Access, MetaByPath, Route};
 use crate::web::{audit, csrf, metrics, ratelimit};
 
@@ -111,6 +113,7 @@ pub fn router(state: AppState) -> Router {
             ),
         );
     }
+    app = app.layer(from_fn_with_state(state.clone(), read_own_writes));
     if state.config.metrics_bind.is_some() {
         app = app.layer(from_fn(metrics::record));
     }

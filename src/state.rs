@@ -9,7 +9,7 @@ use crate::auth::service::Auth;
 use crate::config::Config;
 use crate::devidp::DevIdp;
 use crate::redis_client::RedisHandle;
-use crate::store::versions::{self, Versioned, Versions};
+use crate::store::versions::{VersionWatch, Versioned, Versions};
 use crate::store::{Store, StoreError, User};
 use crate::sync::service::SyncService;
 use crate::web::ratelimit::RateLimiter;
@@ -29,15 +29,31 @@ pub struct Inner {
     pub sync: Option<Arc<SyncService>>,
     pub api: Arc<ApiVerifier>,
     pub caches: Caches,
+    /// The data versions as this instance knows them.
+    pub data_versions: Arc<VersionWatch>,
 }
 
 /// What this instance keeps in memory of data that changes rarely, each part checked against
 /// the data versions on use (`store::versions`), so it is never older than the database at
 /// the start of the request.
-#[derive(Default)]
 pub struct Caches {
     pub access: Versioned<AccessRules>,
+    /// Accounts by (users version, id): a signed-in request needs its user every time.
+    pub users: quick_cache::sync::Cache<(i64, i64), Option<User>>,
     pub repos: crate::repos::cache::RepoCaches,
+}
+
+/// Accounts kept: the users active within a few minutes, of even a large company.
+const USERS_KEPT: usize = 10_000;
+
+impl Default for Caches {
+    fn default() -> Self {
+        Caches {
+            access: Versioned::default(),
+            users: quick_cache::sync::Cache::new(USERS_KEPT),
+            repos: crate::repos::cache::RepoCaches::default(),
+        }
+    }
 }
 
 impl AppState {
@@ -62,12 +78,23 @@ impl AppState {
             sync,
             api,
             caches: Caches::default(),
+            data_versions: Arc::default(),
         }))
     }
 
-    /// The data versions as of now: one small query.
+    /// The data versions as of now (`store::versions` says how this instance knows).
     pub async fn versions(&self) -> Result<Versions, StoreError> {
-        versions::read(&self.store.db()).await
+        self.data_versions.current(&self.store.db()).await
+    }
+
+    /// The account `id`, as of now.
+    pub async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
+        let version = self.versions().await?.users;
+        let db = self.store.db();
+        self.caches
+            .users
+            .get_or_insert_async(&(version, id), crate::auth::users::get(&db, id))
+            .await
     }
 
     /// Roles, assignments, mappings and grants as of `versions`.

@@ -4,6 +4,10 @@
 -- the data, whoever writes it (a page, the command line, a roles file, the sync), so a reader
 -- that sees a version also sees the data it stands for.
 --
+-- Each bump is also announced (NOTIFY gatehouse_data_versions, payload "kind version") when
+-- its transaction commits, so instances listening learn of it at once without asking.
+--
+--   users:  the accounts (a sign-in rewrites its row).
 --   access: roles, their assignments (to accounts and to email addresses), group mappings and
 --           break-glass admin grants.
 --   repos:  the repositories and their traffic. Every writer of traffic refreshes
@@ -15,14 +19,21 @@ CREATE TABLE data_versions (
     kind    TEXT   PRIMARY KEY,
     version BIGINT NOT NULL DEFAULT 0
 );
-INSERT INTO data_versions (kind) VALUES ('access'), ('repos');
+INSERT INTO data_versions (kind) VALUES ('users'), ('access'), ('repos');
 
 CREATE FUNCTION bump_data_version() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    bumped BIGINT;
 BEGIN
-    UPDATE data_versions SET version = version + 1 WHERE kind = TG_ARGV[0];
+    UPDATE data_versions SET version = version + 1 WHERE kind = TG_ARGV[0]
+        RETURNING version INTO bumped;
+    PERFORM pg_notify('gatehouse_data_versions', TG_ARGV[0] || ' ' || bumped);
     RETURN NULL;
 END
 $$;
+
+CREATE TRIGGER users_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON users
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version('users');
 
 CREATE TRIGGER roles_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON roles
     FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version('access');

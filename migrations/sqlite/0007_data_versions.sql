@@ -6,7 +6,14 @@ CREATE TABLE data_versions (
     kind    TEXT    PRIMARY KEY,
     version INTEGER NOT NULL DEFAULT 0
 );
-INSERT INTO data_versions (kind) VALUES ('access'), ('repos');
+INSERT INTO data_versions (kind) VALUES ('users'), ('access'), ('repos');
+
+CREATE TRIGGER users_version_insert AFTER INSERT ON users
+BEGIN UPDATE data_versions SET version = version + 1 WHERE kind = 'users'; END;
+CREATE TRIGGER users_version_update AFTER UPDATE ON users
+BEGIN UPDATE data_versions SET version = version + 1 WHERE kind = 'users'; END;
+CREATE TRIGGER users_version_delete AFTER DELETE ON users
+BEGIN UPDATE data_versions SET version = version + 1 WHERE kind = 'users'; END;
 
 CREATE TRIGGER roles_version_insert AFTER INSERT ON roles
 BEGIN UPDATE data_versions SET version = version + 1 WHERE kind = 'access'; END;

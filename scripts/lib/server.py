@@ -45,7 +45,9 @@ class Server:
         self.binary, self.label, self.port = binary, label, port
         self.base = f"http://127.0.0.1:{port}"
         self.db = f"gatehouse_bench_{label}_{os.getpid()}"
-        self.database_url = PG.rsplit("/", 1)[0] + "/" + self.db
+        # The same server and options (`?sslmode=...`), another database.
+        base, _, options = PG.partition("?")
+        self.database_url = base.rsplit("/", 1)[0] + "/" + self.db + ("?" + options if options else "")
         self.extra_env = extra_env or {}
         self.proc = None
         self.cwd = tempfile.mkdtemp(prefix=f"bench-{label}-")

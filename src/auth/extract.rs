@@ -66,7 +66,7 @@ impl OptionalFromRequestParts<AppState> for CurrentUser {
         else {
             return Ok(None);
         };
-        let user = super::users::get(&state.store.db(), session.user_id).await?;
+        let user = state.user(session.user_id).await?;
         Ok(user.map(|user| CurrentUser {
             user,
             session: session.clone(),

@@ -63,7 +63,7 @@ pub async fn session(State(state): State<AppState>, mut request: Request, next: 
     if let Some((user_id, csrf)) = viewer
         && response.extensions().get::<ErrorReport>().is_some()
         && response.extensions().get::<ErrorViewer>().is_none()
-        && let Ok(Some(user)) = super::users::get(&state.store.db(), user_id).await
+        && let Ok(Some(user)) = state.user(user_id).await
     {
         response.extensions_mut().insert(ErrorViewer { user, csrf });
     }

@@ -195,6 +195,9 @@ pub async fn finish_login(
         },
     )
     .await?;
+    // A sign-in rewrites the account (a GET that writes): its next page must see the
+    // account as written now, not as kept.
+    state.data_versions.refresh(&state.store.db()).await?;
     // A new id at every sign-in; any session the browser had is ended.
     if let Some(old) = jar.get(state.auth.session_cookie()) {
         let _ = state.auth.sessions.destroy(old.value()).await;

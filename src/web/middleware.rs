@@ -127,6 +127,26 @@ pub async fn tag(State(tagging): State<Tagging>, mut request: Request, next: Nex
     response
 }
 
+/// After a write through this instance (any method but the safe ones), the data versions are
+/// read again before the answer leaves, so the next request of whoever wrote sees the change
+/// even if the database's announcement of it has not arrived yet. Writes are rare: one small
+/// query each.
+pub async fn read_own_writes(
+    State(state): State<crate::state::AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let writes = !request.method().is_safe();
+    let response = next.run(request).await;
+    if writes
+        && state.data_versions.is_live()
+        && let Err(error) = state.data_versions.refresh(&state.store.db()).await
+    {
+        tracing::warn!(%error, "cannot read the data versions after a write");
+    }
+    response
+}
+
 pub async fn not_found() -> AppError {
     AppError::not_found()
 }

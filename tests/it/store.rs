@@ -438,67 +438,84 @@ async fn sqlite_roles_and_mappings() {
 
 /// Every way the data behind a cached copy changes bumps its version, in the same
 /// transaction, whoever writes it: here plain SQL, as another instance or the command line
-/// would. What does not stand for that data leaves the versions alone.
+/// would. Each statement bumps its own kind and leaves the others alone; what does not stand
+/// for cached data (a run that has not succeeded) bumps nothing.
 async fn data_versions_follow_the_data(db: TestDb) {
     use gatehouse::store::versions::{Versions, read};
     let store = open(&db).await;
     store.migrate().await.expect("migrates");
     let db = store.db();
+    let users = |v: &Versions| v.users;
+    let access = |v: &Versions| v.access;
+    let repos = |v: &Versions| v.repos;
+    type Kind = fn(&Versions) -> i64;
+    let steps: [(&str, Option<Kind>); 21] = [
+        (
+            "INSERT INTO users (issuer, subject) VALUES ('https://idp.example', 'bob')",
+            Some(users),
+        ),
+        ("UPDATE users SET groups = '[\"eng\"]'", Some(users)),
+        (
+            "INSERT INTO roles (name, description, data_sets) VALUES ('web', '', '{\"repos\":[\"web-*\"]}')",
+            Some(access),
+        ),
+        (
+            "UPDATE roles SET description = 'Web' WHERE name = 'web'",
+            Some(access),
+        ),
+        (
+            "INSERT INTO user_roles (user_id, role_id, granted_by) SELECT u.id, r.id, 't' FROM users u, roles r",
+            Some(access),
+        ),
+        (
+            "INSERT INTO role_email_assignments (email, role_id, granted_by) SELECT 'bob@example.com', id, 't' FROM roles",
+            Some(access),
+        ),
+        (
+            "INSERT INTO group_role_mappings (group_name, role_id, created_by) SELECT 'eng', id, 't' FROM roles",
+            Some(access),
+        ),
+        (
+            "INSERT INTO admin_grants (email, granted_by) VALUES ('root@example.com', 't')",
+            Some(access),
+        ),
+        ("DELETE FROM admin_grants", Some(access)),
+        ("DELETE FROM group_role_mappings", Some(access)),
+        ("DELETE FROM role_email_assignments", Some(access)),
+        ("DELETE FROM user_roles", Some(access)),
+        ("DELETE FROM roles", Some(access)),
+        (
+            "INSERT INTO repos (name, description) VALUES ('web-shop', '')",
+            Some(repos),
+        ),
+        (
+            "UPDATE repos SET description = 'The shop' WHERE name = 'web-shop'",
+            Some(repos),
+        ),
+        (
+            "INSERT INTO repo_summaries (repo_id, as_of) SELECT id, '2026-12-01' FROM repos",
+            Some(repos),
+        ),
+        ("UPDATE repo_summaries SET views_14d = 5", Some(repos)),
+        (
+            "INSERT INTO sync_runs (kind, outcome) VALUES ('github', 'running')",
+            None,
+        ),
+        ("UPDATE sync_runs SET outcome = 'success'", Some(repos)),
+        ("DELETE FROM repo_summaries", Some(repos)),
+        ("DELETE FROM repos", Some(repos)),
+    ];
+    let kinds: [Kind; 3] = [users, access, repos];
     let mut last = read(&db).await.expect("versions");
-    let step = |sql: &'static str| {
-        let db = db.clone();
-        async move {
-            gatehouse::execute!(&db, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-            read(&db).await.expect("versions")
-        }
-    };
-    let access_writes = [
-        "INSERT INTO roles (name, description, data_sets) VALUES ('web', '', '{\"repos\":[\"web-*\"]}')",
-        "UPDATE roles SET description = 'Web' WHERE name = 'web'",
-        "INSERT INTO users (issuer, subject) VALUES ('https://idp.example', 'bob')",
-        "INSERT INTO user_roles (user_id, role_id, granted_by) SELECT u.id, r.id, 't' FROM users u, roles r",
-        "INSERT INTO role_email_assignments (email, role_id, granted_by) SELECT 'bob@example.com', id, 't' FROM roles",
-        "INSERT INTO group_role_mappings (group_name, role_id, created_by) SELECT 'eng', id, 't' FROM roles",
-        "INSERT INTO admin_grants (email, granted_by) VALUES ('root@example.com', 't')",
-        "DELETE FROM admin_grants",
-        "DELETE FROM group_role_mappings",
-        "DELETE FROM role_email_assignments",
-        "DELETE FROM user_roles",
-        "DELETE FROM roles",
-    ];
-    for sql in access_writes {
-        let now: Versions = step(sql).await;
-        if sql.starts_with("INSERT INTO users") {
-            assert_eq!(
-                now, last,
-                "{sql}: a user row is read per request, not cached"
-            );
-        } else {
-            assert!(now.access > last.access, "{sql}");
-            assert_eq!(now.repos, last.repos, "{sql}");
-        }
-        last = now;
-    }
-    let repos_writes = [
-        "INSERT INTO repos (name, description) VALUES ('web-shop', '')",
-        "UPDATE repos SET description = 'The shop' WHERE name = 'web-shop'",
-        "INSERT INTO repo_summaries (repo_id, as_of) SELECT id, '2026-12-01' FROM repos",
-        "UPDATE repo_summaries SET views_14d = 5",
-        "INSERT INTO sync_runs (kind, outcome) VALUES ('github', 'running')",
-        "UPDATE sync_runs SET outcome = 'success'",
-        "DELETE FROM repo_summaries",
-        "DELETE FROM repos",
-    ];
-    for sql in repos_writes {
-        let now = step(sql).await;
-        if sql.starts_with("INSERT INTO sync_runs") {
-            assert_eq!(
-                now, last,
-                "{sql}: a run that has not succeeded changes nothing shown"
-            );
-        } else {
-            assert!(now.repos > last.repos, "{sql}");
-            assert_eq!(now.access, last.access, "{sql}");
+    for (sql, bumps) in steps {
+        gatehouse::execute!(&db, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let now = read(&db).await.expect("versions");
+        for kind in kinds {
+            if bumps.is_some_and(|b| b as usize == kind as usize) {
+                assert!(kind(&now) > kind(&last), "{sql}: {last:?} -> {now:?}");
+            } else {
+                assert_eq!(kind(&now), kind(&last), "{sql}: {last:?} -> {now:?}");
+            }
         }
         last = now;
     }
@@ -513,4 +530,82 @@ async fn postgres_data_versions_follow_the_data() {
 #[tokio::test]
 async fn sqlite_data_versions_follow_the_data() {
     data_versions_follow_the_data(TestDb::sqlite()).await;
+}
+
+/// Waits up to two seconds (the bound on how late an instance may learn of a change made
+/// elsewhere) for `done`.
+async fn within_bound(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{what}: not within 2 s");
+}
+
+/// On PostgreSQL an instance learns of a bump from the database's announcement, without
+/// asking; while the listening connection is gone it reads per request, and it listens again
+/// after a second.
+#[tokio::test]
+async fn postgres_announces_data_versions_and_survives_a_lost_listener() {
+    use gatehouse::store::versions::VersionWatch;
+    let test_db = TestDb::postgres().await;
+    let store = open(&test_db).await;
+    store.migrate().await.expect("migrates");
+    let db = store.db();
+    let gatehouse::store::Db::Postgres(pool) = db.clone() else {
+        panic!("a PostgreSQL store");
+    };
+    let watch = Arc::new(VersionWatch::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(watch.clone().watch(pool.clone(), stop_rx));
+    within_bound("listening", || watch.is_live()).await;
+    let before = watch.current(&db).await.expect("versions").access;
+
+    // Written by another connection, as another instance would.
+    let other = open(&test_db).await;
+    gatehouse::execute!(&other.db(), "INSERT INTO roles (name) VALUES ('web')").expect("role");
+    // While live, `current` answers from what was announced: given a database that refuses
+    // every connection, it still answers.
+    let nowhere = gatehouse::store::Db::Postgres(
+        sqlx::PgPool::connect_lazy("postgres://postgres@127.0.0.1:1/none").expect("lazy pool"),
+    );
+    let known = || watch.current(&nowhere);
+    let mut seen = before;
+    for _ in 0..200 {
+        seen = known().await.expect("answers without the database").access;
+        if seen > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(seen > before, "the announcement arrived");
+
+    // The listening connection is cut: per-request reads until it is back.
+    gatehouse::execute!(
+        &other.db(),
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+    )
+    .expect("terminate");
+    within_bound("not live once the connection is lost", || !watch.is_live()).await;
+    gatehouse::execute!(&other.db(), "INSERT INTO roles (name) VALUES ('api')").expect("role");
+    let read = watch.current(&db).await.expect("read").access;
+    assert!(read > seen, "read per request meanwhile");
+    within_bound("listening again", || watch.is_live()).await;
+    gatehouse::execute!(&other.db(), "DELETE FROM roles").expect("delete");
+    let mut after = read;
+    for _ in 0..200 {
+        after = known().await.expect("answers").access;
+        if after > read {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(after > read, "announcements arrive again");
+    let _ = stop_tx.send(true);
+    task.await.expect("stops");
+    other.close().await;
+    store.close().await;
 }
