@@ -622,3 +622,92 @@ async fn dev_mode_sample_repositories_by_demo_role() {
     assert!(page.contains("<svg class=\"spark\""), "{page}");
     app.stop().await;
 }
+
+/// Two instances on one PostgreSQL database, each keeping pages in memory: an admin's change
+/// on one (a role taken from bob) and a sync's data written elsewhere reach the other's next
+/// pages within the bound (two seconds; announcements take well under one), and the admin's
+/// own next page on the first at once.
+#[tokio::test]
+async fn a_change_on_one_instance_reaches_the_others_pages() {
+    let idp = FakeIdp::start(vec!["openid", "email", "profile", "groups"]).await;
+    let test_db = TestDb::postgres().await;
+    let one = app_with(&idp, &test_db, &[]).await;
+    let two = app_with(&idp, &test_db, &[]).await;
+    let db = one.state.store.db();
+    seed(&db).await;
+    let web = roles::create(&db, "web", "", &["web-*".into()])
+        .await
+        .expect("create")
+        .expect("new");
+    let (alice, csrf) = sign_in_as(&one, &idp, "alice", &["gatehouse-admins"]).await;
+    let (bob, _) = sign_in_as(&one, &idp, "bob", &[]).await;
+    let bob_id = user_id(&db, "bob").await;
+    roles::assign(&db, bob_id, web.id, "test")
+        .await
+        .expect("assign");
+    // Both instances have bob's list and a repository page in memory.
+    for app in [&one, &two] {
+        assert_eq!(visible(app, &bob).await, ["web-admin", "web-shop"]);
+        assert_eq!(
+            get_with(&bob, &app.url("/repos/web-shop")).await.status(),
+            StatusCode::OK
+        );
+    }
+    let r = crate::support::http()
+        .post(one.url(&format!("/admin/users/{bob_id}/roles")))
+        .header("cookie", alice.header())
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("action", "remove"),
+            ("role_id", &web.id.to_string()),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // The instance that made the change: at once.
+    assert_eq!(visible(&one, &bob).await, Vec::<String>::new());
+    // The other: within the bound.
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        seen = visible(&two, &bob).await;
+        if seen.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        seen.is_empty(),
+        "still shown on the other instance: {seen:?}"
+    );
+    assert_eq!(
+        get_with(&bob, &two.url("/repos/web-shop")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    // Data written elsewhere (as the sync writes it: traffic and the sums, one transaction).
+    let today = Utc::now().date_naive();
+    gatehouse::execute!(
+        &db,
+        "UPDATE repo_traffic SET views = 1000 WHERE day = $1 \
+           AND repo_id = (SELECT id FROM repos WHERE name = 'web-shop')",
+        today
+    )
+    .expect("traffic");
+    let [a, b, c] = gatehouse::repos::store::summary_window(today);
+    gatehouse::execute!(&db, gatehouse::repos::store::REFRESH_SUMMARIES, a, b, c).expect("refresh");
+    let mut page = String::new();
+    for _ in 0..200 {
+        page = get_with(&alice, &two.url("/repos?q=shop"))
+            .await
+            .text()
+            .await
+            .expect("page");
+        if page.contains("data-testid=\"views\">1130 ") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(page.contains("data-testid=\"views\">1130 "), "{page}");
+    two.stop().await;
+    one.stop().await;
+}
