@@ -113,6 +113,17 @@ class Server:
         shutil.rmtree(self.cwd, ignore_errors=True)
 
 
+def memory(pid):
+    """The process's resident memory now and at its peak, as text ("RSS 21.3 MB, peak 24.0 MB")."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) / 1024
+    return f"RSS {fields.get('VmRSS', 0):.1f} MB, peak {fields.get('VmHWM', 0):.1f} MB"
+
+
 def cpu_seconds(names=None):
     """CPU time (user + system) used so far by the processes whose command is in `names`, or
     by the whole machine when `names` is None (processes that exit take their time with them,

@@ -19,7 +19,7 @@ use super::cache::DetailKey;
 use super::{RepoAccess, access_in_org, access_with, store};
 use crate::auth::extract::CurrentUser;
 use crate::state::AppState;
-use crate::store::{Db, StoreError, User};
+use crate::store::{Db, User};
 use crate::web::error::AppError;
 use crate::web::extract::{Path, Query};
 use crate::web::pages::Layout;
@@ -60,15 +60,22 @@ pub struct Choice {
     pub current: bool,
 }
 
-/// What the page shows of one repository over one range, whoever asks with the same access.
+/// What the page shows of one repository over one range, whoever asks with the same access;
+/// the charts and tables as HTML, rendered once rather than at every request.
 pub struct Shown {
     repo: RepoDetail,
-    points: Vec<Point>,
-    charts: Vec<Chart>,
     totals: (i64, i64, i64, i64),
-    referrers: Vec<Popular>,
-    paths: Vec<Popular>,
-    stars: Vec<(NaiveDate, i32)>,
+    body_html: String,
+}
+
+#[derive(Template)]
+#[template(path = "repo_data.html")]
+struct DataHtml<'a> {
+    points: &'a [Point],
+    charts: &'a [Chart],
+    referrers: &'a [Popular],
+    paths: &'a [Popular],
+    stars: &'a [(NaiveDate, i32)],
 }
 
 #[derive(Template, WebTemplate)]
@@ -163,7 +170,7 @@ async fn load_shown(
     likes: Option<&[String]>,
     name: &str,
     query: &SeriesQuery,
-) -> Result<Option<Shown>, StoreError> {
+) -> Result<Option<Shown>, AppError> {
     let Some(repo) = store::find(db, likes, name).await? else {
         return Ok(None);
     };
@@ -182,14 +189,19 @@ async fn load_shown(
         chart("Views", &points, |p| p.views, |p| p.unique_views),
         chart("Clones", &points, |p| p.clones, |p| p.unique_clones),
     ];
+    let body_html = DataHtml {
+        points: &points,
+        charts: &charts,
+        referrers: &referrers,
+        paths: &paths,
+        stars: &stars,
+    }
+    .render()
+    .map_err(|e| AppError::Internal(e.into()))?;
     Ok(Some(Shown {
         repo,
-        points,
-        charts,
         totals,
-        referrers,
-        paths,
-        stars,
+        body_html,
     }))
 }
 
