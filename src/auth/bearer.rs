@@ -16,8 +16,9 @@ use tokio::sync::OnceCell;
 
 use super::discovery;
 use super::jwks::JwksCache;
+use super::jwks::VerifyingKey;
 use super::oidc::OidcClient;
-use super::verify::{OneOrMany, TokenError, verify_with};
+use super::verify::{OneOrMany, TokenError, verify_keyed};
 use crate::web::error::AppError;
 
 /// Longest `Authorization` header read; anything longer is refused unparsed.
@@ -53,6 +54,7 @@ impl AccessToken {
 
 #[derive(Debug, Deserialize)]
 struct AccessClaims {
+    exp: Option<i64>,
     sub: Option<String>,
     cid: Option<String>,
     azp: Option<String>,
@@ -199,6 +201,34 @@ impl Writers {
     }
 }
 
+/// The longest a verified token is reused without verifying it again.
+const VERIFIED_MAX_AGE_SECS: i64 = 60;
+/// Verified tokens kept: the machine clients and users of the API within a minute.
+const VERIFIED_KEPT: usize = 10_000;
+
+/// A token verified earlier, and what that rested on.
+struct Verified {
+    token: AccessToken,
+    key: Arc<VerifyingKey>,
+    jwks: Arc<JwksCache>,
+    /// Unix time until which it is reused: its `exp` or the maximum age, whichever is first.
+    until: i64,
+}
+
+impl Verified {
+    /// Reused only while its key is still trusted (the same key in a set not past its age:
+    /// a withdrawn or rotated-out key ends it at the set's next fetch) and before `until`.
+    fn still_good(&self, now: i64) -> bool {
+        now < self.until && self.jwks.holds(&self.key)
+    }
+}
+
+/// Until when a token verified at `now` may be reused.
+fn reuse_until(now: i64, exp: Option<i64>) -> i64 {
+    let max = now + VERIFIED_MAX_AGE_SECS;
+    exp.map_or(max, |exp| exp.min(max))
+}
+
 pub struct ApiVerifier {
     issuers: Vec<Issuer>,
     audience: String,
@@ -208,6 +238,9 @@ pub struct ApiVerifier {
     cooldown: std::time::Duration,
     /// The sign-in's client: its issuer's keys are shared with the API, one cache for both.
     sign_in: Arc<OidcClient>,
+    /// Tokens verified earlier, by the SHA-256 of the token: a client that reuses its token
+    /// (they all do, until it expires) costs one RSA verification, not one per request.
+    verified: quick_cache::sync::Cache<[u8; 32], Arc<Verified>>,
 }
 
 #[derive(Deserialize)]
@@ -237,6 +270,7 @@ impl ApiVerifier {
                 .build()?,
             cooldown: config.jwks_cooldown,
             sign_in,
+            verified: quick_cache::sync::Cache::new(VERIFIED_KEPT),
         })
     }
 
@@ -296,6 +330,15 @@ impl ApiVerifier {
                 ));
             }
         };
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = chrono::Utc::now().timestamp();
+        if let Some(hit) = self.verified.get(&digest) {
+            if hit.still_good(now) {
+                return Ok(hit.token.clone());
+            }
+            self.verified.remove(&digest);
+        }
         // The issuer picks the keys; it is read unverified only to choose among trusted ones.
         let payload = token
             .split('.')
@@ -310,14 +353,15 @@ impl ApiVerifier {
             .find(|i| discovery::same_issuer(&i.issuer, &iss))
             .ok_or_else(|| BearerError::Invalid("the token was issued by someone else".into()))?;
         let jwks = self.keys(issuer).await?;
-        let claims: Value = verify_with(token, &jwks, &iss, &self.audience, &["exp", "iss", "aud"])
-            .await
-            .map_err(|e| match e {
-                TokenError::Key(crate::auth::jwks::JwksError::Unavailable(_)) => {
-                    BearerError::KeysUnavailable
-                }
-                other => BearerError::Invalid(other.to_string()),
-            })?;
+        let (claims, key): (Value, _) =
+            verify_keyed(token, &jwks, &iss, &self.audience, &["exp", "iss", "aud"])
+                .await
+                .map_err(|e| match e {
+                    TokenError::Key(crate::auth::jwks::JwksError::Unavailable(_)) => {
+                        BearerError::KeysUnavailable
+                    }
+                    other => BearerError::Invalid(other.to_string()),
+                })?;
         let access = AccessClaims::deserialize(&claims)
             .map_err(|e| BearerError::Invalid(format!("the token's claims are malformed: {e}")))?;
         let client_id = access
@@ -332,13 +376,26 @@ impl ApiVerifier {
                 "the token's client is not allowed here".into(),
             ));
         }
-        Ok(AccessToken {
+        let verified = AccessToken {
             issuer: iss,
             sub: access.sub.clone(),
             client_id,
             scopes: scopes_of(&access),
             claims,
-        })
+        };
+        let until = reuse_until(now, access.exp);
+        if until > now {
+            self.verified.insert(
+                digest,
+                Arc::new(Verified {
+                    token: verified.clone(),
+                    key,
+                    jwks,
+                    until,
+                }),
+            );
+        }
+        Ok(verified)
     }
 }
 
@@ -365,6 +422,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_verified_token_is_reused_until_its_expiry_or_a_minute_whichever_is_first() {
+        let now = 1_800_000_000;
+        assert_eq!(reuse_until(now, Some(now + 10)), now + 10);
+        assert_eq!(
+            reuse_until(now, Some(now + 3600)),
+            now + VERIFIED_MAX_AGE_SECS
+        );
+        assert_eq!(reuse_until(now, None), now + VERIFIED_MAX_AGE_SECS);
+        // Expired but within the clock-skew leeway: accepted, never reused.
+        assert!(reuse_until(now, Some(now - 5)) <= now);
+    }
     use serde_json::json;
 
     #[test]

@@ -110,6 +110,15 @@ impl JwksCache {
         keys.find(kid)
     }
 
+    /// Whether `key` is still the one the current set holds under its `kid`, and the set is
+    /// not past its maximum age: what a token verified with it earlier still rests on. A
+    /// refetched set holds new values even for keys it kept, so this answers no after every
+    /// fetch: conservative, and fetches are rare.
+    pub fn holds(&self, key: &Arc<VerifyingKey>) -> bool {
+        self.cached(key.kid.as_deref())
+            .is_some_and(|current| Arc::ptr_eq(&current, key))
+    }
+
     /// The key for a token header's `kid` and `alg`; fetches only as the cool-down allows.
     pub async fn key_for(
         &self,

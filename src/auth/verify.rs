@@ -6,7 +6,9 @@ use jsonwebtoken::errors::ErrorKind;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::jwks::{ALLOWED_ALGORITHMS, JwksCache, JwksError};
+use std::sync::Arc;
+
+use super::jwks::{ALLOWED_ALGORITHMS, JwksCache, JwksError, VerifyingKey};
 
 /// Clock skew tolerated between Gatehouse and the provider.
 pub const LEEWAY_SECS: u64 = 60;
@@ -120,6 +122,20 @@ pub async fn verify_with<T: DeserializeOwned>(
     audience: &str,
     required: &[&str],
 ) -> Result<T, TokenError> {
+    verify_keyed(token, jwks, issuer, audience, required)
+        .await
+        .map(|(claims, _)| claims)
+}
+
+/// As `verify_with`, also returning the key that verified the token (for a cache of verified
+/// tokens to check that it is still trusted).
+pub async fn verify_keyed<T: DeserializeOwned>(
+    token: &str,
+    jwks: &JwksCache,
+    issuer: &str,
+    audience: &str,
+    required: &[&str],
+) -> Result<(T, Arc<VerifyingKey>), TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed("longer than 16 KiB".into()));
     }
@@ -135,9 +151,10 @@ pub async fn verify_with<T: DeserializeOwned>(
     validation.set_issuer(&[issuer]);
     validation.set_audience(&[audience]);
     validation.set_required_spec_claims(required);
-    jsonwebtoken::decode::<T>(token, &key.key, &validation)
+    let claims = jsonwebtoken::decode::<T>(token, &key.key, &validation)
         .map(|data| data.claims)
-        .map_err(|e| classify(&e))
+        .map_err(|e| classify(&e))?;
+    Ok((claims, key))
 }
 
 fn classify(e: &jsonwebtoken::errors::Error) -> TokenError {

@@ -943,6 +943,52 @@ async fn a_withdrawn_key_is_refused_once_the_key_set_is_past_its_max_age() {
     app.stop().await;
 }
 
+/// A token verified once is reused, but never past what it rested on: its key withdrawn and
+/// the key set fetched again (here because another token named an unknown key) ends it at
+/// once; a copy with another signature is another token, verified on its own; an expired or
+/// not-yet-valid token is never reused.
+#[tokio::test]
+async fn a_verified_token_is_reused_only_while_its_key_is_trusted() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let app = app_with(
+        &idp,
+        &db,
+        &[
+            ("GATEHOUSE_API_CLIENT_IDS", "reports"),
+            ("GATEHOUSE_JWKS_COOLDOWN", "0s"),
+        ],
+    )
+    .await;
+    let token = idp.access_token(&good_claims(&idp.issuer), &Tamper::None);
+    for _ in 0..3 {
+        let r = get(&app, "/api/v1/me", Some(&token)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{}", challenge(&r));
+    }
+    // The same header and claims with a signature of one changed character: refused, and
+    // the reused token is still good.
+    let (signed, signature) = token.rsplit_once('.').expect("three parts");
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    let forged = format!("{signed}.{flipped}{}", &signature[1..]);
+    let r = get(&app, "/api/v1/me", Some(&forged)).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{}", challenge(&r));
+    assert_eq!(
+        get(&app, "/api/v1/me", Some(&token)).await.status(),
+        StatusCode::OK
+    );
+    // The provider withdraws its key; a token naming an unknown key makes Gatehouse fetch the
+    // set again, and from then on the reused token is refused.
+    idp.withdraw_key();
+    let unknown = idp.access_token(&good_claims(&idp.issuer), &Tamper::UnknownKid);
+    let fetches = idp.jwks_requests();
+    let r = get(&app, "/api/v1/me", Some(&unknown)).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{}", challenge(&r));
+    assert!(idp.jwks_requests() > fetches, "the set was fetched again");
+    let r = get(&app, "/api/v1/me", Some(&token)).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{}", challenge(&r));
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_dead_issuer_is_asked_once_per_back_off_under_a_flood_of_tokens() {
     let idp = FakeIdp::start(vec!["openid"]).await;
