@@ -41,6 +41,8 @@ pub struct Caches {
     /// Accounts by (users version, id): a signed-in request needs its user every time.
     pub users: quick_cache::sync::Cache<(i64, i64), Option<User>>,
     pub repos: crate::repos::cache::RepoCaches,
+    /// The whole directory as prepared bytes, for its latest version.
+    pub dump: crate::directory::dump::DumpCache,
 }
 
 /// Accounts kept: the users active within a few minutes, of even a large company.
@@ -52,6 +54,7 @@ impl Default for Caches {
             access: Versioned::default(),
             users: quick_cache::sync::Cache::new(USERS_KEPT),
             repos: crate::repos::cache::RepoCaches::default(),
+            dump: crate::directory::dump::DumpCache::default(),
         }
     }
 }

@@ -8,6 +8,7 @@
 -- its transaction commits, so instances listening learn of it at once without asking.
 --
 --   users:  the accounts (a sign-in rewrites its row).
+--   directory: the GitHub identities (who is who), as the sync and the feeds write them.
 --   access: roles, their assignments (to accounts and to email addresses), group mappings and
 --           break-glass admin grants.
 --   repos:  the repositories and their traffic. Every writer of traffic refreshes
@@ -19,7 +20,7 @@ CREATE TABLE data_versions (
     kind    TEXT   PRIMARY KEY,
     version BIGINT NOT NULL DEFAULT 0
 );
-INSERT INTO data_versions (kind) VALUES ('users'), ('access'), ('repos');
+INSERT INTO data_versions (kind) VALUES ('users'), ('directory'), ('access'), ('repos');
 
 CREATE FUNCTION bump_data_version() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -34,6 +35,10 @@ $$;
 
 CREATE TRIGGER users_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON users
     FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version('users');
+
+CREATE TRIGGER github_identities_version
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON github_identities
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version('directory');
 
 CREATE TRIGGER roles_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON roles
     FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version('access');

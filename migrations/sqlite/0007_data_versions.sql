@@ -6,7 +6,7 @@ CREATE TABLE data_versions (
     kind    TEXT    PRIMARY KEY,
     version INTEGER NOT NULL DEFAULT 0
 );
-INSERT INTO data_versions (kind) VALUES ('users'), ('access'), ('repos');
+INSERT INTO data_versions (kind) VALUES ('users'), ('directory'), ('access'), ('repos');
 
 CREATE TRIGGER users_version_insert AFTER INSERT ON users
 BEGIN UPDATE data_versions SET version = version + 1 WHERE kind = 'users'; END;
@@ -14,6 +14,13 @@ CREATE TRIGGER users_version_update AFTER UPDATE ON users
 BEGIN UPDATE data_versions SET version = version + 1 WHERE kind = 'users'; END;
 CREATE TRIGGER users_version_delete AFTER DELETE ON users
 BEGIN UPDATE data_versions SET version = version + 1 WHERE kind = 'users'; END;
+
+CREATE TRIGGER github_identities_version_insert AFTER INSERT ON github_identities
+BEGIN UPDATE data_versions SET version = version + 1 WHERE kind = 'directory'; END;
+CREATE TRIGGER github_identities_version_update AFTER UPDATE ON github_identities
+BEGIN UPDATE data_versions SET version = version + 1 WHERE kind = 'directory'; END;
+CREATE TRIGGER github_identities_version_delete AFTER DELETE ON github_identities
+BEGIN UPDATE data_versions SET version = version + 1 WHERE kind = 'directory'; END;
 
 CREATE TRIGGER roles_version_insert AFTER INSERT ON roles
 BEGIN UPDATE data_versions SET version = version + 1 WHERE kind = 'access'; END;

@@ -5,6 +5,7 @@
 //! `feeds` and `import` the snapshot imports.
 
 pub mod api;
+pub mod dump;
 pub mod feeds;
 pub mod import;
 mod model;

@@ -3,21 +3,19 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::body::Body;
 use axum::extract::State;
 
 use crate::web::extract::Query;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::StreamExt;
 use serde::Deserialize;
 
 use super::search::{Page, SearchParams, SearchQuery, SortKey};
 use super::{IdentityJson, PersonFacts, could_be_email, normalize_email};
 use crate::auth::extract::CurrentUser;
 use crate::state::AppState;
-use crate::store::{Store, User};
+use crate::store::User;
 use crate::web::error::AppError;
 use crate::web::pages::Layout;
 use crate::web::routes::Route;
@@ -186,15 +184,15 @@ pub async fn search_page(
 }
 
 /// The Flask service's JSON, for its scripts: without parameters every active row as one
-/// array, streamed; with any
-/// parameter one page, the next page's URL in `Link`.
+/// array (`dump`); with any parameter one page, the next page's URL in `Link`.
 pub async fn search_json(
     State(state): State<AppState>,
     _current: CurrentUser,
+    headers: axum::http::HeaderMap,
     Query(params): Query<SearchParams>,
 ) -> Result<Response, AppError> {
     if params.is_empty() {
-        return Ok(stream_all(state.store.clone()));
+        return super::dump::serve(&state, &headers).await;
     }
     let query = params.parse().map_err(AppError::BadRequest)?;
     let page = Page::from_rows(
@@ -219,67 +217,4 @@ pub async fn search_json(
         }
     }
     Ok(response)
-}
-
-/// Rows in pages of this many while streaming the whole directory: memory stays flat at
-/// 100,000 rows, and each page is one keyset index walk.
-const STREAM_PAGE: u32 = 1000;
-
-fn stream_all(store: std::sync::Arc<dyn Store>) -> Response {
-    enum Step {
-        First,
-        After(super::search::Cursor),
-        Done,
-    }
-    let pages = futures::stream::unfold(Step::First, move |step| {
-        let store = store.clone();
-        async move {
-            let (after, first) = match step {
-                Step::Done => return None,
-                Step::First => (None, true),
-                Step::After(c) => (Some(c), false),
-            };
-            let query = SearchQuery {
-                limit: STREAM_PAGE,
-                after,
-                ..SearchQuery::default()
-            };
-            let rows = match crate::directory::store::search_identities(&store.db(), &query).await {
-                Ok(rows) => rows,
-                // Headers are already sent: the only honest signal left is to break the
-                // body, so the client sees a truncated response rather than a short array.
-                Err(e) => {
-                    tracing::error!(error = %e, "directory stream failed");
-                    return Some((Err(std::io::Error::other(e.to_string())), Step::Done));
-                }
-            };
-            let page = Page::from_rows(&query, rows);
-            let mut out = String::with_capacity(page.rows.len() * 120 + 2);
-            if first {
-                out.push('[');
-            } else if !page.rows.is_empty() {
-                out.push(',');
-            }
-            let json: Vec<String> = page
-                .rows
-                .iter()
-                .filter_map(|r| serde_json::to_string(&IdentityJson::from(r)).ok())
-                .collect();
-            out.push_str(&json.join(","));
-            let next = match page.next {
-                Some(c) => Step::After(c),
-                None => {
-                    out.push(']');
-                    Step::Done
-                }
-            };
-            Some((Ok::<_, std::io::Error>(out), next))
-        }
-    });
-    let mut response = Response::new(Body::from_stream(pages.boxed()));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }

@@ -27,6 +27,8 @@ pub const CHANNEL: &str = "gatehouse_data_versions";
 pub struct Versions {
     /// Accounts.
     pub users: i64,
+    /// Who is who: the GitHub identities.
+    pub directory: i64,
     /// Roles, their assignments and mappings, admin grants.
     pub access: i64,
     /// Repositories, their traffic and the last successful sync.
@@ -40,6 +42,7 @@ pub async fn read(db: &Db) -> Result<Versions, StoreError> {
     for (kind, version) in rows {
         match kind.as_str() {
             "users" => versions.users = version,
+            "directory" => versions.directory = version,
             "access" => versions.access = version,
             "repos" => versions.repos = version,
             _ => {}
@@ -54,6 +57,7 @@ pub struct VersionWatch {
     /// Whether announcements are arriving: then what is known is current.
     live: AtomicBool,
     users: AtomicI64,
+    directory: AtomicI64,
     access: AtomicI64,
     repos: AtomicI64,
 }
@@ -82,6 +86,7 @@ impl VersionWatch {
     fn known(&self) -> Versions {
         Versions {
             users: self.users.load(Ordering::Acquire),
+            directory: self.directory.load(Ordering::Acquire),
             access: self.access.load(Ordering::Acquire),
             repos: self.repos.load(Ordering::Acquire),
         }
@@ -91,6 +96,7 @@ impl VersionWatch {
     /// nothing.
     fn raise(&self, v: Versions) {
         self.users.fetch_max(v.users, Ordering::AcqRel);
+        self.directory.fetch_max(v.directory, Ordering::AcqRel);
         self.access.fetch_max(v.access, Ordering::AcqRel);
         self.repos.fetch_max(v.repos, Ordering::AcqRel);
     }
@@ -105,6 +111,7 @@ impl VersionWatch {
         };
         let slot = match kind {
             "users" => &self.users,
+            "directory" => &self.directory,
             "access" => &self.access,
             "repos" => &self.repos,
             _ => return,

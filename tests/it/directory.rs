@@ -435,6 +435,114 @@ async fn search_json_streams_everyone_and_pages_with_link_headers() {
     app.stop().await;
 }
 
+/// The whole directory is streamed the first time for a version, then served as the same
+/// bytes prepared: with a strong ETag (304 when the client has it), gzipped when asked; a
+/// change to the directory, written by anyone, makes a new version at the next request.
+async fn the_full_directory_is_prepared_once_per_version(db: TestDb) {
+    seed_directory(&db, &people(1500)).await;
+    let rig = crate::signin::rig(db, &[]).await;
+    let alice = crate::signin::sign_in(&rig, "alice", "/").await.jar;
+    let app = rig.app;
+    let fetch = |headers: Vec<(&'static str, String)>| {
+        let alice = alice.clone();
+        let url = app.url("/gh/search.json");
+        async move {
+            let mut request = http().get(url).header("cookie", alice.header());
+            for (k, v) in headers {
+                request = request.header(k, v);
+            }
+            request.send().await.expect("dump")
+        }
+    };
+    let first = fetch(vec![]).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert!(first.headers().get("etag").is_none(), "streamed as read");
+    let streamed = first.bytes().await.expect("body");
+    // Kept once the stream is out (in the background): the next answers are prepared.
+    let mut prepared = fetch(vec![]).await;
+    for _ in 0..200 {
+        if prepared.headers().get("etag").is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        prepared = fetch(vec![]).await;
+    }
+    let etag = prepared.headers()["etag"]
+        .to_str()
+        .expect("etag")
+        .to_string();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "strong: {etag}"
+    );
+    assert_eq!(prepared.headers()["content-type"], "application/json");
+    assert_eq!(
+        prepared.bytes().await.expect("body"),
+        streamed,
+        "the same bytes"
+    );
+
+    let r = fetch(vec![("if-none-match", etag.clone())]).await;
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(r.headers()["etag"].to_str().expect("etag"), etag);
+    assert!(r.bytes().await.expect("body").is_empty());
+    let r = fetch(vec![("if-none-match", "\"other\"".into())]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let r = fetch(vec![("accept-encoding", "gzip".into())]).await;
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert_eq!(r.headers()["vary"], "accept-encoding");
+    let gz = r.bytes().await.expect("body");
+    assert!(
+        gz.len() < streamed.len() / 3,
+        "{} of {}",
+        gz.len(),
+        streamed.len()
+    );
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut json)
+        .expect("gunzip");
+    assert_eq!(json, streamed);
+    let r = fetch(vec![("accept-encoding", "gzip;q=0, br".into())]).await;
+    assert!(r.headers().get("content-encoding").is_none());
+
+    // Someone else renames a person: the next answer has it, under another tag.
+    gatehouse::execute!(
+        &app.state.store.db(),
+        "UPDATE github_identities SET name = 'Renamed Elsewhere' WHERE email = 'alice@example.com'"
+    )
+    .expect("rename");
+    let mut body = String::new();
+    for _ in 0..200 {
+        let r = fetch(vec![("if-none-match", etag.clone())]).await;
+        if r.status() == StatusCode::OK {
+            assert_ne!(
+                r.headers().get("etag").map(|e| e.to_str().ok()),
+                Some(Some(etag.as_str()))
+            );
+            body = r.text().await.expect("body");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        body.contains("Renamed Elsewhere"),
+        "{}",
+        &body[..body.len().min(300)]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_full_directory_is_prepared_once_per_version_on_postgres() {
+    the_full_directory_is_prepared_once_per_version(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn the_full_directory_is_prepared_once_per_version_on_sqlite() {
+    the_full_directory_is_prepared_once_per_version(TestDb::sqlite()).await;
+}
+
 #[tokio::test]
 async fn the_search_page_renders_searches_sorts_and_pages_without_javascript() {
     let db = TestDb::sqlite();
