@@ -7,6 +7,15 @@
 //! one round trip. The price is that a client may spend up to twice the limit across a window
 //! boundary; for these limits (abuse brakes, not quotas) that is acceptable.
 //!
+//! Rules with large budgets (from `BATCH_FROM` a window: `default` and `api` as usually set)
+//! are counted in batches instead: an instance lets up to `slack` hits through on its own,
+//! knowing the shared count as of its last report, and reports them with one `INCRBY` when
+//! the slack is spent, when a second has passed, or when the known count nears the limit
+//! (from there on every hit asks Redis, as small rules always do). Most requests then make no
+//! round trip. The error is bounded and one-sided: each instance may let through at most its
+//! slack (1% of the limit, at most 50) beyond the limit before it learns it was reached, so N
+//! instances allow at most N × slack more a window. Counting stays shared.
+//!
 //! Redis unreachable: the choice is made per rule, in [`when_redis_down`], and logged (at most
 //! once a minute). No rule fails open: a brake that vanishes when a cache does is no brake.
 //! Sign-in rules fail closed (503), everything else counts on this instance.
@@ -33,10 +42,38 @@ use crate::state::AppState;
 use crate::store::AuditEvent;
 
 const SCRIPT: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local by = tonumber(ARGV[2])
+local n = redis.call('INCRBY', KEYS[1], by)
+if n == by then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 ";
+
+/// Rules allowing at least this many requests a window are counted in batches.
+const BATCH_FROM: u32 = 1_000;
+/// The most hits an instance lets through before reporting them.
+const BATCH_MAX: u64 = 50;
+/// Batches are reported at least this often, in seconds, so instances see each other's counts.
+const BATCH_EVERY: i64 = 1;
+
+/// How many hits an instance may let through on its own under a rule of `limit`.
+fn slack(limit: u32) -> u64 {
+    if limit < BATCH_FROM {
+        0
+    } else {
+        (u64::from(limit) / 100).clamp(1, BATCH_MAX)
+    }
+}
+
+/// One batched counter on this instance.
+struct Batch {
+    /// Hits let through and not yet reported.
+    pending: u64,
+    /// The shared count as of the last report; `None` before the first.
+    known: Option<u64>,
+    reported_at: i64,
+    /// Epoch second after which the entry is no longer needed.
+    expires: i64,
+}
 
 /// The in-process map is swept once it holds more entries than this.
 const LOCAL_MAX: usize = 50_000;
@@ -84,6 +121,7 @@ pub struct RateLimiter {
     prefix: String,
     script: redis::Script,
     local: Mutex<LocalCounters>,
+    batches: Mutex<HashMap<String, Batch>>,
     last_warning: AtomicI64,
 }
 
@@ -99,6 +137,7 @@ impl RateLimiter {
             prefix: prefix.to_string(),
             script: redis::Script::new(SCRIPT),
             local: Mutex::new(LocalCounters::default()),
+            batches: Mutex::new(HashMap::new()),
             last_warning: AtomicI64::new(0),
         }
     }
@@ -110,8 +149,13 @@ impl RateLimiter {
         let now = chrono::Utc::now().timestamp();
         let window = now / per;
         let counter = format!("{}:rl:{rule}:{key}:{window}", self.prefix);
+        let max = u64::from(limit.count);
+        let expires = (window + 1) * per;
         let count = match &self.redis {
-            Some(redis) => match self.hit_redis(redis, &counter, per).await {
+            Some(redis) => match self
+                .hit_batched(redis, &counter, per, slack(limit.count), max, expires, now)
+                .await
+            {
                 Ok(n) => n,
                 Err(e) => {
                     let choice = when_redis_down(rule);
@@ -123,9 +167,7 @@ impl RateLimiter {
                         );
                     }
                     match choice {
-                        WhenRedisDown::CountHere => {
-                            self.hit_local(&counter, (window + 1) * per, now)
-                        }
+                        WhenRedisDown::CountHere => self.hit_local(&counter, expires, now),
                         WhenRedisDown::Refuse => {
                             return Some(Decision {
                                 allowed: false,
@@ -138,9 +180,8 @@ impl RateLimiter {
                     }
                 }
             },
-            None => self.hit_local(&counter, (window + 1) * per, now),
+            None => self.hit_local(&counter, expires, now),
         };
-        let max = u64::from(limit.count);
         Some(Decision {
             allowed: count <= max,
             limit: limit.count,
@@ -150,11 +191,70 @@ impl RateLimiter {
         })
     }
 
-    async fn hit_redis(&self, redis: &RedisHandle, counter: &str, per: i64) -> Result<u64, String> {
+    /// One hit on a shared counter: let through here while the slack and the known count
+    /// allow, else reported with the hits pending (the count as Redis has it then).
+    #[allow(clippy::too_many_arguments)]
+    async fn hit_batched(
+        &self,
+        redis: &RedisHandle,
+        counter: &str,
+        per: i64,
+        slack: u64,
+        max: u64,
+        expires: i64,
+        now: i64,
+    ) -> Result<u64, String> {
+        if slack == 0 {
+            return self.hit_redis(redis, counter, per, 1).await;
+        }
+        let report = {
+            let mut batches = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+            if batches.len() > LOCAL_MAX {
+                batches.retain(|_, b| b.expires > now);
+            }
+            let batch = batches.entry(counter.to_string()).or_insert(Batch {
+                pending: 0,
+                known: None,
+                reported_at: now,
+                expires,
+            });
+            match batch.known {
+                Some(known)
+                    if batch.pending < slack
+                        && now - batch.reported_at < BATCH_EVERY
+                        && known + batch.pending < max =>
+                {
+                    batch.pending += 1;
+                    return Ok(known + batch.pending);
+                }
+                _ => {
+                    let report = batch.pending + 1;
+                    batch.pending = 0;
+                    batch.reported_at = now;
+                    report
+                }
+            }
+        };
+        let total = self.hit_redis(redis, counter, per, report).await?;
+        let mut batches = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(batch) = batches.get_mut(counter) {
+            batch.known = Some(batch.known.map_or(total, |k| k.max(total)));
+        }
+        Ok(total)
+    }
+
+    async fn hit_redis(
+        &self,
+        redis: &RedisHandle,
+        counter: &str,
+        per: i64,
+        by: u64,
+    ) -> Result<u64, String> {
         let mut conn = redis.connection().await.map_err(|e| e.to_string())?;
         self.script
             .key(counter)
             .arg(per)
+            .arg(by)
             .invoke_async::<u64>(&mut conn)
             .await
             .map_err(|e| e.to_string())
@@ -318,6 +418,14 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_large_budgets_are_counted_in_batches_of_at_most_one_percent() {
+        assert_eq!(slack(999), 0, "small rules ask Redis every time");
+        assert_eq!(slack(1_000), 10);
+        assert_eq!(slack(1_999), 19);
+        assert_eq!(slack(100_000_000), BATCH_MAX);
+    }
 
     #[tokio::test]
     async fn in_process_windows_count_and_refuse() {

@@ -128,6 +128,69 @@ async fn two_instances_on_one_redis_share_their_counters() {
     two.stop().await;
 }
 
+/// A large budget is counted in batches (most requests make no round trip to Redis), and
+/// stays shared: across two instances, no fewer than the limit and at most each instance's
+/// slack (1% of it) more get through, and once over, every request is refused.
+#[tokio::test]
+async fn a_large_budget_counted_in_batches_stays_shared_and_bounded() {
+    let db = TestDb::postgres().await;
+    let redis = redis_url();
+    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let shared = [
+        ("GATEHOUSE_DATABASE_URL", db.url()),
+        ("GATEHOUSE_REDIS_URL", redis.as_str()),
+        ("GATEHOUSE_REDIS_PREFIX", prefix.as_str()),
+        ("GATEHOUSE_RATE_LIMITS", "default=1000/hour"),
+    ];
+    let shared = crate::support::with_provider(&shared);
+    let one = TestApp::start(&shared).await;
+    let two = TestApp::start(&shared).await;
+    // Five quick requests: the first asks Redis, the rest are let through here (a report
+    // at most once a second, so the shared count lags by at most a few).
+    for _ in 0..5 {
+        assert_eq!(hit(&one, "/", None).await.status(), StatusCode::OK);
+    }
+    let client = redis::Client::open(redis.as_str()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:rl:default:*"))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    let mut reported = 0;
+    for key in keys {
+        let n: u64 = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("get");
+        reported += n;
+    }
+    assert!((1..5).contains(&reported), "{reported} of 5 reported");
+    let mut allowed = 5;
+    let mut last = Vec::new();
+    for i in 0..1100 {
+        let app = if i % 3 == 0 { &one } else { &two };
+        let status = hit(app, "/", None).await.status();
+        if status == StatusCode::OK {
+            allowed += 1;
+        }
+        if i >= 1060 {
+            last.push(status.as_u16());
+        }
+    }
+    assert!(
+        (1000..=1020).contains(&allowed),
+        "{allowed} let through of a limit of 1,000 (slack 10 per instance)"
+    );
+    assert!(last.iter().all(|s| *s == 429), "{last:?}");
+    one.stop().await;
+    two.stop().await;
+}
+
 #[tokio::test]
 async fn with_redis_down_sign_in_refuses_and_other_limits_count_here() {
     let db = TestDb::sqlite();
