@@ -909,20 +909,25 @@ async fn malformed_input_is_a_4xx_and_changes_nothing() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_withdrawn_key_is_refused_once_the_key_set_is_past_its_max_age() {
-    let idp = FakeIdp::start(vec!["openid"]).await;
-    idp.set_jwks_cache_control("public, max-age=1");
-    let db = TestDb::sqlite();
-    let app = app_with(
-        &idp,
-        &db,
+/// An app that lets client `reports` in and refetches keys without a cool-down.
+async fn reports_app(idp: &FakeIdp, db: &TestDb) -> TestApp {
+    app_with(
+        idp,
+        db,
         &[
             ("GATEHOUSE_API_CLIENT_IDS", "reports"),
             ("GATEHOUSE_JWKS_COOLDOWN", "0s"),
         ],
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_withdrawn_key_is_refused_once_the_key_set_is_past_its_max_age() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    idp.set_jwks_cache_control("public, max-age=1");
+    let db = TestDb::sqlite();
+    let app = reports_app(&idp, &db).await;
     let token = idp.access_token(&good_claims(&idp.issuer), &Tamper::None);
     assert_eq!(
         get(&app, "/api/v1/me", Some(&token)).await.status(),
@@ -945,21 +950,13 @@ async fn a_withdrawn_key_is_refused_once_the_key_set_is_past_its_max_age() {
 
 /// A token verified once is reused, but never past what it rested on: its key withdrawn and
 /// the key set fetched again (here because another token named an unknown key) ends it at
-/// once; a copy with another signature is another token, verified on its own; an expired or
-/// not-yet-valid token is never reused.
+/// once; a copy with another signature is another token, verified on its own. (How long a
+/// token is reused, and that an expired one never is: `auth::bearer`'s unit tests.)
 #[tokio::test]
 async fn a_verified_token_is_reused_only_while_its_key_is_trusted() {
     let idp = FakeIdp::start(vec!["openid"]).await;
     let db = TestDb::sqlite();
-    let app = app_with(
-        &idp,
-        &db,
-        &[
-            ("GATEHOUSE_API_CLIENT_IDS", "reports"),
-            ("GATEHOUSE_JWKS_COOLDOWN", "0s"),
-        ],
-    )
-    .await;
+    let app = reports_app(&idp, &db).await;
     let token = idp.access_token(&good_claims(&idp.issuer), &Tamper::None);
     for _ in 0..3 {
         let r = get(&app, "/api/v1/me", Some(&token)).await;

@@ -104,20 +104,27 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_budget() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn two_instances_on_one_redis_share_their_counters() {
-    let db = TestDb::postgres().await;
+/// Two instances on one database and one Redis (their own key prefix) with these limits; the
+/// prefix. The database is kept alive by the caller.
+async fn two_instances(db: &TestDb, limits: &str) -> (TestApp, TestApp, String) {
     let redis = redis_url();
     let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
     let shared = [
         ("GATEHOUSE_DATABASE_URL", db.url()),
         ("GATEHOUSE_REDIS_URL", redis.as_str()),
         ("GATEHOUSE_REDIS_PREFIX", prefix.as_str()),
-        ("GATEHOUSE_RATE_LIMITS", "default=4/hour"),
+        ("GATEHOUSE_RATE_LIMITS", limits),
     ];
     let shared = crate::support::with_provider(&shared);
     let one = TestApp::start(&shared).await;
     let two = TestApp::start(&shared).await;
+    (one, two, prefix)
+}
+
+#[tokio::test]
+async fn two_instances_on_one_redis_share_their_counters() {
+    let db = TestDb::postgres().await;
+    let (one, two, _) = two_instances(&db, "default=4/hour").await;
     let mut statuses = Vec::new();
     for i in 0..6 {
         let app = if i % 2 == 0 { &one } else { &two };
@@ -134,23 +141,13 @@ async fn two_instances_on_one_redis_share_their_counters() {
 #[tokio::test]
 async fn a_large_budget_counted_in_batches_stays_shared_and_bounded() {
     let db = TestDb::postgres().await;
-    let redis = redis_url();
-    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
-    let shared = [
-        ("GATEHOUSE_DATABASE_URL", db.url()),
-        ("GATEHOUSE_REDIS_URL", redis.as_str()),
-        ("GATEHOUSE_REDIS_PREFIX", prefix.as_str()),
-        ("GATEHOUSE_RATE_LIMITS", "default=1000/hour"),
-    ];
-    let shared = crate::support::with_provider(&shared);
-    let one = TestApp::start(&shared).await;
-    let two = TestApp::start(&shared).await;
+    let (one, two, prefix) = two_instances(&db, "default=1000/hour").await;
     // Five quick requests: the first asks Redis, the rest are let through here (a report
     // at most once a second, so the shared count lags by at most a few).
     for _ in 0..5 {
         assert_eq!(hit(&one, "/", None).await.status(), StatusCode::OK);
     }
-    let client = redis::Client::open(redis.as_str()).expect("redis url");
+    let client = redis::Client::open(redis_url()).expect("redis url");
     let mut conn = client
         .get_multiplexed_async_connection()
         .await

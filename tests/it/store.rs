@@ -571,15 +571,22 @@ async fn postgres_announces_data_versions_and_survives_a_lost_listener() {
     let nowhere = gatehouse::store::Db::Postgres(
         sqlx::PgPool::connect_lazy("postgres://postgres@127.0.0.1:1/none").expect("lazy pool"),
     );
-    let known = || watch.current(&nowhere);
-    let mut seen = before;
-    for _ in 0..200 {
-        seen = known().await.expect("answers without the database").access;
-        if seen > before {
-            break;
+    // The access version `watch` answers with, once past `floor` (within the bound).
+    let announced_past = |floor: i64| {
+        let (watch, nowhere) = (watch.clone(), nowhere.clone());
+        async move {
+            let mut seen = floor;
+            for _ in 0..200 {
+                seen = watch.current(&nowhere).await.expect("answers").access;
+                if seen > floor {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            seen
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    };
+    let seen = announced_past(before).await;
     assert!(seen > before, "the announcement arrived");
 
     // The listening connection is cut: per-request reads until it is back.
@@ -595,15 +602,10 @@ async fn postgres_announces_data_versions_and_survives_a_lost_listener() {
     assert!(read > seen, "read per request meanwhile");
     within_bound("listening again", || watch.is_live()).await;
     gatehouse::execute!(&other.db(), "DELETE FROM roles").expect("delete");
-    let mut after = read;
-    for _ in 0..200 {
-        after = known().await.expect("answers").access;
-        if after > read {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(after > read, "announcements arrive again");
+    assert!(
+        announced_past(read).await > read,
+        "announcements arrive again"
+    );
     let _ = stop_tx.send(true);
     task.await.expect("stops");
     other.close().await;
