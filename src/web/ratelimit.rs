@@ -2,19 +2,20 @@
 //! The rule of a route is in the route table; the layer only counts (the session, the token
 //! and the client address were found by the layers before it).
 //!
-//! Fixed windows, as Flask-Limiter's default strategy: one atomic `INCR` (+ `EXPIRE` on the first hit) per
+//! Fixed windows, as Flask-Limiter's default strategy: one atomic `INCRBY` (+ `EXPIRE` on the first hit) per
 //! request in a Lua script, which makes `X-RateLimit-Remaining` and `-Reset` exact and costs
 //! one round trip. The price is that a client may spend up to twice the limit across a window
 //! boundary; for these limits (abuse brakes, not quotas) that is acceptable.
 //!
-//! Rules with large budgets (from `BATCH_FROM` a window: `default` and `api` as usually set)
-//! are counted in batches instead: an instance lets up to `slack` hits through on its own,
-//! knowing the shared count as of its last report, and reports them with one `INCRBY` when
-//! the slack is spent, when a second has passed, or when the known count nears the limit
-//! (from there on every hit asks Redis, as small rules always do). Most requests then make no
-//! round trip. The error is bounded and one-sided: each instance may let through at most its
-//! slack (1% of the limit, at most 50) beyond the limit before it learns it was reached, so N
-//! instances allow at most N × slack more a window. Counting stays shared.
+//! Rules with budgets of 100 or more a window (`default`, `api` and the searches by default;
+//! not the sign-in rules) are counted in batches instead: an instance lets up to `slack` hits
+//! through on its own, knowing the shared count as of its last report, and reports them with
+//! one `INCRBY` when the slack is spent, when a second has passed, or when the known count
+//! nears the limit (from there on every hit asks Redis, as small rules always do). Most
+//! requests then make no round trip. The error is bounded and one-sided: each instance may
+//! let through at most its slack (1% of the limit, at most 50) beyond the limit before it
+//! learns it was reached, so N instances allow at most N × slack more a window. Counting
+//! stays shared.
 //!
 //! Redis unreachable: the choice is made per rule, in [`when_redis_down`], and logged (at most
 //! once a minute). No rule fails open: a brake that vanishes when a cache does is no brake.
@@ -49,7 +50,7 @@ return n
 ";
 
 /// Rules allowing at least this many requests a window are counted in batches.
-const BATCH_FROM: u32 = 1_000;
+const BATCH_FROM: u32 = 100;
 /// The most hits an instance lets through before reporting them.
 const BATCH_MAX: u64 = 50;
 /// Batches are reported at least this often, in seconds, so instances see each other's counts.
@@ -420,9 +421,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_large_budgets_are_counted_in_batches_of_at_most_one_percent() {
-        assert_eq!(slack(999), 0, "small rules ask Redis every time");
-        assert_eq!(slack(1_000), 10);
+    fn budgets_from_100_are_counted_in_batches_of_at_most_one_percent() {
+        assert_eq!(slack(99), 0, "small rules ask Redis every time");
+        assert_eq!(slack(5), 0);
+        assert_eq!(slack(100), 1);
+        assert_eq!(slack(600), 6);
         assert_eq!(slack(1_999), 19);
         assert_eq!(slack(100_000_000), BATCH_MAX);
     }

@@ -135,7 +135,7 @@ async fn two_instances_on_one_redis_share_their_counters() {
     two.stop().await;
 }
 
-/// A large budget is counted in batches (most requests make no round trip to Redis), and
+/// A budget of 100 or more is counted in batches (most requests make no round trip to Redis), and
 /// stays shared: across two instances, no fewer than the limit and at most each instance's
 /// slack (1% of it) more get through, and once over, every request is refused.
 #[tokio::test]
