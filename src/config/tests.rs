@@ -58,7 +58,8 @@ fn zero_config_is_dev_mode_on_loopback_with_sqlite() {
     assert_eq!(config.session.ttl.as_secs(), 3600);
     assert_eq!(config.session.idle.as_secs(), 1800);
     assert!(!config.session.cookie_secure);
-    assert_eq!(config.rate_limits["auth.login"].to_string(), "5/minute");
+    assert_eq!(config.rate_limits["auth.login"].to_string(), "20/minute");
+    assert_eq!(config.rate_limits["gh.search"].to_string(), "120/minute");
     assert_eq!(config.audit_retention.as_secs(), 365 * 86_400);
     assert!(config.github.is_none());
     assert!((config.sync_max_departed - 0.2).abs() < f64::EPSILON);

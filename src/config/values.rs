@@ -102,11 +102,11 @@ pub fn rate_limit(raw: &str) -> Result<RateLimit, String> {
 /// The rate-limit rules a route can name in the route table, and their defaults (the
 /// README's table; `GATEHOUSE_RATE_LIMITS` overrides them).
 pub const RATE_LIMIT_DEFAULTS: &[(&str, &str)] = &[
-    ("auth.login", "5/minute"),
+    ("auth.login", "20/minute"),
     ("auth.callback", "10/minute"),
     ("profile", "60/minute"),
     ("lookup", "60/minute"),
-    ("gh.search", "100/hour"),
+    ("gh.search", "120/minute"),
     ("gh.search_json", "600/minute"),
     ("api", "600/minute"),
     ("default", "300/minute"),
@@ -226,7 +226,7 @@ mod tests {
         let rules = rate_limits(Some("auth.login=50/minute, api=10/second")).expect("overrides");
         assert_eq!(rules["auth.login"].count, 50);
         assert_eq!(rules["api"].per, Duration::from_secs(1));
-        assert_eq!(rules["gh.search"].to_string(), "100/hour");
+        assert_eq!(rules["gh.search"].to_string(), "120/minute");
         let err = rate_limits(Some("auth.logn=5/minute")).expect_err("typo must fail");
         assert!(err.contains("unknown rule 'auth.logn'"), "{err}");
         assert!(rate_limits(Some("auth.login")).is_err());
