@@ -22,7 +22,22 @@ pub struct Person {
     pub name: String,
     pub email: String,
     pub github_username: String,
+    /// Left the company this many days ago; `None` while still here.
+    pub departed_days_ago: Option<i64>,
 }
+
+impl Person {
+    pub fn is_active(&self) -> bool {
+        self.departed_days_ago.is_none()
+    }
+}
+
+/// Coworkers who left, for "include people who left": (name, email's local part, days ago).
+const DEPARTED: &[(&str, &str, i64)] = &[
+    ("Dana Former", "dana.former", 12),
+    ("Eli Gone", "eli.gone", 95),
+    ("Fran Moved-On", "fran.movedon", 400),
+];
 
 #[derive(Debug, Clone)]
 pub struct Laptop {
@@ -269,12 +284,31 @@ pub fn generate(today: NaiveDate) -> SampleData {
                     last.to_ascii_lowercase()
                 ),
                 github_username: format!("{login}-example"),
+                departed_days_ago: None,
             }
         })
         .collect();
+    // The made-up coworkers decide the lists below, as they always have; the demo users and
+    // the people who left are added after them.
+    let coworkers = people.len();
+    let mut people = people;
+    // The demo users sign in through the dev provider: their pages show their own data.
+    people.extend(crate::devidp::DEMO_USERS.iter().map(|u| Person {
+        name: u.name.to_string(),
+        email: u.email.to_string(),
+        github_username: format!("{}-example", u.sub),
+        departed_days_ago: None,
+    }));
+    people.extend(DEPARTED.iter().map(|(name, local, ago)| Person {
+        name: (*name).to_string(),
+        email: format!("{local}@{DOMAIN}"),
+        github_username: format!("{}-example", local.replace('.', "")),
+        departed_days_ago: Some(*ago),
+    }));
 
     let mut laptops = Vec::new();
-    for (i, person) in people.iter().enumerate() {
+    // People who left handed their laptops back.
+    for (i, person) in people.iter().enumerate().filter(|(_, p)| p.is_active()) {
         // Most people have one laptop, every fifth a second one.
         let count = if i % 5 == 0 { 2 } else { 1 };
         for n in 0..count {
@@ -291,13 +325,28 @@ pub fn generate(today: NaiveDate) -> SampleData {
         .iter()
         .enumerate()
         .map(|(li, (local, name, hidden))| {
-            let members: Vec<String> = people
+            let mut members: Vec<String> = people
                 .iter()
                 .enumerate()
-                .filter(|(pi, _)| li == 0 || (pi + li) % (li + 2) == 0)
+                .filter(|(pi, p)| {
+                    p.is_active() && (li == 0 || (*pi < coworkers && (pi + li) % (li + 2) == 0))
+                })
                 .map(|(_, p)| p.email.clone())
                 .collect();
-            let owners = vec![people[(li * 5) % people.len()].email.clone()];
+            let mut owners = vec![people[(li * 5) % coworkers].email.clone()];
+            // alice is on engineering and owns the platform team's list; bob is on both and
+            // owns the design guild's.
+            for (demo, on, owns) in [
+                ("alice@example.com", [1, 2], 2),
+                ("bob@example.com", [1, 4], 4),
+            ] {
+                if on.contains(&li) && !members.iter().any(|m| m == demo) {
+                    members.push(demo.to_string());
+                }
+                if li == owns {
+                    owners.push(demo.to_string());
+                }
+            }
             MailingList {
                 list_email: format!("{local}@{DOMAIN}"),
                 name: (*name).to_string(),
@@ -475,7 +524,33 @@ mod tests {
                 .all(|l| !l.members.is_empty() && !l.owners.is_empty())
         );
         assert!(d.lists.iter().any(|l| l.hidden));
-        assert_eq!(d.lists[0].members.len(), d.people.len());
+        let active = d.people.iter().filter(|p| p.is_active()).count();
+        assert_eq!(d.lists[0].members.len(), active, "everyone still here");
+    }
+
+    #[test]
+    fn the_demo_users_have_data_of_their_own_and_some_coworkers_left() {
+        let d = data();
+        for demo in crate::devidp::DEMO_USERS {
+            let person = d
+                .people
+                .iter()
+                .find(|p| p.email == demo.email)
+                .expect("in the directory");
+            assert!(person.is_active());
+            assert!(!person.github_username.is_empty());
+            assert!(d.laptops.iter().any(|l| l.owner_email == demo.email));
+            let on = |l: &&MailingList| l.members.iter().any(|m| m == demo.email);
+            let owns = |l: &&MailingList| l.owners.iter().any(|m| m == demo.email);
+            assert!(d.lists.iter().filter(on).count() >= 2, "{}", demo.email);
+            assert!(d.lists.iter().any(|l| owns(&l) && on(&l)), "{}", demo.email);
+        }
+        let left: Vec<&Person> = d.people.iter().filter(|p| !p.is_active()).collect();
+        assert!(left.len() >= 3);
+        for p in left {
+            assert!(!d.laptops.iter().any(|l| l.owner_email == p.email));
+            assert!(!d.lists.iter().any(|l| l.members.contains(&p.email)));
+        }
     }
 
     #[test]

@@ -57,14 +57,18 @@ macro_rules! shared_queries {
             }
             let now = Utc::now();
             for p in &data.people {
+                let departed = p.departed_days_ago.map(|d| now - chrono::Duration::days(d));
                 sqlx::query(
-                    "INSERT INTO github_identities (email, name, github_username, last_pull_date) \
-                     VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO github_identities \
+                       (email, name, github_username, last_pull_date, departed_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(&p.email)
                 .bind(&p.name)
                 .bind(&p.github_username)
-                .bind(now)
+                // Someone who left last pulled before leaving.
+                .bind(departed.unwrap_or(now))
+                .bind(departed)
                 .execute(&mut *tx)
                 .await?;
             }

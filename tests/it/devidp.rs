@@ -126,6 +126,26 @@ async fn dev_mode_signs_in_a_demo_user_and_issues_machine_tokens() {
     assert!(
         profile.contains("alice@example.com") && profile.contains("data-testid=\"admin\">yes<")
     );
+    // The demo users are in the sample directory: their pages are not empty.
+    for shown in ["alice-example", "DEMO-", "Engineering", "Platform team"] {
+        assert!(profile.contains(shown), "{shown}: {profile}");
+    }
+    let text = |path: &'static str| {
+        let (jar, url) = (jar.clone(), app.url(path));
+        async move { get_with(&jar, &url).await.text().await.expect("page") }
+    };
+    assert!(
+        text("/lookup?email=bob%40example.com")
+            .await
+            .contains("bob-example")
+    );
+    // Some coworkers left: shown only when asked for.
+    assert!(!text("/gh/search?q=former").await.contains("Dana Former"));
+    assert!(
+        text("/gh/search?q=former&include_departed=1")
+            .await
+            .contains("Dana Former")
+    );
 
     // The same code cannot be redeemed twice (the callback already used it).
     let token_endpoint = discovery["token_endpoint"]

@@ -30,7 +30,9 @@ async fn landing_page_shows_sample_data(db: TestDb) {
     assert!(body.contains("Dev mode."), "dev mode is announced");
     let people = gatehouse::sample::generate(chrono::Utc::now().date_naive())
         .people
-        .len();
+        .iter()
+        .filter(|p| p.is_active())
+        .count();
     assert!(
         body.contains(&format!("data-testid=\"people-count\">{people}<")),
         "the page counts the sample people"
