@@ -30,17 +30,18 @@ pub async fn show_home(
     State(state): State<AppState>,
     current: Option<CurrentUser>,
 ) -> Result<HomePage, AppError> {
-    let mut summary = crate::store::directory_summary(&state.store.db()).await?;
-    let (user, csrf) = match current {
+    let (summary, user, csrf) = match current {
         Some(c) => {
+            let mut summary = crate::store::directory_summary(&state.store.db()).await?;
             // Signed in, the card counts what this user may open, not what exists.
             let (access, org) = crate::repos::access_in_org(&state, &c.user).await?;
             let likes = access.like_patterns(&org);
             summary.repos =
                 crate::repos::store::count(&state.store.db(), likes.as_deref(), "").await?;
-            (Some(c.user), c.session.csrf)
+            (summary, Some(c.user), c.session.csrf)
         }
-        None => (None, String::new()),
+        // Signed out, nothing internal is shown (nor counted).
+        None => (DirectorySummary::default(), None, String::new()),
     };
     Ok(HomePage {
         layout: Layout::new("Gatehouse"),

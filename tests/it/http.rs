@@ -28,6 +28,24 @@ async fn landing_page_shows_sample_data(db: TestDb) {
     let body = response.text().await.expect("body");
     assert!(body.contains("<title>Gatehouse</title>"));
     assert!(body.contains("Dev mode."), "dev mode is announced");
+    // Signed out, nothing internal: no figures.
+    assert!(!body.contains("data-testid=\"people-count\""), "{body}");
+    assert!(body.contains("Sign in with your company account"));
+    // Signed in: a greeting, shortcuts, and the figures.
+    let alice = crate::devidp::dev_sign_in(&app.base, "alice").await;
+    let body = crate::signin::get_with(&alice, &app.url("/"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        body.contains("data-testid=\"welcome\">Hello, Alice Example<"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("Sign in with your company account"),
+        "{body}"
+    );
     let people = gatehouse::sample::generate(chrono::Utc::now().date_naive())
         .people
         .iter()
@@ -60,7 +78,10 @@ async fn landing_page_on_postgres_with_a_provider() {
         .expect("body");
     assert!(body.contains("<title>Gatehouse</title>"));
     assert!(!body.contains("Dev mode."), "{body}");
-    assert!(body.contains("data-testid=\"people-count\">0<"), "{body}");
+    assert!(
+        !body.contains("people-count"),
+        "no figures signed out: {body}"
+    );
     app.stop().await;
 }
 
