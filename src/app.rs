@@ -219,6 +219,13 @@ impl Server {
             .clone()
             .map(|sync| tokio::spawn(sync.schedule(self.state.store.clone(), stop_rx.clone())));
         tracing::info!(%addr, public_url = %self.state.config.public_url, "listening");
+        if self.state.config.is_dev_mode() {
+            // One line for whoever just started it, on stderr whatever the log format.
+            eprintln!(
+                "Open {} and pick alice (an administrator) or bob.",
+                self.state.config.public_url.as_str().trim_end_matches('/')
+            );
+        }
         serve(self.listener, self.app, limits, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = maintenance.await;

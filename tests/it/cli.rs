@@ -327,6 +327,15 @@ async fn zero_config_serves_and_stops_on_sigterm() {
     );
     // The process has exited: read its output to the end (the reader stops at EOF).
     let rest: Vec<String> = rx.iter().collect();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(
+        stderr.contains(&format!(
+            "Open http://{bind} and pick alice (an administrator) or bob."
+        )),
+        "{stderr}"
+    );
     assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:#?}");
     let lines: Vec<serde_json::Value> = rest
         .iter()
