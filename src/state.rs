@@ -3,7 +3,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::auth::access::{AccessRules, AdminReason, HeldRole};
+use crate::auth::access::{AccessRules, AdminReason};
 use crate::auth::bearer::ApiVerifier;
 use crate::auth::service::Auth;
 use crate::config::Config;
@@ -113,12 +113,6 @@ impl AppState {
     pub async fn admin_reason(&self, user: &User) -> Result<AdminReason, StoreError> {
         let rules = self.access_rules(self.versions().await?).await?;
         Ok(rules.admin_reason(&self.auth.admin_groups, user))
-    }
-
-    /// The roles `user` holds, and where from, as of now.
-    pub async fn effective_roles(&self, user: &User) -> Result<Vec<HeldRole>, StoreError> {
-        let rules = self.access_rules(self.versions().await?).await?;
-        Ok(rules.effective_roles(user))
     }
 }
 
