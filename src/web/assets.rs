@@ -28,6 +28,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/gatehouse.css"),
     ),
     (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../../static/favicon.svg"),
+    ),
+    (
         "search.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/search.js"),

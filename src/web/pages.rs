@@ -9,6 +9,8 @@ use super::error::AppError;
 pub struct Layout {
     pub title: String,
     pub css_url: &'static str,
+    /// The site's icon (without one, every page's console shows a failed `/favicon.ico`).
+    pub icon_url: &'static str,
     /// This request's CSP nonce, set on the page's stylesheet and script tags.
     pub nonce: String,
 }
@@ -18,6 +20,7 @@ impl Layout {
         Layout {
             title: title.into(),
             css_url: assets::url("gatehouse.css"),
+            icon_url: assets::url("favicon.svg"),
             nonce: super::middleware::csp_nonce(),
         }
     }

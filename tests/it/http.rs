@@ -237,6 +237,20 @@ async fn stylesheet_is_embedded_with_etag_and_long_cache() {
         .expect("stale etag");
     assert_eq!(stale.status(), StatusCode::OK);
 
+    // The site's icon, linked from every page (browsers ask for /favicon.ico otherwise).
+    let start = page
+        .find("<link rel=\"icon\" href=\"/static/favicon.svg?v=")
+        .expect("icon link")
+        + "<link rel=\"icon\" href=\"".len();
+    let end = start + page[start..].find('"').expect("end of href");
+    let icon = http()
+        .get(app.url(&page[start..end]))
+        .send()
+        .await
+        .expect("icon");
+    assert_eq!(icon.status(), StatusCode::OK);
+    assert_eq!(icon.headers()[header::CONTENT_TYPE], "image/svg+xml");
+
     let missing = http()
         .get(app.url("/static/nope.js"))
         .send()
