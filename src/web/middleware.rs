@@ -173,6 +173,15 @@ fn log_response(response: &Response, latency: Duration, _span: &Span) {
 tokio::task_local! {
     /// This request's CSP nonce, made on first use (`Layout::new` asks for it).
     static CSP_NONCE: Arc<OnceLock<String>>;
+    /// This request's path, for the header to mark the page the user is on.
+    static REQUEST_PATH: Arc<str>;
+}
+
+/// The current request's path; empty outside a request.
+pub fn request_path() -> Arc<str> {
+    REQUEST_PATH
+        .try_with(Arc::clone)
+        .unwrap_or_else(|_| Arc::from(""))
 }
 
 /// The current request's CSP nonce; empty outside a request.
@@ -193,7 +202,13 @@ async fn security_headers(request: Request, next: Next) -> Response {
     // The nonce is made only when something rendered asked for it: a probe's JSON (many a
     // second) costs none, and its policy allows no inline anything.
     let cell = Arc::new(OnceLock::new());
-    let mut response = CSP_NONCE.scope(Arc::clone(&cell), next.run(request)).await;
+    let path: Arc<str> = Arc::from(request.uri().path());
+    let mut response = CSP_NONCE
+        .scope(
+            Arc::clone(&cell),
+            REQUEST_PATH.scope(path, next.run(request)),
+        )
+        .await;
     let sources = cell
         .get()
         .map_or_else(String::new, |nonce| format!(" 'nonce-{nonce}'"));

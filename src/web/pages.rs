@@ -13,6 +13,8 @@ pub struct Layout {
     pub icon_url: &'static str,
     /// This request's CSP nonce, set on the page's stylesheet and script tags.
     pub nonce: String,
+    /// This request's path, for `here`.
+    pub path: std::sync::Arc<str>,
 }
 
 impl Layout {
@@ -22,7 +24,16 @@ impl Layout {
             css_url: assets::url("gatehouse.css"),
             icon_url: assets::url("favicon.svg"),
             nonce: super::middleware::csp_nonce(),
+            path: super::middleware::request_path(),
         }
+    }
+
+    /// Whether this page is `href` or lies under it (`/repos/x` is under `/repos`): the
+    /// header and the admin tabs mark it with `aria-current`.
+    pub fn here(&self, href: &str) -> bool {
+        self.path
+            .strip_prefix(href)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 }
 

@@ -600,3 +600,54 @@ async fn connections_past_the_cap_wait_for_one_to_close() {
     assert!(seen.starts_with("HTTP/1.1 200"), "{seen:?}");
     app.stop().await;
 }
+
+/// The header marks the page the user is on (and the admin tabs theirs), and shows the Admin
+/// link to administrators only.
+#[tokio::test]
+async fn the_header_marks_the_current_page_and_links_admin_for_admins() {
+    let db = TestDb::sqlite();
+    let app = dev_app(&db).await;
+    let alice = crate::devidp::dev_sign_in(&app.base, "alice").await;
+    let bob = crate::devidp::dev_sign_in(&app.base, "bob").await;
+    let page = |jar: &crate::signin::Jar, path: &str| {
+        let (jar, url) = (jar.clone(), app.url(path));
+        async move {
+            crate::signin::get_with(&jar, &url)
+                .await
+                .text()
+                .await
+                .expect("page")
+        }
+    };
+    let current = |html: &str| -> Vec<String> {
+        html.split("<a href=\"")
+            .skip(1)
+            .filter(|a| {
+                a.split('>')
+                    .next()
+                    .is_some_and(|t| t.contains("aria-current=\"page\""))
+            })
+            .filter_map(|a| a.split('"').next().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(current(&page(&alice, "/repos").await), ["/repos"]);
+    assert_eq!(current(&page(&alice, "/repos/web-docs").await), ["/repos"]);
+    assert_eq!(current(&page(&bob, "/profile").await), ["/profile"]);
+    assert_eq!(
+        current(&page(&alice, "/admin/groups").await),
+        ["/admin/users", "/admin/groups"],
+        "the header's Admin link and the tab"
+    );
+    assert!(current(&page(&alice, "/no-such-page").await).is_empty());
+    assert!(
+        page(&alice, "/profile")
+            .await
+            .contains("data-testid=\"admin-link\"")
+    );
+    assert!(
+        !page(&bob, "/profile")
+            .await
+            .contains("data-testid=\"admin-link\"")
+    );
+    app.stop().await;
+}
