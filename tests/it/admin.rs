@@ -304,7 +304,10 @@ async fn break_glass_grant_from_the_command_line() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("not an email address"), "{stderr}");
 
-    // No new sign-in needed: the next request sees the grant.
+    // No new sign-in needed: the next request sees the grant (the command line is another
+    // process: the app learns of its change from PostgreSQL's announcement; `settle` reads
+    // the versions rather than wait for it).
+    app.settle().await;
     let r = get_with(&dana, &app.url("/admin/users")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let groups = get_with(&dana, &app.url("/admin/groups"))
@@ -322,6 +325,7 @@ async fn break_glass_grant_from_the_command_line() {
     let (code, stdout, _) = cli(&["admin", "revoke", "dana@example.com"]);
     assert_eq!(code, Some(0));
     assert!(stdout.contains("no longer"), "{stdout}");
+    app.settle().await;
     assert_eq!(
         get_with(&dana, &app.url("/admin/users")).await.status(),
         StatusCode::FORBIDDEN

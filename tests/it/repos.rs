@@ -96,6 +96,7 @@ async fn access_matrix(test_db: TestDb) {
     roles::assign(&db, bob_id, web.id, "test")
         .await
         .expect("assign");
+    app.settle().await;
 
     assert_eq!(
         visible(&app, &alice).await,
@@ -125,6 +126,7 @@ async fn access_matrix(test_db: TestDb) {
     roles::map_group(&db, "data-team", data2.id, "test")
         .await
         .expect("map");
+    app.settle().await;
     assert_eq!(visible(&app, &carol).await, ["data-lake"]);
 
     // A role taken away applies at the next request (checked below, after the pages).
@@ -168,13 +170,15 @@ async fn access_matrix(test_db: TestDb) {
     assert_eq!(names(&page).first().map(String::as_str), Some("web-shop"));
     assert!(page.contains("aria-sort=\"descending\""), "{page}");
     // Pages are kept in memory per data version: a change written by someone else (plain
-    // SQL here, as another instance or the command line would write it) shows at the next
-    // request, on the list and on a repository's page.
+    // SQL here, as another instance or the command line would write it) shows on the list
+    // and on a repository's page as soon as the instance knows the new version (the
+    // announcement's delay, which `settle` skips, is the two-instance test's subject).
     gatehouse::execute!(
         &db,
         "UPDATE repos SET description = 'Moved elsewhere' WHERE name = 'web-shop'"
     )
     .expect("update");
+    app.settle().await;
     for url in ["/repos?sort=-views", "/repos/web-shop"] {
         let page = get_with(&alice, &app.url(url))
             .await
@@ -188,9 +192,11 @@ async fn access_matrix(test_db: TestDb) {
         "UPDATE repos SET description = 'The shop front' WHERE name = 'web-shop'"
     )
     .expect("update");
+    app.settle().await;
     repository_page(&app, &alice, &bob).await;
     api_tokens_follow_the_same_roles(&app, &idp).await;
     roles::remove(&db, bob_id, web.id).await.expect("remove");
+    app.settle().await;
     assert_eq!(visible(&app, &bob).await, Vec::<String>::new());
     assert_eq!(
         get_with(&bob, &app.url("/repos/web-shop")).await.status(),
@@ -423,6 +429,11 @@ async fn repository_page(app: &TestApp, alice: &Jar, bob: &Jar) {
         )
         .expect("stars");
     }
+    // As the sync writes history: with the sums refreshed in the same breath, which is what
+    // tells every instance that the repositories changed.
+    let [a, b, c] = gatehouse::repos::store::summary_window(today);
+    gatehouse::execute!(&db, gatehouse::repos::store::REFRESH_SUMMARIES, a, b, c).expect("refresh");
+    app.settle().await;
     let r = get_with(alice, &app.url("/repos/web-shop")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let page = r.text().await.expect("page");
@@ -645,6 +656,8 @@ async fn a_change_on_one_instance_reaches_the_others_pages() {
     roles::assign(&db, bob_id, web.id, "test")
         .await
         .expect("assign");
+    one.settle().await;
+    two.settle().await;
     // Both instances have bob's list and a repository page in memory.
     for app in [&one, &two] {
         assert_eq!(visible(app, &bob).await, ["web-admin", "web-shop"]);

@@ -90,6 +90,7 @@ async fn repos_api(db: TestDb) {
     roles::assign(&store, bob_id, web.id, "test")
         .await
         .expect("assign");
+    app.settle().await;
     assert_eq!(
         all_names(app, &bob_token, 1).await,
         ["web-admin", "web-shop"]
@@ -238,6 +239,7 @@ async fn repos_api(db: TestDb) {
 
     // The role taken away: gone on the next request, on the list and the series.
     roles::remove(&store, bob_id, web.id).await.expect("remove");
+    app.settle().await;
     assert!(all_names(app, &bob_token, 50).await.is_empty());
     assert_eq!(
         get(app, "/api/v1/repos/web-shop/traffic", &bob_token)

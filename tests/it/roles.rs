@@ -508,6 +508,7 @@ async fn pending_email_applies_at_verified_sign_in(db: TestDb, extra: &[(&str, &
 
     // Unassigning applies at the next request, without a new sign-in.
     ok(&db, &["unassign", "carl@example.com", "web"]);
+    app.settle().await;
     let held = roles_on_admin_page(&app, &ann, &carl_id).await;
     assert!(!held.contains("<td>web</td>"), "{held}");
     app.stop().await;
