@@ -45,6 +45,15 @@ pub async fn access_in_org(
     Ok((access, org(state).to_string()))
 }
 
+/// A page asked with a bad parameter is a 400, answered with the page in its default view and
+/// the problem named on it, so the user can go on from there.
+pub(crate) fn page_status(problem: Option<&String>) -> axum::http::StatusCode {
+    match problem {
+        Some(_) => axum::http::StatusCode::BAD_REQUEST,
+        None => axum::http::StatusCode::OK,
+    }
+}
+
 /// The configured organization's name; empty without a sync.
 pub fn org(state: &AppState) -> &str {
     state.config.github.as_ref().map_or("", |g| g.org.as_str())

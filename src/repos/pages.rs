@@ -198,13 +198,7 @@ pub async fn list_repos(
     })
     .collect();
     let pages = ((total + store::PER_PAGE - 1) / store::PER_PAGE).max(1);
-    // A bad parameter is a 400, answered with the page in its default view and the problem
-    // named on it, so the user can go on from there.
-    let status = if problem.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = super::page_status(problem.as_ref());
     Ok((
         status,
         ReposPage {
