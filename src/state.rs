@@ -8,6 +8,7 @@ use crate::auth::bearer::ApiVerifier;
 use crate::auth::service::Auth;
 use crate::config::Config;
 use crate::devidp::DevIdp;
+use crate::directory::index::DirectoryIndex;
 use crate::redis_client::RedisHandle;
 use crate::store::versions::{VersionWatch, Versioned, Versions};
 use crate::store::{Store, StoreError, User};
@@ -41,6 +42,8 @@ pub struct Caches {
     /// Accounts by (users version, id): a signed-in request needs its user every time.
     pub users: quick_cache::sync::Cache<(i64, i64), Option<User>>,
     pub repos: crate::repos::cache::RepoCaches,
+    /// Every directory row, indexed for search and paging.
+    pub directory: Versioned<crate::directory::index::DirectoryIndex>,
     /// The whole directory as prepared bytes, for its latest version.
     pub dump: crate::directory::dump::DumpCache,
 }
@@ -54,6 +57,7 @@ impl Default for Caches {
             access: Versioned::default(),
             users: quick_cache::sync::Cache::new(USERS_KEPT),
             repos: crate::repos::cache::RepoCaches::default(),
+            directory: Versioned::default(),
             dump: crate::directory::dump::DumpCache::default(),
         }
     }
@@ -97,6 +101,16 @@ impl AppState {
         self.caches
             .users
             .get_or_insert_async(&(version, id), crate::auth::users::get(&db, id))
+            .await
+    }
+
+    /// The directory as of now, searched in memory.
+    pub async fn directory(&self) -> Result<Arc<DirectoryIndex>, StoreError> {
+        let version = self.versions().await?.directory;
+        let db = self.store.db();
+        self.caches
+            .directory
+            .get(version, || DirectoryIndex::load(&db, version))
             .await
     }
 

@@ -108,10 +108,7 @@ pub async fn github_users(
 ) -> Result<Json<GithubUsersPage>, AppError> {
     token.require(READ)?;
     let query = params.parse().map_err(AppError::BadRequest)?;
-    let page = Page::from_rows(
-        &query,
-        crate::directory::store::search_identities(&state.store.db(), &query).await?,
-    );
+    let page = Page::from_rows(&query, state.directory().await?.search(&query));
     Ok(Json(GithubUsersPage {
         items: page.rows.iter().map(IdentityJson::from).collect(),
         next_cursor: page.next.map(|c| c.encode()),

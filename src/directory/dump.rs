@@ -2,9 +2,8 @@
 //! service's scripts read it. The directory changes only with a sync or a feed, while scripts
 //! fetch it over and over: the array is built once per directory version (`store::versions`)
 //! and then served as prepared bytes, with a strong `ETag` (a `304` for `If-None-Match`) and
-//! gzip for clients that accept it. The first request of a version streams the rows as they
-//! are read (memory and time to first byte stay small however large the directory), keeping
-//! what it sent; that becomes the prepared answer if the directory did not change meanwhile.
+//! gzip for clients that accept it. The rows come from the in-memory index (`super::index`),
+//! which holds exactly one version, so what is kept is never half of two versions.
 
 use std::io::Write;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -12,16 +11,10 @@ use std::sync::{Arc, PoisonError, RwLock};
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
 
 use super::IdentityJson;
-use super::search::{Page, SearchQuery};
 use crate::state::AppState;
 use crate::web::error::AppError;
-
-/// Rows per query while streaming: memory stays flat at 100,000 rows, and each page is one
-/// keyset index walk.
-const STREAM_PAGE: u32 = 1000;
 
 /// The prepared answer for one directory version.
 pub struct Dump {
@@ -33,21 +26,26 @@ pub struct Dump {
 }
 
 impl Dump {
-    fn build(version: i64, json: Vec<u8>) -> std::io::Result<Dump> {
-        use sha2::Digest;
+    fn build(version: i64, json: Bytes, etag: HeaderValue) -> std::io::Result<Dump> {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&json)?;
         let gzip = gz.finish()?;
-        let hash = sha2::Sha256::digest(&json);
-        let etag = HeaderValue::from_str(&format!("\"{}\"", hex::encode(&hash[..16])))
-            .map_err(std::io::Error::other)?;
         Ok(Dump {
             version,
-            json: Bytes::from(json),
+            json,
             gzip: Bytes::from(gzip),
             etag,
         })
     }
+}
+
+/// Strong: a hash of the JSON, so equal bytes have equal tags on every instance.
+fn etag_of(json: &[u8]) -> HeaderValue {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(json);
+    // Hex digits in quotes: always a valid header value.
+    HeaderValue::from_str(&format!("\"{}\"", hex::encode(&hash[..16])))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
 /// The prepared answer of the newest version built so far.
@@ -79,26 +77,33 @@ pub async fn serve(state: &AppState, headers: &HeaderMap) -> Result<Response, Ap
     let version = state.versions().await?.directory;
     Ok(match state.caches.dump.get(version) {
         Some(dump) => prepared(&dump, headers),
-        None => stream_and_keep(state.clone(), version),
+        None => build_and_keep(state, headers).await?,
     })
 }
 
 fn prepared(dump: &Dump, headers: &HeaderMap) -> Response {
-    let mut response = if matches_etag(headers, &dump.etag) {
+    answer(&dump.json, Some(&dump.gzip), &dump.etag, headers)
+}
+
+/// A 304 when the client holds these bytes, else the bytes (gzipped when there is a gzipped
+/// copy and the client accepts it).
+fn answer(json: &Bytes, gzip: Option<&Bytes>, etag: &HeaderValue, headers: &HeaderMap) -> Response {
+    let mut response = if matches_etag(headers, etag) {
         StatusCode::NOT_MODIFIED.into_response()
-    } else if accepts_gzip(headers) {
-        let mut r = Response::new(Body::from(dump.gzip.clone()));
+    } else if let Some(gzip) = gzip.filter(|_| accepts_gzip(headers)) {
+        let mut r = Response::new(Body::from(gzip.clone()));
         r.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         r
     } else {
-        Response::new(Body::from(dump.json.clone()))
+        Response::new(Body::from(json.clone()))
     };
+    let ok = response.status() == StatusCode::OK;
     let h = response.headers_mut();
-    h.insert(header::ETAG, dump.etag.clone());
+    h.insert(header::ETAG, etag.clone());
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    if response.status() == StatusCode::OK {
-        response.headers_mut().insert(
+    if ok {
+        h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
@@ -144,89 +149,29 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
     gzip.or(any).unwrap_or(false)
 }
 
-/// The rows as they are read, in pages; what was sent is kept as the prepared answer when the
-/// directory is still at `version` once the last row is out.
-fn stream_and_keep(state: AppState, version: i64) -> Response {
-    enum Step {
-        First,
-        After(super::search::Cursor),
-        Done,
-    }
-    // The stream's state carries what was sent so far.
-    let pages = futures::stream::unfold((Step::First, Vec::new()), move |(step, mut sent)| {
-        let state = state.clone();
-        async move {
-            let (after, first) = match step {
-                Step::Done => return None,
-                Step::First => (None, true),
-                Step::After(c) => (Some(c), false),
-            };
-            let query = SearchQuery {
-                limit: STREAM_PAGE,
-                after,
-                ..SearchQuery::default()
-            };
-            let rows = match super::store::search_identities(&state.store.db(), &query).await {
-                Ok(rows) => rows,
-                // Headers are already sent: the only honest signal left is to break the
-                // body, so the client sees a truncated response rather than a short array.
-                Err(e) => {
-                    tracing::error!(error = %e, "directory stream failed");
-                    let broken = Err(std::io::Error::other(e.to_string()));
-                    return Some((broken, (Step::Done, Vec::new())));
-                }
-            };
-            let page = Page::from_rows(&query, rows);
-            let mut out = String::with_capacity(page.rows.len() * 120 + 2);
-            if first {
-                out.push('[');
-            } else if !page.rows.is_empty() {
-                out.push(',');
-            }
-            let json: Vec<String> = page
-                .rows
-                .iter()
-                .filter_map(|r| serde_json::to_string(&IdentityJson::from(r)).ok())
-                .collect();
-            out.push_str(&json.join(","));
-            sent.extend_from_slice(out.as_bytes());
-            let next = match page.next {
-                Some(c) => Step::After(c),
-                None => {
-                    out.push(']');
-                    sent.push(b']');
-                    tokio::spawn(keep_if_current(state, version, std::mem::take(&mut sent)));
-                    Step::Done
-                }
-            };
-            Some((Ok::<_, std::io::Error>(out), (next, sent)))
-        }
+/// The whole directory from the in-memory index: serialised off the request threads and sent,
+/// then compressed and kept for the requests that follow.
+async fn build_and_keep(state: &AppState, headers: &HeaderMap) -> Result<Response, AppError> {
+    let index = state.directory().await?;
+    let version = index.version();
+    let (json, etag) = tokio::task::spawn_blocking(move || {
+        let rows: Vec<IdentityJson> = index.active_by_name().map(IdentityJson::from).collect();
+        serde_json::to_vec(&rows).map(|json| {
+            let etag = etag_of(&json);
+            (Bytes::from(json), etag)
+        })
+    })
+    .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("serialising the directory: {e}")))?
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("serialising the directory: {e}")))?;
+    let (keep, tag) = (json.clone(), etag.clone());
+    let cache = state.clone();
+    // Compressing a large directory takes a while: the first client need not wait for it.
+    tokio::task::spawn_blocking(move || match Dump::build(version, keep, tag) {
+        Ok(dump) => cache.caches.dump.keep(dump),
+        Err(error) => tracing::warn!(%error, "cannot prepare the directory's answer"),
     });
-    let mut response = Response::new(Body::from_stream(pages.boxed()));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// Keeps `json` as the answer for `version` if the directory is still at it: the pages were
-/// read one query at a time, so a change committed meanwhile may be half in them.
-async fn keep_if_current(state: AppState, version: i64, json: Vec<u8>) {
-    match state.data_versions.refresh(&state.store.db()).await {
-        Ok(now) if now.directory == version => {}
-        Ok(_) => return,
-        Err(error) => {
-            tracing::warn!(%error, "cannot tell whether the directory changed; not keeping it");
-            return;
-        }
-    }
-    // Compressing a large directory takes a while: off the request threads.
-    match tokio::task::spawn_blocking(move || Dump::build(version, json)).await {
-        Ok(Ok(dump)) => state.caches.dump.keep(dump),
-        Ok(Err(error)) => tracing::warn!(%error, "cannot prepare the directory's answer"),
-        Err(error) => tracing::warn!(%error, "preparing the directory's answer failed"),
-    }
+    Ok(answer(&json, None, &etag, headers))
 }
 
 #[cfg(test)]
@@ -272,8 +217,8 @@ mod tests {
     #[test]
     fn a_prepared_dump_keeps_only_newer_versions() {
         let cache = DumpCache::default();
-        cache.keep(Dump::build(2, b"[2]".to_vec()).expect("build"));
-        cache.keep(Dump::build(1, b"[1]".to_vec()).expect("build"));
+        cache.keep(Dump::build(2, Bytes::from_static(b"[2]"), etag_of(b"[2]")).expect("build"));
+        cache.keep(Dump::build(1, Bytes::from_static(b"[1]"), etag_of(b"[1]")).expect("build"));
         assert!(cache.get(1).is_none());
         let two = cache.get(2).expect("kept");
         assert_eq!(&two.json[..], b"[2]");

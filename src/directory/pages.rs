@@ -131,10 +131,7 @@ pub async fn search_page(
         Ok(q) => (q, None),
         Err(e) => (SearchQuery::default(), Some(e)),
     };
-    let page = Page::from_rows(
-        &query,
-        crate::directory::store::search_identities(&state.store.db(), &query).await?,
-    );
+    let page = Page::from_rows(&query, state.directory().await?.search(&query));
     let columns = [
         ("Name", SortKey::Name),
         ("Email", SortKey::Email),
@@ -195,10 +192,7 @@ pub async fn search_json(
         return super::dump::serve(&state, &headers).await;
     }
     let query = params.parse().map_err(AppError::BadRequest)?;
-    let page = Page::from_rows(
-        &query,
-        crate::directory::store::search_identities(&state.store.db(), &query).await?,
-    );
+    let page = Page::from_rows(&query, state.directory().await?.search(&query));
     let rows: Vec<IdentityJson> = page.rows.iter().map(IdentityJson::from).collect();
     let mut response = axum::Json(rows).into_response();
     if let Some(next) = &page.next {

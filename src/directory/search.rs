@@ -40,16 +40,6 @@ impl SortKey {
         }
     }
 
-    /// The SQL expression rows are ordered by; each has an index `(expr, id)` (migration 0003).
-    pub fn sql(self) -> &'static str {
-        match self {
-            SortKey::Name => "lower(name)",
-            SortKey::Email => "email",
-            SortKey::GithubUsername => "lower(github_username)",
-            SortKey::LastPullDate => "last_pull_date",
-        }
-    }
-
     fn parse(s: &str) -> Option<SortKey> {
         SortKey::ALL.into_iter().find(|k| k.as_str() == s)
     }

@@ -1,17 +1,14 @@
-//! The directory's queries: search, a person's facts, the feed snapshots. Each is written
-//! once, in the macro below, expanded for both backends (the search's trigram filter is the
-//! one part that differs), and called through one function over `Db`.
+//! The directory's queries: every row (for the in-memory index that searches), a person's
+//! facts, the feed snapshots. Each is written once, in the macro below, expanded for both
+//! backends, and called through one function over `Db`.
 
 use super::feeds::{AssetRow, ListSnapshot, SnapshotLimits, SnapshotOutcome};
-use super::search::SearchQuery;
 use super::{Identity, PersonFacts};
 use crate::per_backend;
 use crate::store::{Db, StoreError};
 
 macro_rules! directory_queries {
-    ($db:ty, $trigram_filter:expr) => {
-        use crate::directory::search::{CursorValue, SearchQuery};
-        use crate::store::like_pattern;
+    ($db:ty) => {
         use crate::directory::feeds::{
             AssetRow, Feed, ListInfo, ListSnapshot, SnapshotLimits, SnapshotOutcome, plan_assets,
             plan_lists,
@@ -21,63 +18,13 @@ macro_rules! directory_queries {
         const IDENTITY_COLUMNS: &str =
             "id, name, email, github_username, last_pull_date, departed_at";
 
-        /// Up to `limit + 1` rows after the cursor, in the query's order.
-        pub async fn search_identities(
-            pool: &Pool,
-            query: &SearchQuery,
-        ) -> Result<Vec<Identity>, StoreError> {
-            let key = query.sort.sql();
-            let (cmp, dir) = if query.desc {
-                ("<", "DESC")
-            } else {
-                (">", "ASC")
-            };
-            let mut sql = format!("SELECT {IDENTITY_COLUMNS} FROM github_identities WHERE TRUE");
-            let mut n = 0;
-            let mut next = || {
-                n += 1;
-                n
-            };
-            if !query.include_departed {
-                sql.push_str(" AND departed_at IS NULL");
-            }
-            // The LIKE is the definition of a match on both backends; on SQLite a trigram
-            // MATCH narrows the rows first when the term is long enough to have trigrams.
-            let trigram = $trigram_filter && query.q.chars().count() >= 3;
-            if !query.q.is_empty() {
-                sql.push_str(&format!(" AND search_text LIKE ${} ESCAPE '\\'", next()));
-            }
-            if trigram {
-                sql.push_str(&format!(
-                    " AND id IN (SELECT rowid FROM github_identities_fts \
-                     WHERE github_identities_fts MATCH ${})",
-                    next()
-                ));
-            }
-            if query.after.is_some() {
-                let (a, b) = (next(), next());
-                sql.push_str(&format!(" AND ({key}, id) {cmp} (${a}, ${b})"));
-            }
-            sql.push_str(&format!(
-                " ORDER BY {key} {dir}, id {dir} LIMIT ${}",
-                next()
-            ));
-            let mut q = sqlx::query_as::<_, Identity>(&sql);
-            if !query.q.is_empty() {
-                q = q.bind(like_pattern(&query.q));
-            }
-            if trigram {
-                // One quoted phrase: FTS5 syntax characters in the term stay literal.
-                q = q.bind(format!("\"{}\"", query.q.replace('"', "\"\"")));
-            }
-            if let Some(after) = &query.after {
-                q = match &after.value {
-                    CursorValue::Text(s) => q.bind(s.clone()),
-                    CursorValue::Time(t) => q.bind(*t),
-                };
-                q = q.bind(after.id);
-            }
-            Ok(q.bind(i64::from(query.limit) + 1).fetch_all(pool).await?)
+        /// Every row, departed ones too: what the in-memory index is built from.
+        pub async fn all_identities(pool: &Pool) -> Result<Vec<Identity>, StoreError> {
+            Ok(
+                sqlx::query_as(&format!("SELECT {IDENTITY_COLUMNS} FROM github_identities"))
+                    .fetch_all(pool)
+                    .await?,
+            )
         }
 
         pub async fn person_facts(pool: &Pool, email: &str) -> Result<PersonFacts, StoreError> {
@@ -245,7 +192,7 @@ mod pg {
     use crate::store::StoreError;
 
     type Pool = sqlx::PgPool;
-    directory_queries!(sqlx::Postgres, false);
+    directory_queries!(sqlx::Postgres);
 }
 
 mod sqlite {
@@ -254,13 +201,12 @@ mod sqlite {
     use crate::store::StoreError;
 
     type Pool = sqlx::SqlitePool;
-    directory_queries!(sqlx::Sqlite, true);
+    directory_queries!(sqlx::Sqlite);
 }
 
-/// Directory rows for one page: up to `query.limit + 1`, so the caller knows whether a next
-/// page exists.
-pub async fn search_identities(db: &Db, query: &SearchQuery) -> Result<Vec<Identity>, StoreError> {
-    per_backend!(db, pg, sqlite, search_identities(query))
+/// Every row of the directory, departed ones too, for the in-memory index (`super::index`).
+pub async fn all_identities(db: &Db) -> Result<Vec<Identity>, StoreError> {
+    per_backend!(db, pg, sqlite, all_identities())
 }
 
 /// Everything the directory holds for a (normalized) work email.

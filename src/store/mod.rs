@@ -37,6 +37,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
+    /// Work on what was read failed (a panicked task building an in-memory index).
+    #[error("{0}")]
+    Internal(String),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -82,10 +82,10 @@ async fn directory(store: &dyn Store, include_departed: bool) -> Vec<(String, St
     .expect("query");
     let mut out = Vec::new();
     loop {
-        let rows = gatehouse::directory::store::search_identities(&store.db(), &query)
+        let index = gatehouse::directory::index::DirectoryIndex::load(&store.db(), 0)
             .await
-            .expect("search");
-        let page = gatehouse::directory::search::Page::from_rows(&query, rows);
+            .expect("index");
+        let page = gatehouse::directory::search::Page::from_rows(&query, index.search(&query));
         out.extend(
             page.rows
                 .iter()
@@ -987,4 +987,133 @@ async fn a_day_seen_again_takes_the_higher_count_on_postgres() {
 #[tokio::test]
 async fn a_day_seen_again_takes_the_higher_count_on_sqlite() {
     days_seen_again_take_the_higher_count(TestDb::sqlite()).await;
+}
+
+/// Two instances on one PostgreSQL database, each searching the directory in memory: a sync
+/// run from the first's admin page reaches the second's search, page and whole-directory answer
+/// within the bound (two seconds once the sync has committed; the announcement takes well
+/// under one), people who left included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_on_one_instance_reaches_the_others_search() {
+    use crate::admin::sign_in_as;
+    use crate::signin::get_with;
+    use crate::support::fake_idp::FakeIdp;
+    let idp = FakeIdp::start(vec!["openid", "email", "profile", "groups"]).await;
+    let db = TestDb::postgres().await;
+    let gh = FakeGitHub::start("acme").await;
+    gh.set_identities(people(40));
+    let mut pairs: Vec<(&str, String)> = gh.settings();
+    pairs.push(("GATEHOUSE_SYNC_INTERVAL", "0".into()));
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let one = crate::signin_refusals::app_with(&idp, &db, &pairs).await;
+    let two = crate::signin_refusals::app_with(&idp, &db, &pairs).await;
+    let (alice, _) = sign_in_as(&one, &idp, "alice", &["gatehouse-admins"]).await;
+    let (bob, _) = sign_in_as(&two, &idp, "bob", &[]).await;
+    let search = |q: &str| {
+        let url = two.url(&format!("/gh/search.json?q={q}&include_departed=0"));
+        let bob = &bob;
+        async move {
+            let rows: Vec<serde_json::Value> =
+                get_with(bob, &url).await.json().await.expect("json");
+            rows.iter()
+                .map(|r| {
+                    r["github_username"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let synced = |app: &crate::support::TestApp, n: usize| {
+        let page_url = app.url("/admin/sync");
+        let alice = &alice;
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let page = get_with(alice, &page_url).await.text().await.expect("page");
+                if page.matches("data-outcome=\"success\"").count() == n {
+                    return page;
+                }
+                assert!(std::time::Instant::now() < deadline, "no sync {n}: {page}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    // The first sync; the second instance's search and whole directory are then in memory.
+    let page = get_with(&alice, &one.url("/admin/sync"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(
+        run_now(&one, &alice, &page).await.status(),
+        reqwest::StatusCode::SEE_OTHER
+    );
+    let page = synced(&one, 1).await;
+    let mut found = Vec::new();
+    for _ in 0..200 {
+        found = search("user-7").await;
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(found, ["user-7"]);
+    assert!(search("user-40").await.is_empty());
+    let dump = get_with(&bob, &two.url("/gh/search.json")).await;
+    let etag = dump.headers()["etag"].clone();
+    let rows: Vec<serde_json::Value> = dump.json().await.expect("json");
+    assert_eq!(rows.len(), 40);
+
+    // user-40 joins, user-7 leaves; the sync runs on the first instance.
+    let mut next = people(41);
+    next.remove(7);
+    gh.set_identities(next);
+    assert_eq!(
+        run_now(&one, &alice, &page).await.status(),
+        reqwest::StatusCode::SEE_OTHER
+    );
+    synced(&one, 2).await;
+    let started = std::time::Instant::now();
+    while search("user-40").await.is_empty() || !search("user-7").await.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the other instance still searches the old directory"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The page and the whole directory moved with it.
+    let html = get_with(&bob, &two.url("/gh/search?q=user-40"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(html.contains("user-40"), "{html}");
+    let r = crate::support::http()
+        .get(two.url("/gh/search.json"))
+        .header("cookie", bob.header())
+        .header("if-none-match", etag.clone())
+        .send()
+        .await
+        .expect("dump");
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::OK,
+        "the old tag no longer matches"
+    );
+    assert_ne!(r.headers()["etag"], etag);
+    let rows: Vec<serde_json::Value> = r.json().await.expect("json");
+    let logins: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r["github_username"].as_str())
+        .collect();
+    assert_eq!(rows.len(), 40);
+    assert!(logins.contains(&"user-40") && !logins.contains(&"user-7"));
+    // Asked for, the person who left is still found.
+    let url = two.url("/gh/search.json?q=user-7&include_departed=1");
+    let rows: Vec<serde_json::Value> = get_with(&bob, &url).await.json().await.expect("json");
+    assert_eq!(rows.len(), 1);
+    two.stop().await;
+    one.stop().await;
 }

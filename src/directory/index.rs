@@ -1,0 +1,451 @@
+//! The directory as each instance holds it: every row in memory, built once per directory
+//! version (`store::versions`), searched and paged without asking the database.
+//!
+//! The directory changes only with a sync or an import, and is read thousands of times more
+//! often; a search that went to the database cost that database a scan and a sort per request
+//! (substring terms defeat ordinary indexes, and a trigram index does not help a term that
+//! matches everyone). Here a search costs a walk of a presorted order, or one pass of a SIMD
+//! substring search over all the text when the term is rare.
+//!
+//! The definitions, the same on both backends: a row matches when the lower-cased
+//! "name email login" contains the lower-cased term (a plain substring: `%` and `_` are
+//! characters like any other); rows are ordered by the key (lower-cased name, email,
+//! lower-cased login, or last pull), compared by code point, then by id.
+
+use std::cmp::Ordering;
+
+use chrono::{DateTime, Utc};
+use memchr::memmem;
+
+use super::Identity;
+use super::search::{Cursor, CursorValue, SearchQuery, SortKey};
+use crate::store::{Db, StoreError};
+
+/// Rows tested in sort order before a term counts as rare and the whole text is searched at
+/// once instead: a term matching more than one row in a few hundred fills a page within this
+/// walk, one matching fewer is found faster by the single pass.
+const WALK_BUDGET: usize = 4096;
+
+/// Where one row's lower-cased text lies in [`DirectoryIndex::text`].
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    /// The lower-cased name is `start..name_end`.
+    name_end: usize,
+    /// The lower-cased login is `login_start..end`.
+    login_start: usize,
+    end: usize,
+}
+
+/// Every row of one directory version, with what searching and paging need.
+pub struct DirectoryIndex {
+    version: i64,
+    /// By id.
+    rows: Vec<Identity>,
+    /// Each row's lower-cased "name email login", one after another, each followed by a NUL
+    /// (no term holds one, so no match spans two rows).
+    text: String,
+    spans: Vec<Span>,
+    /// Positions in `rows`, ascending by (key, id), one order per [`SortKey`].
+    orders: [Vec<usize>; 4],
+    active: usize,
+}
+
+fn key_slot(key: SortKey) -> usize {
+    match key {
+        SortKey::Name => 0,
+        SortKey::Email => 1,
+        SortKey::GithubUsername => 2,
+        SortKey::LastPullDate => 3,
+    }
+}
+
+/// A sort key's value, borrowed from the index or from a cursor.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum KeyRef<'a> {
+    Text(&'a str),
+    Time(DateTime<Utc>),
+}
+
+impl DirectoryIndex {
+    /// Reads every row (departed ones too) and builds the index for `version`; the sorting
+    /// runs off the request threads.
+    pub async fn load(db: &Db, version: i64) -> Result<DirectoryIndex, StoreError> {
+        let rows = super::store::all_identities(db).await?;
+        tokio::task::spawn_blocking(move || DirectoryIndex::build(version, rows))
+            .await
+            .map_err(|e| StoreError::Internal(format!("building the directory index: {e}")))
+    }
+
+    pub fn build(version: i64, mut rows: Vec<Identity>) -> DirectoryIndex {
+        rows.sort_unstable_by_key(|r| r.id);
+        let mut text = String::with_capacity(rows.len() * 64);
+        let mut spans = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let start = text.len();
+            text.push_str(&row.name.to_lowercase());
+            let name_end = text.len();
+            text.push(' ');
+            text.push_str(&row.email.to_lowercase());
+            text.push(' ');
+            let login_start = text.len();
+            text.push_str(&row.github_username.to_lowercase());
+            let end = text.len();
+            text.push('\0');
+            spans.push(Span {
+                start,
+                name_end,
+                login_start,
+                end,
+            });
+        }
+        let active = rows.iter().filter(|r| r.departed_at.is_none()).count();
+        let mut index = DirectoryIndex {
+            version,
+            rows,
+            text,
+            spans,
+            orders: Default::default(),
+            active,
+        };
+        for key in SortKey::ALL {
+            let mut order: Vec<usize> = (0..index.rows.len()).collect();
+            order.sort_unstable_by(|&a, &b| {
+                index
+                    .key(key, a)
+                    .cmp(&index.key(key, b))
+                    .then(index.rows[a].id.cmp(&index.rows[b].id))
+            });
+            index.orders[key_slot(key)] = order;
+        }
+        index
+    }
+
+    /// The directory version this was built from.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// People who have not left.
+    pub fn active_count(&self) -> usize {
+        self.active
+    }
+
+    /// What the index holds, in bytes (strings' capacity included, allocator overhead not).
+    pub fn heap_bytes(&self) -> usize {
+        let rows: usize = self
+            .rows
+            .iter()
+            .map(|r| {
+                std::mem::size_of::<Identity>()
+                    + r.name.capacity()
+                    + r.email.capacity()
+                    + r.github_username.capacity()
+            })
+            .sum();
+        rows + self.text.capacity()
+            + self.spans.capacity() * std::mem::size_of::<Span>()
+            + self
+                .orders
+                .iter()
+                .map(|o| o.capacity() * std::mem::size_of::<usize>())
+                .sum::<usize>()
+    }
+
+    fn key(&self, key: SortKey, row: usize) -> KeyRef<'_> {
+        let span = self.spans[row];
+        match key {
+            SortKey::Name => KeyRef::Text(&self.text[span.start..span.name_end]),
+            SortKey::Email => KeyRef::Text(&self.rows[row].email),
+            SortKey::GithubUsername => KeyRef::Text(&self.text[span.login_start..span.end]),
+            SortKey::LastPullDate => KeyRef::Time(self.rows[row].last_pull_date),
+        }
+    }
+
+    /// The row against the cursor, in ascending order.
+    fn cmp_cursor(&self, key: SortKey, row: usize, cursor: &Cursor) -> Ordering {
+        let theirs = match &cursor.value {
+            CursorValue::Text(s) => KeyRef::Text(s),
+            CursorValue::Time(t) => KeyRef::Time(*t),
+        };
+        self.key(key, row)
+            .cmp(&theirs)
+            .then(self.rows[row].id.cmp(&cursor.id))
+    }
+
+    /// Every active row, by name: the whole directory as one answer.
+    pub fn active_by_name(&self) -> impl Iterator<Item = &Identity> {
+        self.orders[key_slot(SortKey::Name)]
+            .iter()
+            .map(|&i| &self.rows[i])
+            .filter(|r| r.departed_at.is_none())
+    }
+
+    /// Up to `limit + 1` rows after the cursor, in the query's order (the extra row tells
+    /// that a next page exists).
+    pub fn search(&self, query: &SearchQuery) -> Vec<Identity> {
+        let want = usize::try_from(query.limit)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
+        let order = &self.orders[key_slot(query.sort)];
+        // The part of the order after the cursor, in the direction of the query.
+        let (from, to) = match &query.after {
+            None => (0, order.len()),
+            Some(c) if query.desc => (
+                0,
+                order.partition_point(|&i| self.cmp_cursor(query.sort, i, c) == Ordering::Less),
+            ),
+            Some(c) => (
+                order.partition_point(|&i| self.cmp_cursor(query.sort, i, c) != Ordering::Greater),
+                order.len(),
+            ),
+        };
+        let rest = &order[from..to];
+        let walk: Box<dyn Iterator<Item = &usize>> = if query.desc {
+            Box::new(rest.iter().rev())
+        } else {
+            Box::new(rest.iter())
+        };
+        let finder = (!query.q.is_empty()).then(|| memmem::Finder::new(query.q.as_bytes()));
+        let shown = |i: usize| query.include_departed || self.rows[i].departed_at.is_none();
+        let matches = |i: usize| {
+            let span = self.spans[i];
+            finder.as_ref().is_none_or(|f| {
+                f.find(&self.text.as_bytes()[span.start..span.end])
+                    .is_some()
+            })
+        };
+        let mut found = Vec::with_capacity(want.min(rest.len()));
+        for (tested, &i) in walk.enumerate() {
+            if found.len() == want {
+                break;
+            }
+            if finder.is_some() && tested == WALK_BUDGET {
+                return self.rare(query, want);
+            }
+            if shown(i) && matches(i) {
+                found.push(self.rows[i].clone());
+            }
+        }
+        found
+    }
+
+    /// A term too rare to fill a page by walking the order: every match from one pass over
+    /// the text, those after the cursor sorted, the first `want` kept.
+    fn rare(&self, query: &SearchQuery, want: usize) -> Vec<Identity> {
+        let finder = memmem::Finder::new(query.q.as_bytes());
+        let text = self.text.as_bytes();
+        let mut hits = Vec::new();
+        let mut at = 0;
+        while let Some(offset) = finder.find(&text[at..]) {
+            let row = self
+                .spans
+                .partition_point(|s| s.start <= at + offset)
+                .saturating_sub(1);
+            if query.include_departed || self.rows[row].departed_at.is_none() {
+                hits.push(row);
+            }
+            // One hit per row: go on from the next row.
+            at = self.spans[row].end + 1;
+            if at >= text.len() {
+                break;
+            }
+        }
+        let in_range = |row: usize| match &query.after {
+            None => true,
+            Some(c) => {
+                let ord = self.cmp_cursor(query.sort, row, c);
+                if query.desc {
+                    ord == Ordering::Less
+                } else {
+                    ord == Ordering::Greater
+                }
+            }
+        };
+        hits.retain(|&row| in_range(row));
+        hits.sort_unstable_by(|&a, &b| {
+            let ord = self
+                .key(query.sort, a)
+                .cmp(&self.key(query.sort, b))
+                .then(self.rows[a].id.cmp(&self.rows[b].id));
+            if query.desc { ord.reverse() } else { ord }
+        });
+        hits.into_iter()
+            .take(want)
+            .map(|i| self.rows[i].clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::search::Page;
+
+    /// Names with mixed case, accents, ties on every key, and a tenth departed.
+    fn people(n: usize) -> Vec<Identity> {
+        let first = ["Ada", "élodie", "ÖZGE", "Bo", "ada", "Zoë", "Σοφία", "Li"];
+        let last = ["Lindqvist", "Ng", "O'Brien", "Xu", "100%", "Under_Score"];
+        (0..n)
+            .map(|i| {
+                let id = i64::try_from(i).unwrap_or_default() + 1;
+                Identity {
+                    id,
+                    name: format!("{} {} {}", first[i % 8], last[(i / 8) % 6], i % 97),
+                    email: format!("p{}@example.com", (i * 7919) % n),
+                    github_username: format!("GH-{}", (i * 104_729) % (n / 2).max(1)),
+                    last_pull_date: DateTime::from_timestamp(1_700_000_000 + (id % 28) * 86_400, 0)
+                        .unwrap_or_default(),
+                    departed_at: (i % 10 == 3).then(Utc::now),
+                }
+            })
+            .collect()
+    }
+
+    fn query(q: &str, sort: SortKey, desc: bool, limit: u32, departed: bool) -> SearchQuery {
+        SearchQuery {
+            q: q.to_lowercase(),
+            sort,
+            desc,
+            limit,
+            after: None,
+            include_departed: departed,
+        }
+    }
+
+    /// The definition, written plainly: filter, then sort by (key, id).
+    fn reference(rows: &[Identity], q: &SearchQuery) -> Vec<i64> {
+        let mut hits: Vec<&Identity> = rows
+            .iter()
+            .filter(|r| q.include_departed || r.departed_at.is_none())
+            .filter(|r| {
+                format!(
+                    "{} {} {}",
+                    r.name.to_lowercase(),
+                    r.email.to_lowercase(),
+                    r.github_username.to_lowercase()
+                )
+                .contains(&q.q)
+            })
+            .collect();
+        let key = |r: &Identity| match q.sort {
+            SortKey::Name => r.name.to_lowercase(),
+            SortKey::Email => r.email.clone(),
+            SortKey::GithubUsername => r.github_username.to_lowercase(),
+            SortKey::LastPullDate => r.last_pull_date.to_rfc3339(),
+        };
+        hits.sort_by(|a, b| {
+            let ord = key(a).cmp(&key(b)).then(a.id.cmp(&b.id));
+            if q.desc { ord.reverse() } else { ord }
+        });
+        hits.iter().map(|r| r.id).collect()
+    }
+
+    /// Every page, following cursors.
+    fn all_pages(index: &DirectoryIndex, first: &SearchQuery) -> Vec<i64> {
+        let mut q = first.clone();
+        let mut out = Vec::new();
+        // A cursor that does not move the page on would loop forever.
+        for _ in 0..=index.rows.len() {
+            let page = Page::from_rows(&q, index.search(&q));
+            assert!(page.rows.len() <= q.limit as usize);
+            out.extend(page.rows.iter().map(|r| r.id));
+            match page.next {
+                Some(c) => q.after = Some(c),
+                None => return out,
+            }
+        }
+        panic!("more pages than rows: the cursor does not move on")
+    }
+
+    #[test]
+    fn pages_follow_the_definition_for_common_rare_and_absent_terms() {
+        // More rows than the walk budget, so rare terms take the single pass.
+        let rows = people(10_000);
+        let index = DirectoryIndex::build(7, rows.clone());
+        assert_eq!(index.version(), 7);
+        assert_eq!(index.active_count(), 9_000);
+        let terms = [
+            "",       // everyone
+            "ada",    // a quarter, across case
+            "ÉLODIE", // accents lower-case too
+            "σοφία",  // Greek
+            "% 4",    // wildcards are characters, across a field boundary
+            "under_", // an underscore, not any character
+            "p4242@", // one or two rows: the single pass
+            "gh-12 ", // nothing: no field ends that way before the login
+            "zzz",    // nothing at all
+            "n 9",    // rare-ish: fewer than one per page in the walk
+        ];
+        for term in terms {
+            for sort in SortKey::ALL {
+                for desc in [false, true] {
+                    for departed in [false, true] {
+                        for limit in [7, 200] {
+                            let q = query(term, sort, desc, limit, departed);
+                            assert_eq!(
+                                all_pages(&index, &q),
+                                reference(&rows, &q),
+                                "{term:?} {sort:?} desc={desc} departed={departed} limit={limit}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_cursor_whose_row_is_gone_continues_after_where_it_was() {
+        let rows = people(6_000);
+        let before = DirectoryIndex::build(1, rows.clone());
+        for (term, sort, desc) in [
+            ("", SortKey::Name, false),
+            ("ada", SortKey::Email, true),
+            ("p42", SortKey::LastPullDate, false),
+        ] {
+            let q = query(term, sort, desc, 10, false);
+            let page = Page::from_rows(&q, before.search(&q));
+            let cursor = page.next.expect("a next page");
+            // The next directory version lost the row the cursor points at.
+            let after_rows: Vec<Identity> =
+                rows.iter().filter(|r| r.id != cursor.id).cloned().collect();
+            let after = DirectoryIndex::build(2, after_rows.clone());
+            let next = SearchQuery {
+                after: Some(cursor),
+                ..q.clone()
+            };
+            let got: Vec<i64> = after.search(&next).iter().map(|r| r.id).collect();
+            let expected: Vec<i64> = reference(&after_rows, &q)
+                .into_iter()
+                .skip_while(|id| page.rows.iter().any(|r| r.id == *id))
+                .take(11)
+                .collect();
+            assert_eq!(got, expected, "{term:?} {sort:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_directory_answers_nothing() {
+        let index = DirectoryIndex::build(0, Vec::new());
+        for term in ["", "a"] {
+            assert!(
+                index
+                    .search(&query(term, SortKey::Name, false, 50, true))
+                    .is_empty()
+            );
+        }
+        assert_eq!(index.active_by_name().count(), 0);
+    }
+
+    #[test]
+    fn the_whole_directory_is_every_active_row_by_name() {
+        let rows = people(500);
+        let index = DirectoryIndex::build(0, rows.clone());
+        let got: Vec<i64> = index.active_by_name().map(|r| r.id).collect();
+        assert_eq!(
+            got,
+            reference(&rows, &query("", SortKey::Name, false, 1, false))
+        );
+    }
+}
