@@ -148,7 +148,7 @@ fn signed_in(
         .extensions_mut()
         .remove::<SessionLookup>()
         .and_then(|SessionLookup(s)| s);
-    let db = state.store.db();
+    let state = state.clone();
     let client_ip = request
         .extensions()
         .get::<crate::web::client_ip::ClientIp>()
@@ -160,7 +160,7 @@ fn signed_in(
         let Some((id, session)) = found else {
             return Ok(None);
         };
-        let user = super::users::get(&db, session.user_id).await?;
+        let user = state.user(session.user_id).await?;
         Ok(user.map(|user| CurrentUser {
             user,
             session,

@@ -21,10 +21,11 @@ use super::Identity;
 use super::search::{Cursor, CursorValue, SearchQuery, SortKey};
 use crate::store::{Db, StoreError};
 
-/// Rows tested in sort order before a term counts as rare and the whole text is searched at
-/// once instead: a term matching more than one row in a few hundred fills a page within this
-/// walk, one matching fewer is found faster by the single pass.
-const WALK_BUDGET: usize = 4096;
+/// Rows tested in sort order, per row wanted, before a term counts as rare and the whole text
+/// is searched at once instead. Testing one row costs about as much as the single pass spends
+/// on a few hundred bytes of text: a term matching at least one row in 16 fills its page within
+/// the walk; a rarer one is found faster by the pass, whose hits are then few.
+const WALK_PER_ROW: usize = 16;
 
 /// Where one row's lower-cased text lies in [`DirectoryIndex::text`].
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +48,9 @@ pub struct DirectoryIndex {
     text: String,
     spans: Vec<Span>,
     /// Positions in `rows`, ascending by (key, id), one order per [`SortKey`].
-    orders: [Vec<usize>; 4],
+    orders: [Vec<u32>; 4],
+    /// Where each row stands in each order: `orders[k][ranks[k][row]] == row`.
+    ranks: [Vec<u32>; 4],
     active: usize,
 }
 
@@ -106,17 +109,18 @@ impl DirectoryIndex {
             text,
             spans,
             orders: Default::default(),
+            ranks: Default::default(),
             active,
         };
         for key in SortKey::ALL {
-            let mut order: Vec<usize> = (0..index.rows.len()).collect();
-            order.sort_unstable_by(|&a, &b| {
-                index
-                    .key(key, a)
-                    .cmp(&index.key(key, b))
-                    .then(index.rows[a].id.cmp(&index.rows[b].id))
-            });
+            let mut order: Vec<u32> = (0..index.rows.len()).map(position).collect();
+            order.sort_unstable_by(|&a, &b| index.cmp_rows(key, a as usize, b as usize));
+            let mut ranks = vec![0; order.len()];
+            for (rank, &row) in order.iter().enumerate() {
+                ranks[row as usize] = position(rank);
+            }
             index.orders[key_slot(key)] = order;
+            index.ranks[key_slot(key)] = ranks;
         }
         index
     }
@@ -148,7 +152,8 @@ impl DirectoryIndex {
             + self
                 .orders
                 .iter()
-                .map(|o| o.capacity() * std::mem::size_of::<usize>())
+                .chain(&self.ranks)
+                .map(|o| o.capacity() * std::mem::size_of::<u32>())
                 .sum::<usize>()
     }
 
@@ -160,6 +165,13 @@ impl DirectoryIndex {
             SortKey::GithubUsername => KeyRef::Text(&self.text[span.login_start..span.end]),
             SortKey::LastPullDate => KeyRef::Time(self.rows[row].last_pull_date),
         }
+    }
+
+    /// Two rows in ascending order under `key`.
+    fn cmp_rows(&self, key: SortKey, a: usize, b: usize) -> Ordering {
+        self.key(key, a)
+            .cmp(&self.key(key, b))
+            .then(self.rows[a].id.cmp(&self.rows[b].id))
     }
 
     /// The row against the cursor, in ascending order.
@@ -177,7 +189,7 @@ impl DirectoryIndex {
     pub fn active_by_name(&self) -> impl Iterator<Item = &Identity> {
         self.orders[key_slot(SortKey::Name)]
             .iter()
-            .map(|&i| &self.rows[i])
+            .map(|&i| &self.rows[i as usize])
             .filter(|r| r.departed_at.is_none())
     }
 
@@ -187,63 +199,82 @@ impl DirectoryIndex {
         let want = usize::try_from(query.limit)
             .unwrap_or(usize::MAX)
             .saturating_add(1);
-        let order = &self.orders[key_slot(query.sort)];
+        let slot = key_slot(query.sort);
+        let order = &self.orders[slot];
         // The part of the order after the cursor, in the direction of the query.
         let (from, to) = match &query.after {
             None => (0, order.len()),
             Some(c) if query.desc => (
                 0,
-                order.partition_point(|&i| self.cmp_cursor(query.sort, i, c) == Ordering::Less),
+                order.partition_point(|&i| {
+                    self.cmp_cursor(query.sort, i as usize, c) == Ordering::Less
+                }),
             ),
             Some(c) => (
-                order.partition_point(|&i| self.cmp_cursor(query.sort, i, c) != Ordering::Greater),
+                order.partition_point(|&i| {
+                    self.cmp_cursor(query.sort, i as usize, c) != Ordering::Greater
+                }),
                 order.len(),
             ),
         };
         let rest = &order[from..to];
-        let walk: Box<dyn Iterator<Item = &usize>> = if query.desc {
+        let walk: Box<dyn Iterator<Item = &u32>> = if query.desc {
             Box::new(rest.iter().rev())
         } else {
             Box::new(rest.iter())
         };
         let finder = (!query.q.is_empty()).then(|| memmem::Finder::new(query.q.as_bytes()));
-        let shown = |i: usize| query.include_departed || self.rows[i].departed_at.is_none();
-        let matches = |i: usize| {
-            let span = self.spans[i];
-            finder.as_ref().is_none_or(|f| {
-                f.find(&self.text.as_bytes()[span.start..span.end])
-                    .is_some()
-            })
-        };
+        let budget = want.saturating_mul(WALK_PER_ROW);
         let mut found = Vec::with_capacity(want.min(rest.len()));
         for (tested, &i) in walk.enumerate() {
             if found.len() == want {
                 break;
             }
-            if finder.is_some() && tested == WALK_BUDGET {
-                return self.rare(query, want);
+            let i = i as usize;
+            let row = &self.rows[i];
+            if !query.include_departed && row.departed_at.is_some() {
+                continue;
             }
-            if shown(i) && matches(i) {
-                found.push(self.rows[i].clone());
+            match &finder {
+                None => found.push(row.clone()),
+                Some(_) if tested >= budget => return self.rare(query, from..to, want),
+                Some(f) => {
+                    let span = self.spans[i];
+                    if f.find(&self.text.as_bytes()[span.start..span.end])
+                        .is_some()
+                    {
+                        found.push(row.clone());
+                    }
+                }
             }
         }
         found
     }
 
     /// A term too rare to fill a page by walking the order: every match from one pass over
-    /// the text, those after the cursor sorted, the first `want` kept.
-    fn rare(&self, query: &SearchQuery, want: usize) -> Vec<Identity> {
+    /// the text, those whose place in the order is in `range` kept, the first `want` of them
+    /// (by that place) answered.
+    fn rare(
+        &self,
+        query: &SearchQuery,
+        range: std::ops::Range<usize>,
+        want: usize,
+    ) -> Vec<Identity> {
+        let slot = key_slot(query.sort);
         let finder = memmem::Finder::new(query.q.as_bytes());
         let text = self.text.as_bytes();
-        let mut hits = Vec::new();
+        let mut ranks = Vec::new();
         let mut at = 0;
         while let Some(offset) = finder.find(&text[at..]) {
             let row = self
                 .spans
                 .partition_point(|s| s.start <= at + offset)
                 .saturating_sub(1);
-            if query.include_departed || self.rows[row].departed_at.is_none() {
-                hits.push(row);
+            let rank = self.ranks[slot][row] as usize;
+            if range.contains(&rank)
+                && (query.include_departed || self.rows[row].departed_at.is_none())
+            {
+                ranks.push(rank);
             }
             // One hit per row: go on from the next row.
             at = self.spans[row].end + 1;
@@ -251,30 +282,23 @@ impl DirectoryIndex {
                 break;
             }
         }
-        let in_range = |row: usize| match &query.after {
-            None => true,
-            Some(c) => {
-                let ord = self.cmp_cursor(query.sort, row, c);
-                if query.desc {
-                    ord == Ordering::Less
-                } else {
-                    ord == Ordering::Greater
-                }
-            }
-        };
-        hits.retain(|&row| in_range(row));
-        hits.sort_unstable_by(|&a, &b| {
-            let ord = self
-                .key(query.sort, a)
-                .cmp(&self.key(query.sort, b))
-                .then(self.rows[a].id.cmp(&self.rows[b].id));
-            if query.desc { ord.reverse() } else { ord }
-        });
-        hits.into_iter()
+        if query.desc {
+            ranks.sort_unstable_by(|a, b| b.cmp(a));
+        } else {
+            ranks.sort_unstable();
+        }
+        ranks
+            .into_iter()
             .take(want)
-            .map(|i| self.rows[i].clone())
+            .map(|rank| self.rows[self.orders[slot][rank] as usize].clone())
             .collect()
     }
+}
+
+/// A row's place as stored in the orders. A directory cannot hold four billion people in
+/// memory, so the fallback never happens; it only keeps the conversion total.
+fn position(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -360,7 +384,7 @@ mod tests {
 
     #[test]
     fn pages_follow_the_definition_for_common_rare_and_absent_terms() {
-        // More rows than the walk budget, so rare terms take the single pass.
+        // More rows than the walk tests for a page, so rare terms take the single pass.
         let rows = people(10_000);
         let index = DirectoryIndex::build(7, rows.clone());
         assert_eq!(index.version(), 7);

@@ -96,6 +96,11 @@ async fn search_at_scale(db: TestDb, backend: &str) {
     assert!(deep.after.is_some());
     time(&index, "page 1,000 by email (keyset cursor)", &deep);
     time(&index, "q=xu (a fifth match), by name", &q(&[("q", "xu")]));
+    time(
+        &index,
+        "q=person 001 (one in a hundred)",
+        &q(&[("q", "person 001")]),
+    );
     time(&index, "q=p99999@ (one match)", &q(&[("q", "p99999@")]));
     time(&index, "q=zzz (no match)", &q(&[("q", "zzz")]));
     time(
