@@ -51,6 +51,7 @@ pub struct DirectoryIndex {
     orders: [Vec<u32>; 4],
     /// Where each row stands in each order: `orders[k][ranks[k][row]] == row`.
     ranks: [Vec<u32>; 4],
+    trigrams: Trigrams,
     active: usize,
 }
 
@@ -110,6 +111,7 @@ impl DirectoryIndex {
             spans,
             orders: Default::default(),
             ranks: Default::default(),
+            trigrams: Trigrams::default(),
             active,
         };
         for key in SortKey::ALL {
@@ -122,6 +124,7 @@ impl DirectoryIndex {
             index.orders[key_slot(key)] = order;
             index.ranks[key_slot(key)] = ranks;
         }
+        index.trigrams = Trigrams::build(index.text.as_bytes(), &index.spans);
         index
     }
 
@@ -155,6 +158,7 @@ impl DirectoryIndex {
                 .chain(&self.ranks)
                 .map(|o| o.capacity() * std::mem::size_of::<u32>())
                 .sum::<usize>()
+            + self.trigrams.heap_bytes()
     }
 
     fn key(&self, key: SortKey, row: usize) -> KeyRef<'_> {
@@ -251,9 +255,10 @@ impl DirectoryIndex {
         found
     }
 
-    /// A term too rare to fill a page by walking the order: every match from one pass over
-    /// the text, those whose place in the order is in `range` kept, the first `want` of them
-    /// (by that place) answered.
+    /// A term too rare (or too clustered) to fill a page by walking the order: the rows that
+    /// may match come from the trigram postings (every row, found by one pass over the text,
+    /// for terms too short to have a trigram); those that do and whose place in the order is
+    /// in `range` are marked by that place, and the first `want` marks answered.
     fn rare(
         &self,
         query: &SearchQuery,
@@ -261,37 +266,168 @@ impl DirectoryIndex {
         want: usize,
     ) -> Vec<Identity> {
         let slot = key_slot(query.sort);
-        let finder = memmem::Finder::new(query.q.as_bytes());
-        let text = self.text.as_bytes();
-        let mut ranks = Vec::new();
-        let mut at = 0;
-        while let Some(offset) = finder.find(&text[at..]) {
-            let row = self
-                .spans
-                .partition_point(|s| s.start <= at + offset)
-                .saturating_sub(1);
+        let needle = query.q.as_bytes();
+        let finder = memmem::Finder::new(needle);
+        let mut marks = vec![0_u64; self.rows.len().div_ceil(64)];
+        let mut mark = |row: usize| {
             let rank = self.ranks[slot][row] as usize;
             if range.contains(&rank)
                 && (query.include_departed || self.rows[row].departed_at.is_none())
             {
-                ranks.push(rank);
+                marks[rank / 64] |= 1 << (rank % 64);
             }
-            // One hit per row: go on from the next row.
-            at = self.spans[row].end + 1;
-            if at >= text.len() {
-                break;
+        };
+        match self.trigrams.candidates(needle) {
+            Some((rows, exact)) => {
+                for &row in rows {
+                    let row = row as usize;
+                    let span = self.spans[row];
+                    if exact
+                        || finder
+                            .find(&self.text.as_bytes()[span.start..span.end])
+                            .is_some()
+                    {
+                        mark(row);
+                    }
+                }
+            }
+            None => {
+                let text = self.text.as_bytes();
+                let mut at = 0;
+                while let Some(offset) = finder.find(&text[at..]) {
+                    let row = self
+                        .spans
+                        .partition_point(|s| s.start <= at + offset)
+                        .saturating_sub(1);
+                    mark(row);
+                    // One hit per row: go on from the next row.
+                    at = self.spans[row].end + 1;
+                    if at >= text.len() {
+                        break;
+                    }
+                }
             }
         }
+        let ranks = marks.iter().enumerate().flat_map(|(w, &word)| {
+            (0..64)
+                .filter(move |bit| word & (1 << bit) != 0)
+                .map(move |bit| w * 64 + bit)
+        });
+        let rows = |rank: usize| self.rows[self.orders[slot][rank] as usize].clone();
         if query.desc {
-            ranks.sort_unstable_by(|a, b| b.cmp(a));
+            let words = marks.iter().enumerate().rev().filter(|(_, w)| **w != 0);
+            words
+                .flat_map(|(w, &word)| {
+                    (0..64)
+                        .rev()
+                        .filter(move |bit| word & (1 << bit) != 0)
+                        .map(move |bit| w * 64 + bit)
+                })
+                .take(want)
+                .map(rows)
+                .collect()
         } else {
-            ranks.sort_unstable();
+            ranks.take(want).map(rows).collect()
         }
-        ranks
-            .into_iter()
-            .take(want)
-            .map(|rank| self.rows[self.orders[slot][rank] as usize].clone())
-            .collect()
+    }
+}
+
+/// For each trigram of the lower-cased text, the rows holding it: what narrows a rare term to
+/// a few rows to check instead of all. Bytes are folded into 64 symbols (letters, digits and
+/// the punctuation of names, emails and logins exactly; every other byte into one of 22
+/// shared ones), so the table is 2^18 lists, small and fixed, and a list may hold rows that
+/// only share a folded trigram: rows are checked against the term unless it is exactly one
+/// unfolded trigram.
+#[derive(Default)]
+struct Trigrams {
+    /// Where each code's rows start in `rows`; `starts[code + 1]` is where they end.
+    starts: Vec<u32>,
+    /// Row positions, ascending within each code.
+    rows: Vec<u32>,
+}
+
+const CODES: usize = 1 << 18;
+
+/// A byte's symbol, and whether the symbol stands for that byte alone.
+fn symbol(b: u8) -> (u32, bool) {
+    match b {
+        b'a'..=b'z' => (u32::from(b - b'a'), true),
+        b'0'..=b'9' => (26 + u32::from(b - b'0'), true),
+        b' ' => (36, true),
+        b'@' => (37, true),
+        b'.' => (38, true),
+        b'-' => (39, true),
+        b'_' => (40, true),
+        b'\'' => (41, true),
+        other => (42 + u32::from(other) % 22, false),
+    }
+}
+
+fn code(w: &[u8]) -> (usize, bool) {
+    let (a, ea) = symbol(w[0]);
+    let (b, eb) = symbol(w[1]);
+    let (c, ec) = symbol(w[2]);
+    (((a << 12) | (b << 6) | c) as usize, ea && eb && ec)
+}
+
+impl Trigrams {
+    fn build(text: &[u8], spans: &[Span]) -> Trigrams {
+        // Two passes over the text: count each code's rows, then place them. `last` keeps a
+        // row from being counted twice for one code.
+        let mut counts = vec![0_u32; CODES + 1];
+        let mut last = vec![u32::MAX; CODES];
+        let each = |f: &mut dyn FnMut(usize, u32)| {
+            for (row, span) in spans.iter().enumerate() {
+                let row = position(row);
+                for w in text[span.start..span.end].windows(3) {
+                    f(code(w).0, row);
+                }
+            }
+        };
+        each(&mut |c, row| {
+            if last[c] != row {
+                last[c] = row;
+                counts[c + 1] += 1;
+            }
+        });
+        for c in 0..CODES {
+            counts[c + 1] += counts[c];
+        }
+        let starts = counts;
+        let mut next: Vec<u32> = starts[..CODES].to_vec();
+        let mut rows = vec![0_u32; starts[CODES] as usize];
+        last.fill(u32::MAX);
+        each(&mut |c, row| {
+            if last[c] != row {
+                last[c] = row;
+                rows[next[c] as usize] = row;
+                next[c] += 1;
+            }
+        });
+        Trigrams { starts, rows }
+    }
+
+    /// The rows that may hold `needle`: those of its rarest trigram, and whether holding that
+    /// trigram is holding the needle. `None` for a needle shorter than a trigram.
+    fn candidates(&self, needle: &[u8]) -> Option<(&[u32], bool)> {
+        if self.starts.is_empty() {
+            return None;
+        }
+        let (rows, code_exact) = needle
+            .windows(3)
+            .map(|w| {
+                let (c, exact) = code(w);
+                (
+                    &self.rows[self.starts[c] as usize..self.starts[c + 1] as usize],
+                    exact,
+                )
+            })
+            .min_by_key(|(rows, _)| rows.len())?;
+        Some((rows, code_exact && needle.len() == 3))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        (self.starts.capacity() + self.rows.capacity()) * std::mem::size_of::<u32>()
     }
 }
 
