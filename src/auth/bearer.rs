@@ -339,19 +339,28 @@ impl ApiVerifier {
             }
             self.verified.remove(&digest);
         }
-        // The issuer picks the keys; it is read unverified only to choose among trusted ones.
-        let payload = token
-            .split('.')
-            .nth(1)
-            .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
-            .and_then(|b| serde_json::from_slice::<Unverified>(&b).ok())
-            .ok_or_else(|| BearerError::Invalid("the token is malformed".into()))?;
-        let iss = payload.iss.unwrap_or_default();
-        let issuer = self
-            .issuers
-            .iter()
-            .find(|i| discovery::same_issuer(&i.issuer, &iss))
-            .ok_or_else(|| BearerError::Invalid("the token was issued by someone else".into()))?;
+        // The issuer picks the keys. With one trusted issuer (the usual case) it is that one,
+        // and the token is decoded once, verified; with several, its `iss` is read unverified
+        // first, only to choose among them.
+        let (issuer, iss) = match self.issuers.as_slice() {
+            [only] => (only, only.issuer.clone()),
+            several => {
+                let payload = token
+                    .split('.')
+                    .nth(1)
+                    .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+                    .and_then(|b| serde_json::from_slice::<Unverified>(&b).ok())
+                    .ok_or_else(|| BearerError::Invalid("the token is malformed".into()))?;
+                let iss = payload.iss.unwrap_or_default();
+                let issuer = several
+                    .iter()
+                    .find(|i| discovery::same_issuer(&i.issuer, &iss))
+                    .ok_or_else(|| {
+                        BearerError::Invalid("the token was issued by someone else".into())
+                    })?;
+                (issuer, iss)
+            }
+        };
         let jwks = self.keys(issuer).await?;
         let (claims, key): (Value, _) =
             verify_keyed(token, &jwks, &iss, &self.audience, &["exp", "iss", "aud"])
@@ -359,6 +368,9 @@ impl ApiVerifier {
                 .map_err(|e| match e {
                     TokenError::Key(crate::auth::jwks::JwksError::Unavailable(_)) => {
                         BearerError::KeysUnavailable
+                    }
+                    TokenError::WrongIssuer => {
+                        BearerError::Invalid("the token was issued by someone else".into())
                     }
                     other => BearerError::Invalid(other.to_string()),
                 })?;
