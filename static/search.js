@@ -28,13 +28,30 @@
     return td;
   }
 
+  // As the server says it (web::pages::ago): the largest whole unit, the exact time in the title.
+  function ago(iso) {
+    const t = new Date(iso);
+    const secs = Math.floor((Date.now() - t.getTime()) / 1000);
+    const say = (n, unit) => (n === 1 ? `1 ${unit} ago` : `${n} ${unit}s ago`);
+    if (secs < 60) return "just now";
+    if (secs < 3600) return say(Math.floor(secs / 60), "minute");
+    if (secs < 86400) return say(Math.floor(secs / 3600), "hour");
+    if (secs < 2592000) return say(Math.floor(secs / 86400), "day");
+    return `on ${iso.slice(0, 10)}`;
+  }
+
+  function exact(iso) {
+    return `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
+  }
+
   function render(rows, nextLink, params) {
     body.replaceChildren(
       ...rows.map((r) => {
         const tr = document.createElement("tr");
         const time = document.createElement("time");
         time.dateTime = r.last_pull_date;
-        time.textContent = r.last_pull_date;
+        time.title = exact(r.last_pull_date);
+        time.textContent = ago(r.last_pull_date);
         const when = document.createElement("td");
         when.appendChild(time);
         tr.append(cell(r.name), cell(r.email), cell(r.github_username, true), when);

@@ -92,7 +92,8 @@ pub struct SearchPage {
     limit: u32,
     include_departed: bool,
     columns: Vec<SortLink>,
-    rows: Vec<(IdentityJson, bool)>,
+    /// A row, whether the person left, and when it was last pulled: in words, exactly.
+    rows: Vec<(IdentityJson, bool, String, String)>,
     next_href: Option<String>,
     first_href: Option<String>,
     script_url: &'static str,
@@ -132,6 +133,7 @@ pub async fn search_page(
         Err(e) => (SearchQuery::default(), Some(e)),
     };
     let page = Page::from_rows(&query, state.directory().await?.search(&query));
+    let now = chrono::Utc::now();
     let columns = [
         ("Name", SortKey::Name),
         ("Email", SortKey::Email),
@@ -171,7 +173,14 @@ pub async fn search_page(
         rows: page
             .rows
             .iter()
-            .map(|r| (IdentityJson::from(r), r.departed_at.is_some()))
+            .map(|r| {
+                (
+                    IdentityJson::from(r),
+                    r.departed_at.is_some(),
+                    crate::web::pages::ago(r.last_pull_date, now),
+                    crate::web::pages::exact_utc(r.last_pull_date),
+                )
+            })
             .collect(),
         next_href,
         first_href,

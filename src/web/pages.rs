@@ -65,3 +65,49 @@ pub fn hop_page(heading: &str, target: &str) -> axum::response::Response {
         Err(e) => AppError::Internal(e.into()).into_response(),
     }
 }
+
+/// A past moment as people say it ("3 hours ago"), for a table cell; the exact time goes
+/// beside it in `<time datetime>` and its title. `static/search.js` says it the same way.
+pub fn ago(t: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
+    let secs = (now - t).num_seconds();
+    let plural = |n: i64, unit: &str| {
+        if n == 1 {
+            format!("1 {unit} ago")
+        } else {
+            format!("{n} {unit}s ago")
+        }
+    };
+    match secs {
+        ..60 => "just now".to_string(),
+        60..3_600 => plural(secs / 60, "minute"),
+        3_600..86_400 => plural(secs / 3_600, "hour"),
+        86_400..2_592_000 => plural(secs / 86_400, "day"),
+        _ => format!("on {}", t.format("%Y-%m-%d")),
+    }
+}
+
+/// The exact time for a title: "2026-12-02 15:13 UTC".
+pub fn exact_utc(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ago_says_the_largest_whole_unit() {
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let before = |s: i64| ago(now - chrono::Duration::seconds(s), now);
+        assert_eq!(before(-5), "just now", "a clock a little ahead");
+        assert_eq!(before(59), "just now");
+        assert_eq!(before(60), "1 minute ago");
+        assert_eq!(before(3_599), "59 minutes ago");
+        assert_eq!(before(3_600), "1 hour ago");
+        assert_eq!(before(7_300), "2 hours ago");
+        assert_eq!(before(86_400), "1 day ago");
+        assert_eq!(before(29 * 86_400), "29 days ago");
+        assert_eq!(before(30 * 86_400), "on 2026-12-16");
+        assert_eq!(exact_utc(now), "2027-01-15 08:00 UTC");
+    }
+}

@@ -593,6 +593,13 @@ async fn the_search_page_renders_searches_sorts_and_pages_without_javascript() {
         .expect("html");
     let table = &html[html.find("<tbody").expect("table")..html.find("</tbody>").expect("end")];
     assert!(table.contains("bob@example.com") && !table.contains("alice@example.com"));
+    // When a row was last pulled, in words; the exact time in the markup and on hover.
+    assert!(
+        table.contains(
+            "<time datetime=\"2026-10-02T08:00:00Z\" title=\"2026-10-02 08:00 UTC\">on 2026-10-02</time>"
+        ),
+        "{table}"
+    );
     assert!(html.contains("value=\"bob-gh\""));
     // The script is self-hosted and carries the page's nonce.
     let src = html
