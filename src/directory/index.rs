@@ -171,6 +171,12 @@ impl DirectoryIndex {
         }
     }
 
+    /// A row's lower-cased "name email login".
+    fn row_text(&self, row: usize) -> &[u8] {
+        let span = self.spans[row];
+        &self.text.as_bytes()[span.start..span.end]
+    }
+
     /// Two rows in ascending order under `key`.
     fn cmp_rows(&self, key: SortKey, a: usize, b: usize) -> Ordering {
         self.key(key, a)
@@ -243,10 +249,7 @@ impl DirectoryIndex {
                 None => found.push(row.clone()),
                 Some(_) if tested >= budget => return self.rare(query, from..to, want),
                 Some(f) => {
-                    let span = self.spans[i];
-                    if f.find(&self.text.as_bytes()[span.start..span.end])
-                        .is_some()
-                    {
+                    if f.find(self.row_text(i)).is_some() {
                         found.push(row.clone());
                     }
                 }
@@ -281,12 +284,7 @@ impl DirectoryIndex {
             Some((rows, exact)) => {
                 for &row in rows {
                     let row = row as usize;
-                    let span = self.spans[row];
-                    if exact
-                        || finder
-                            .find(&self.text.as_bytes()[span.start..span.end])
-                            .is_some()
-                    {
+                    if exact || finder.find(self.row_text(row)).is_some() {
                         mark(row);
                     }
                 }
@@ -308,27 +306,27 @@ impl DirectoryIndex {
                 }
             }
         }
-        let ranks = marks.iter().enumerate().flat_map(|(w, &word)| {
-            (0..64)
-                .filter(move |bit| word & (1 << bit) != 0)
+        // The marked places, in the query's direction.
+        let marked = |(w, word): (usize, u64)| {
+            let bits: Box<dyn Iterator<Item = usize>> = if query.desc {
+                Box::new((0..64).rev())
+            } else {
+                Box::new(0..64)
+            };
+            bits.filter(move |bit| word & (1 << bit) != 0)
                 .map(move |bit| w * 64 + bit)
-        });
-        let rows = |rank: usize| self.rows[self.orders[slot][rank] as usize].clone();
-        if query.desc {
-            let words = marks.iter().enumerate().rev().filter(|(_, w)| **w != 0);
-            words
-                .flat_map(|(w, &word)| {
-                    (0..64)
-                        .rev()
-                        .filter(move |bit| word & (1 << bit) != 0)
-                        .map(move |bit| w * 64 + bit)
-                })
-                .take(want)
-                .map(rows)
-                .collect()
+        };
+        let words = marks.iter().copied().enumerate().filter(|(_, w)| *w != 0);
+        let words: Box<dyn Iterator<Item = (usize, u64)>> = if query.desc {
+            Box::new(words.rev())
         } else {
-            ranks.take(want).map(rows).collect()
-        }
+            Box::new(words)
+        };
+        words
+            .flat_map(marked)
+            .take(want)
+            .map(|rank| self.rows[self.orders[slot][rank] as usize].clone())
+            .collect()
     }
 }
 
