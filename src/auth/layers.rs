@@ -17,7 +17,9 @@ use axum_extra::extract::CookieJar;
 
 use super::bearer::VerifiedBearer;
 use super::extract::{CurrentUser, SessionLookup, SessionStoreDown, not_admin};
+use super::session::{SessionData, SessionError};
 use crate::state::AppState;
+use crate::web::client_ip::ClientIp;
 use crate::web::error::{AppError, ErrorReport, ErrorViewer};
 use crate::web::principal::Principal;
 use crate::web::routes::{Access, Format, RouteMeta};
@@ -29,10 +31,7 @@ pub async fn session(State(state): State<AppState>, mut request: Request, next: 
         .map(|c| c.value().to_string());
     let found = match id {
         None => Ok(None),
-        Some(id) => state
-            .auth
-            .sessions
-            .load(&id)
+        Some(id) => load(&state, &mut request, &id)
             .await
             .map(|s| s.map(|s| (id, s))),
     };
@@ -68,6 +67,35 @@ pub async fn session(State(state): State<AppState>, mut request: Request, next: 
         response.extensions_mut().insert(ErrorViewer { user, csrf });
     }
     response
+}
+
+/// The cookie's session. Under a rule the limiter counts hit by hit (in Redis, like the
+/// sessions), the read and the hit go in one round trip, and the hit travels on to the limiter
+/// layer as `Counted`; otherwise a plain read.
+async fn load(
+    state: &AppState,
+    request: &mut Request,
+    id: &str,
+) -> Result<Option<SessionData>, SessionError> {
+    let rule = request.extensions().get::<RouteMeta>().and_then(|m| m.rule);
+    let sessions = &state.auth.sessions;
+    if let Some(rule) = rule
+        && state.limiter.counts_each_hit(rule)
+        && let Some(keys) = sessions.redis_keys(id)
+    {
+        let fallback = request
+            .extensions()
+            .get::<ClientIp>()
+            .map_or_else(|| "ip:unknown".to_string(), ClientIp::rate_key);
+        if let Some(read) = state.limiter.hit_with_session(rule, &keys, &fallback).await {
+            request.extensions_mut().insert(read.counted);
+            return match read.session {
+                Some((index, raw)) => sessions.admit_raw(id, index, &raw).await,
+                None => Ok(None),
+            };
+        }
+    }
+    sessions.load(id).await
 }
 
 pub async fn bearer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {

@@ -48,6 +48,13 @@ pub struct SessionData {
     pub user_agent: Option<String>,
 }
 
+impl SessionData {
+    /// The record as either store keeps it.
+    pub fn record(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+}
+
 enum Backend {
     Database(Db),
     Redis(Arc<RedisHandle>),
@@ -150,18 +157,61 @@ impl Sessions {
                 break;
             }
         }
-        let Some((storage_key, mut data)) = found else {
+        let Some((storage_key, data)) = found else {
             return Ok(None);
         };
+        self.admit(&storage_key, data).await
+    }
+
+    /// The Redis keys a cookie value's session may be stored under, newest secret first, for
+    /// a caller that reads the record in a round trip of its own (the rate limiter's);
+    /// `None` when sessions live in the database.
+    pub fn redis_keys(&self, id: &str) -> Option<Vec<String>> {
+        match &self.backend {
+            Backend::Redis(_) => Some(
+                self.storage_keys("session", id)
+                    .iter()
+                    .map(|k| self.redis_key(k))
+                    .collect(),
+            ),
+            Backend::Database(_) => None,
+        }
+    }
+
+    /// What `load` does with a record read from Redis by someone else: `raw` as stored under
+    /// the `index`th key of [`Sessions::redis_keys`].
+    pub async fn admit_raw(
+        &self,
+        id: &str,
+        index: usize,
+        raw: &str,
+    ) -> Result<Option<SessionData>, SessionError> {
+        let Some(storage_key) = self.storage_keys("session", id).into_iter().nth(index) else {
+            return Ok(None);
+        };
+        // A record that no longer parses (an older format) is treated as signed out.
+        match serde_json::from_str(raw) {
+            Ok(data) => self.admit(&storage_key, data).await,
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// A record just read: ended (and deleted) past its idle or absolute lifetime, its
+    /// `last_seen` written back when due.
+    async fn admit(
+        &self,
+        storage_key: &str,
+        mut data: SessionData,
+    ) -> Result<Option<SessionData>, SessionError> {
         let now = Utc::now().timestamp();
         if now - data.created_at >= secs(self.ttl) || now - data.last_seen >= secs(self.idle) {
-            self.delete(&storage_key).await?;
+            self.delete(storage_key).await?;
             return Ok(None);
         }
         if now - data.last_seen >= TOUCH_EVERY_SECS {
             data.last_seen = now;
             // Signed out or revoked since the read above: it stays ended.
-            if !self.touch_at(&storage_key, &data).await? {
+            if !self.touch_at(storage_key, &data).await? {
                 return Ok(None);
             }
         }
@@ -184,7 +234,7 @@ impl Sessions {
     /// ended session back, alive for another idle period.
     async fn touch_at(&self, storage_key: &str, data: &SessionData) -> Result<bool, SessionError> {
         let ttl = self.lifetime_left(data);
-        let value = serde_json::to_value(data).map_err(err)?;
+        let value = data.record().map_err(err)?;
         match &self.backend {
             Backend::Database(db) => {
                 let expires_at = Utc::now() + chrono::Duration::from_std(ttl).map_err(err)?;
@@ -251,7 +301,7 @@ impl Sessions {
     }
 
     async fn write(&self, id: &str, data: &SessionData) -> Result<(), SessionError> {
-        let value = serde_json::to_value(data).map_err(err)?;
+        let value = data.record().map_err(err)?;
         self.put(
             &self.newest_key("session", id),
             Some(data.user_id),

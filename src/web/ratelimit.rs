@@ -49,6 +49,44 @@ if n == by then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 ";
 
+/// A signed-in request under a rule counted hit by hit: its session read and its hit counted
+/// in one round trip. The counter's key depends on the session (the user's id), so the script
+/// builds it: a key not declared in `KEYS`, which standalone Redis (what Gatehouse supports)
+/// allows. The user id is read from the record's one `"user_id":N` (a quote inside a JSON
+/// string is escaped, so no string value can fake it); a record without one counts against
+/// the client address instead, and the caller, finding that key is not the one it wants,
+/// counts again the usual way.
+const SESSION_SCRIPT: &str = r#"
+local found, raw = 0, ''
+for i, k in ipairs(KEYS) do
+  local v = redis.call('GET', k)
+  if v then found, raw = i, v break end
+end
+local who = ARGV[4]
+local uid = string.match(raw, '"user_id":(%-?%d+)[,}]')
+if uid then who = 'user:' .. uid end
+local counter = ARGV[1] .. who .. ARGV[2]
+local n = redis.call('INCR', counter)
+if n == 1 then redis.call('EXPIRE', counter, ARGV[3]) end
+return {found, raw, n, who}
+"#;
+
+/// A hit already counted by [`RateLimiter::hit_with_session`], handed to the limiter layer
+/// as a request extension: the key it was counted against and the decision.
+#[derive(Debug, Clone)]
+pub struct Counted {
+    pub rule: &'static str,
+    pub key: String,
+    pub decision: Decision,
+}
+
+/// What [`RateLimiter::hit_with_session`] read: the session record (the index of the key it
+/// was under, and its text) when there was one, and the hit.
+pub struct SessionAndHit {
+    pub session: Option<(usize, String)>,
+    pub counted: Counted,
+}
+
 /// Rules allowing at least this many requests a window are counted in batches.
 const BATCH_FROM: u32 = 100;
 /// The most hits an instance lets through before reporting them.
@@ -62,6 +100,25 @@ fn slack(limit: u32) -> u64 {
         0
     } else {
         (u64::from(limit) / 100).clamp(1, BATCH_MAX)
+    }
+}
+
+/// A rule's window length in seconds, the time now and the current window's number.
+fn window_of(limit: RateLimit) -> (i64, i64, i64) {
+    let per = i64::try_from(limit.per.as_secs()).unwrap_or(60).max(1);
+    let now = chrono::Utc::now().timestamp();
+    (per, now, now / per)
+}
+
+/// The answer for the `count`th hit of a window.
+fn decision(limit: RateLimit, count: u64, window: i64, per: i64) -> Decision {
+    let max = u64::from(limit.count);
+    Decision {
+        allowed: count <= max,
+        limit: limit.count,
+        remaining: u32::try_from(max.saturating_sub(count)).unwrap_or(0),
+        reset: (window + 1) * per,
+        store_down: false,
     }
 }
 
@@ -121,6 +178,7 @@ pub struct RateLimiter {
     redis: Option<Arc<RedisHandle>>,
     prefix: String,
     script: redis::Script,
+    session_script: redis::Script,
     local: Mutex<LocalCounters>,
     batches: Mutex<HashMap<String, Batch>>,
     last_warning: AtomicI64,
@@ -137,18 +195,60 @@ impl RateLimiter {
             redis,
             prefix: prefix.to_string(),
             script: redis::Script::new(SCRIPT),
+            session_script: redis::Script::new(SESSION_SCRIPT),
             local: Mutex::new(LocalCounters::default()),
             batches: Mutex::new(HashMap::new()),
             last_warning: AtomicI64::new(0),
         }
     }
 
+    /// Whether a request under `rule` costs a round trip of its own, so that reading its
+    /// session in the same one pays ([`RateLimiter::hit_with_session`]).
+    pub fn counts_each_hit(&self, rule: &str) -> bool {
+        self.redis.is_some() && self.rules.get(rule).is_some_and(|l| slack(l.count) == 0)
+    }
+
+    /// Reads a session (stored under one of `session_keys`, in Redis) and counts the request
+    /// under `rule` against its user, or against `fallback` when there is no session, in one
+    /// round trip. `None` when the rule is unknown, is counted in batches, or Redis is not
+    /// configured or fails: the caller then goes the usual way, which handles each failure.
+    pub async fn hit_with_session(
+        &self,
+        rule: &'static str,
+        session_keys: &[String],
+        fallback: &str,
+    ) -> Option<SessionAndHit> {
+        if !self.counts_each_hit(rule) {
+            return None;
+        }
+        let limit = *self.rules.get(rule)?;
+        let redis = self.redis.as_ref()?;
+        let (per, _, window) = window_of(limit);
+        let mut conn = redis.connection().await.ok()?;
+        let (found, raw, count, who) = self
+            .session_script
+            .key(session_keys)
+            .arg(format!("{}:rl:{rule}:", self.prefix))
+            .arg(format!(":{window}"))
+            .arg(per)
+            .arg(fallback)
+            .invoke_async::<(usize, String, u64, String)>(&mut conn)
+            .await
+            .ok()?;
+        Some(SessionAndHit {
+            session: (found > 0).then(|| (found - 1, raw)),
+            counted: Counted {
+                rule,
+                key: who,
+                decision: decision(limit, count, window, per),
+            },
+        })
+    }
+
     /// Counts one request of `key` against `rule`.
     pub async fn hit(&self, rule: &str, key: &str) -> Option<Decision> {
         let limit = *self.rules.get(rule)?;
-        let per = i64::try_from(limit.per.as_secs()).unwrap_or(60).max(1);
-        let now = chrono::Utc::now().timestamp();
-        let window = now / per;
+        let (per, now, window) = window_of(limit);
         let counter = format!("{}:rl:{rule}:{key}:{window}", self.prefix);
         let max = u64::from(limit.count);
         let expires = (window + 1) * per;
@@ -183,13 +283,7 @@ impl RateLimiter {
             },
             None => self.hit_local(&counter, expires, now),
         };
-        Some(Decision {
-            allowed: count <= max,
-            limit: limit.count,
-            remaining: u32::try_from(max.saturating_sub(count)).unwrap_or(0),
-            reset: (window + 1) * per,
-            store_down: false,
-        })
+        Some(decision(limit, count, window, per))
     }
 
     /// One hit on a shared counter: let through here while the slack and the known count
@@ -342,13 +436,23 @@ fn key_of(request: &Request) -> (String, Option<i64>) {
 }
 
 /// The layer: count the request against its route's rule, and answer 429 past the limit.
-pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let Some(rule) = request.extensions().get::<RouteMeta>().and_then(|m| m.rule) else {
         return next.run(request).await;
     };
     let (key, user_id) = key_of(&request);
-    let Some(decision) = state.limiter.hit(rule, &key).await else {
-        return next.run(request).await;
+    // Counted already with the session's read, if against this rule and this key (a session
+    // that turned out ended or expired counts against the address, counted here).
+    let counted = request
+        .extensions_mut()
+        .remove::<Counted>()
+        .filter(|c| c.rule == rule && c.key == key);
+    let decision = match counted {
+        Some(c) => c.decision,
+        None => match state.limiter.hit(rule, &key).await {
+            Some(d) => d,
+            None => return next.run(request).await,
+        },
     };
     let ip = request
         .extensions()
@@ -428,6 +532,93 @@ mod tests {
         assert_eq!(slack(600), 6);
         assert_eq!(slack(1_999), 19);
         assert_eq!(slack(100_000_000), BATCH_MAX);
+    }
+
+    /// Against the machine's Redis (the test command starts it), like the integration tests.
+    #[tokio::test]
+    async fn one_script_reads_the_session_and_counts_against_its_user_or_the_address() {
+        let url = std::env::var("GATEHOUSE_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let url = crate::config::RedisUrl::parse(url.into()).expect("redis url");
+        let redis = Arc::new(RedisHandle::new(&url).expect("redis"));
+        let prefix = format!("unit-{}", uuid::Uuid::new_v4().simple());
+        let rules = crate::config::values::rate_limits(Some("profile=3/hour")).expect("rules");
+        let limiter = RateLimiter::new(rules, Some(redis.clone()), &prefix);
+        let mut conn = redis.connection().await.expect("connection");
+        let key = |k: &str| format!("{prefix}:{k}");
+        // Written as the session store writes it.
+        let alice = crate::auth::session::SessionData {
+            user_id: 42,
+            email: Some("a\"user_id\":7@example.com".into()),
+            csrf: "x".into(),
+            created_at: 0,
+            last_seen: 0,
+            id_token: None,
+            client_ip: None,
+            user_agent: None,
+        };
+        let alice = alice.record().expect("record").to_string();
+        for (k, v) in [("s-alice", alice.as_str()), ("s-odd", r#"{"csrf":"x"}"#)] {
+            redis::cmd("SET")
+                .arg(key(k))
+                .arg(v)
+                .arg("EX")
+                .arg(60)
+                .query_async::<()>(&mut conn)
+                .await
+                .expect("set");
+        }
+        let hit = |keys: Vec<String>| {
+            let limiter = &limiter;
+            async move {
+                limiter
+                    .hit_with_session("profile", &keys, "ip:192.0.2.1")
+                    .await
+                    .expect("counted")
+            }
+        };
+
+        // Found under the second key (an older secret's): counted against the user.
+        let read = hit(vec![key("absent"), key("s-alice")]).await;
+        assert_eq!(read.session.as_ref().map(|(i, _)| *i), Some(1));
+        assert_eq!(read.counted.key, "user:42");
+        assert_eq!(read.counted.decision.remaining, 2);
+        let read = hit(vec![key("s-alice")]).await;
+        assert_eq!(read.counted.decision.remaining, 1);
+        // No session: the address pays, on its own counter.
+        let read = hit(vec![key("absent")]).await;
+        assert!(read.session.is_none());
+        assert_eq!(read.counted.key, "ip:192.0.2.1");
+        assert_eq!(read.counted.decision.remaining, 2);
+        // A record of another shape is still handed back, but its hit went to the address.
+        let read = hit(vec![key("s-odd")]).await;
+        assert!(read.session.is_some());
+        assert_eq!(read.counted.key, "ip:192.0.2.1");
+        // Past the budget, refused like any hit.
+        let read = hit(vec![key("s-alice")]).await;
+        assert_eq!(
+            (
+                read.counted.decision.allowed,
+                read.counted.decision.remaining
+            ),
+            (true, 0)
+        );
+        let read = hit(vec![key("s-alice")]).await;
+        assert!(!read.counted.decision.allowed);
+        // Rules counted in batches, and unknown rules, are not done this way.
+        assert!(
+            limiter
+                .hit_with_session("default", &[key("s-alice")], "ip:192.0.2.1")
+                .await
+                .is_none()
+        );
+        assert!(!limiter.counts_each_hit("no.such.rule"));
+        let local = RateLimiter::new(
+            crate::config::values::rate_limits(None).expect("rules"),
+            None,
+            &prefix,
+        );
+        assert!(!local.counts_each_hit("profile"));
     }
 
     #[tokio::test]

@@ -251,3 +251,89 @@ async fn anonymous_ipv6_clients_share_their_64s_budget() {
     );
     app.stop().await;
 }
+
+/// Commands naming `prefix` that clients (not scripts) sent to Redis while `during` ran, as
+/// MONITOR shows them (other tests' commands carry other prefixes).
+async fn commands_during<F: Future<Output = ()>>(prefix: &str, during: F) -> Vec<String> {
+    use futures::StreamExt;
+    let client = redis::Client::open(redis_url()).expect("redis url");
+    let monitor = client.get_async_monitor().await.expect("MONITOR");
+    let mut lines = monitor.into_on_message::<String>();
+    during.await;
+    let mut seen = Vec::new();
+    while let Ok(Some(line)) =
+        tokio::time::timeout(std::time::Duration::from_millis(300), lines.next()).await
+    {
+        if line.contains(prefix) && !line.contains(" lua] ") {
+            seen.push(line);
+        }
+    }
+    seen
+}
+
+/// Under a rule counted hit by hit, a signed-in page reads its session and counts its hit in
+/// one Redis command, against the user (not the shared address), across instances.
+#[tokio::test]
+async fn a_signed_in_page_reads_its_session_and_counts_in_one_round_trip() {
+    use crate::admin::sign_in_as;
+    use crate::signin::get_with;
+    let idp = crate::support::fake_idp::FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::postgres().await;
+    let redis = redis_url();
+    let key = "shared-key-".repeat(4);
+    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let shared = [
+        ("GATEHOUSE_REDIS_URL", redis.as_str()),
+        ("GATEHOUSE_SESSION_KEY", key.as_str()),
+        ("GATEHOUSE_REDIS_PREFIX", prefix.as_str()),
+        ("GATEHOUSE_RATE_LIMITS", "profile=4/hour"),
+    ];
+    let one = crate::signin_refusals::app_with(&idp, &db, &shared).await;
+    let two = crate::signin_refusals::app_with(&idp, &db, &shared).await;
+    // Each signs in and sees the profile once.
+    let (alice, _) = sign_in_as(&one, &idp, "alice", &[]).await;
+    let (bob, _) = sign_in_as(&two, &idp, "bob", &[]).await;
+
+    let commands = commands_during(&prefix, async {
+        let r = get_with(&alice, &two.url("/profile")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(header(&r, "x-ratelimit-remaining"), 2);
+    })
+    .await;
+    assert_eq!(commands.len(), 1, "{commands:#?}");
+    assert!(commands[0].contains("\"EVALSHA\""), "{commands:#?}");
+
+    let mut statuses = Vec::new();
+    for app in [&one, &two, &one] {
+        statuses.push(
+            get_with(&alice, &app.url("/profile"))
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    // Bob, from the same address, has his own budget.
+    assert_eq!(
+        get_with(&bob, &one.url("/profile")).await.status(),
+        StatusCode::OK
+    );
+    let client = redis::Client::open(redis_url()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:rl:profile:*"))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    keys.sort();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(
+        keys.iter().all(|k| k.contains(":rl:profile:user:")),
+        "{keys:?}"
+    );
+    one.stop().await;
+    two.stop().await;
+}
