@@ -213,6 +213,25 @@ impl Server {
             )),
             crate::store::Db::Sqlite(_) => None,
         };
+        // Once a search has built the directory's index, a new version (a sync or an import
+        // here or on another instance) rebuilds it at once, not on the next search.
+        let directory_task = {
+            let state = self.state.clone();
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = state.data_versions.directory_moved() => {}
+                        _ = stop.wait_for(|s| *s) => break,
+                    }
+                    if state.caches.directory.kept_version().is_some()
+                        && let Err(e) = state.directory().await
+                    {
+                        tracing::warn!(error = %e, "cannot rebuild the directory index; the next search tries again");
+                    }
+                }
+            })
+        };
         let sync_task = self
             .state
             .sync
@@ -229,6 +248,7 @@ impl Server {
         serve(self.listener, self.app, limits, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = maintenance.await;
+        let _ = directory_task.await;
         if let Some(task) = versions_task {
             let _ = task.await;
         }

@@ -60,6 +60,8 @@ pub struct VersionWatch {
     directory: AtomicI64,
     access: AtomicI64,
     repos: AtomicI64,
+    /// Woken when the directory's version rises, so its index is rebuilt before a search asks.
+    directory_moved: tokio::sync::Notify,
 }
 
 impl VersionWatch {
@@ -96,9 +98,21 @@ impl VersionWatch {
     /// nothing.
     fn raise(&self, v: Versions) {
         self.users.fetch_max(v.users, Ordering::AcqRel);
-        self.directory.fetch_max(v.directory, Ordering::AcqRel);
+        self.raise_directory(v.directory);
         self.access.fetch_max(v.access, Ordering::AcqRel);
         self.repos.fetch_max(v.repos, Ordering::AcqRel);
+    }
+
+    fn raise_directory(&self, version: i64) {
+        if self.directory.fetch_max(version, Ordering::AcqRel) < version {
+            self.directory_moved.notify_one();
+        }
+    }
+
+    /// Returns once the directory's version has risen since the last call returned (a rise
+    /// in between is not lost: it is kept as a permit).
+    pub async fn directory_moved(&self) {
+        self.directory_moved.notified().await;
     }
 
     /// An announcement's payload, `kind version`; anything else is ignored.
@@ -111,7 +125,7 @@ impl VersionWatch {
         };
         let slot = match kind {
             "users" => &self.users,
-            "directory" => &self.directory,
+            "directory" => return self.raise_directory(version),
             "access" => &self.access,
             "repos" => &self.repos,
             _ => return,
@@ -196,6 +210,15 @@ impl<T> Versioned<T> {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) =
             Some((version, Arc::clone(&value)));
         Ok(value)
+    }
+
+    /// The version of the value kept, if any.
+    pub fn kept_version(&self) -> Option<i64> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|(v, _)| *v)
     }
 
     fn kept(&self, version: i64) -> Option<Arc<T>> {

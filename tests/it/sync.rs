@@ -1074,7 +1074,17 @@ async fn a_sync_on_one_instance_reaches_the_others_search() {
         run_now(&one, &alice, &page).await.status(),
         reqwest::StatusCode::SEE_OTHER
     );
+    let built = two.state.caches.directory.kept_version();
     synced(&one, 2).await;
+    // Rebuilt on the announcement, before anyone searches.
+    let started = std::time::Instant::now();
+    while two.state.caches.directory.kept_version() == built {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the other instance waits for a search to rebuild its index"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let started = std::time::Instant::now();
     while search("user-40").await.is_empty() || !search("user-7").await.is_empty() {
         assert!(
