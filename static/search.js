@@ -7,6 +7,8 @@
   const input = document.querySelector("[data-search-input]");
   const body = document.querySelector("[data-search-rows]");
   const pager = document.querySelector("[data-search-pager]");
+  const departed = document.querySelector("[data-search-departed]");
+  const count = document.querySelector("[data-search-count]");
   if (!form || !input || !body || !window.fetch) return;
 
   let timer = null;
@@ -44,7 +46,29 @@
     return `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
   }
 
-  function render(rows, nextLink, params) {
+  // As the server says it (directory::pages::count_words).
+  function countWords(n, q) {
+    if (n === 0) return "";
+    const people = n === 1 ? "1 person" : `${n} people`;
+    if (!q) return people;
+    return n === 1 ? `${people} matches` : `${people} match`;
+  }
+
+  // The column links sort what is searched now, from its first page.
+  function relinkSorts(params) {
+    for (const a of document.querySelectorAll("[data-sort-link]")) {
+      const url = new URL(a.href, location.href);
+      const next = new URLSearchParams(url.search);
+      for (const name of ["q", "include_departed"]) {
+        if (params.get(name)) next.set(name, params.get(name));
+        else next.delete(name);
+      }
+      next.delete("cursor");
+      a.href = pageUrl(next);
+    }
+  }
+
+  function render(rows, nextLink, total, params) {
     body.replaceChildren(
       ...rows.map((r) => {
         const tr = document.createElement("tr");
@@ -60,6 +84,8 @@
     );
     const none = document.querySelector("[data-testid=no-rows]");
     if (none) none.hidden = rows.length > 0;
+    if (count && total !== null) count.textContent = countWords(Number(total), params.get("q") || "");
+    relinkSorts(params);
     if (pager) {
       pager.replaceChildren();
       const match = nextLink && /<[^>]*\?([^>]*)>;\s*rel="next"/.exec(nextLink);
@@ -84,13 +110,15 @@
     if (!params.get("q")) params.delete("q");
     if (!params.get("limit")) params.set("limit", document.querySelector("[data-limit]")?.dataset.limit || "50");
     const ticket = ++latest;
+    const asked = new URLSearchParams(params);
+    asked.set("count", "1");
     try {
-      const answer = await fetch("/gh/search.json?" + params.toString(), {
+      const answer = await fetch("/gh/search.json?" + asked.toString(), {
         credentials: "same-origin",
         headers: { Accept: "application/json" },
       });
       if (!answer.ok || ticket !== latest) return;
-      render(await answer.json(), answer.headers.get("Link"), params);
+      render(await answer.json(), answer.headers.get("Link"), answer.headers.get("X-Total-Count"), params);
     } catch (_) {
       // The form still works: a failed fetch leaves the server-rendered table as it is.
     }
@@ -100,4 +128,10 @@
     clearTimeout(timer);
     timer = setTimeout(search, 200);
   });
+  if (departed) {
+    departed.addEventListener("change", () => {
+      clearTimeout(timer);
+      search();
+    });
+  }
 })();

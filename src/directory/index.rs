@@ -258,6 +258,56 @@ impl DirectoryIndex {
         found
     }
 
+    /// How many rows match `q` (people who left counted only with `include_departed`),
+    /// whatever the page: for the page's "N people", not for the JSON answers, which stay one
+    /// page's work.
+    pub fn count(&self, q: &str, include_departed: bool) -> usize {
+        let counts = |row: usize| include_departed || self.rows[row].departed_at.is_none();
+        if q.is_empty() {
+            return (0..self.rows.len()).filter(|&r| counts(r)).count();
+        }
+        let mut n = 0;
+        self.each_match(q.as_bytes(), |row| {
+            if counts(row) {
+                n += 1;
+            }
+        });
+        n
+    }
+
+    /// Calls `found` once for each row whose text contains `needle` (lower-cased, not
+    /// empty), in no particular order: the candidates of the term's rarest trigram, checked,
+    /// or one pass over the whole text for terms too short to have a trigram.
+    fn each_match(&self, needle: &[u8], mut found: impl FnMut(usize)) {
+        let finder = memmem::Finder::new(needle);
+        match self.trigrams.candidates(needle) {
+            Some((rows, exact)) => {
+                for &row in rows {
+                    let row = row as usize;
+                    if exact || finder.find(self.row_text(row)).is_some() {
+                        found(row);
+                    }
+                }
+            }
+            None => {
+                let text = self.text.as_bytes();
+                let mut at = 0;
+                while let Some(offset) = finder.find(&text[at..]) {
+                    let row = self
+                        .spans
+                        .partition_point(|s| s.start <= at + offset)
+                        .saturating_sub(1);
+                    found(row);
+                    // One hit per row: go on from the next row.
+                    at = self.spans[row].end + 1;
+                    if at >= text.len() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
     /// A term too rare (or too clustered) to fill a page by walking the order: the rows that
     /// may match come from the trigram postings (every row, found by one pass over the text,
     /// for terms too short to have a trigram); those that do and whose place in the order is
@@ -270,7 +320,6 @@ impl DirectoryIndex {
     ) -> Vec<Identity> {
         let slot = key_slot(query.sort);
         let needle = query.q.as_bytes();
-        let finder = memmem::Finder::new(needle);
         let mut marks = vec![0_u64; self.rows.len().div_ceil(64)];
         let mut mark = |row: usize| {
             let rank = self.ranks[slot][row] as usize;
@@ -280,32 +329,7 @@ impl DirectoryIndex {
                 marks[rank / 64] |= 1 << (rank % 64);
             }
         };
-        match self.trigrams.candidates(needle) {
-            Some((rows, exact)) => {
-                for &row in rows {
-                    let row = row as usize;
-                    if exact || finder.find(self.row_text(row)).is_some() {
-                        mark(row);
-                    }
-                }
-            }
-            None => {
-                let text = self.text.as_bytes();
-                let mut at = 0;
-                while let Some(offset) = finder.find(&text[at..]) {
-                    let row = self
-                        .spans
-                        .partition_point(|s| s.start <= at + offset)
-                        .saturating_sub(1);
-                    mark(row);
-                    // One hit per row: go on from the next row.
-                    at = self.spans[row].end + 1;
-                    if at >= text.len() {
-                        break;
-                    }
-                }
-            }
-        }
+        self.each_match(needle, &mut mark);
         // The marked places, in the query's direction.
         let marked = |(w, word): (usize, u64)| {
             let bits: Box<dyn Iterator<Item = usize>> = if query.desc {
@@ -549,6 +573,14 @@ mod tests {
                         }
                     }
                 }
+            }
+            for departed in [false, true] {
+                let q = query(term, SortKey::Name, false, 1, departed);
+                assert_eq!(
+                    index.count(&q.q, departed),
+                    reference(&rows, &q).len(),
+                    "count of {term:?} departed={departed}"
+                );
             }
         }
     }

@@ -98,6 +98,31 @@ pub struct SearchPage {
     first_href: Option<String>,
     script_url: &'static str,
     problem: Option<String>,
+    /// "3 people match", over every page.
+    count: String,
+}
+
+/// How many match, in words (search-as-you-type says it the same way); nothing for none,
+/// which the table's own notice says.
+fn count_words(n: usize, q: &str) -> String {
+    let people = if n == 1 {
+        "1 person".to_string()
+    } else {
+        format!("{n} people")
+    };
+    match (n, q.is_empty()) {
+        (0, _) => String::new(),
+        (_, true) => people,
+        (1, false) => format!("{people} matches"),
+        (_, false) => format!("{people} match"),
+    }
+}
+
+/// `count=1` on a page of `/gh/search.json`: the number of rows matching over every page in
+/// `X-Total-Count` (search-as-you-type shows it; other clients need not pay for it).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CountParam {
+    count: Option<String>,
 }
 
 fn search_href(query: &SearchQuery, sort: SortKey, desc: bool, cursor: Option<&str>) -> String {
@@ -132,7 +157,9 @@ pub async fn search_page(
         Ok(q) => (q, None),
         Err(e) => (SearchQuery::default(), Some(e)),
     };
-    let page = Page::from_rows(&query, state.directory().await?.search(&query));
+    let index = state.directory().await?;
+    let page = Page::from_rows(&query, index.search(&query));
+    let count = count_words(index.count(&query.q, query.include_departed), &query.q);
     let now = chrono::Utc::now();
     let columns = [
         ("Name", SortKey::Name),
@@ -186,6 +213,7 @@ pub async fn search_page(
         first_href,
         script_url: crate::web::assets::url("search.js"),
         problem,
+        count,
     })
 }
 
@@ -196,14 +224,26 @@ pub async fn search_json(
     _current: CurrentUser,
     headers: axum::http::HeaderMap,
     Query(params): Query<SearchParams>,
+    Query(count): Query<CountParam>,
 ) -> Result<Response, AppError> {
     if params.is_empty() {
         return super::dump::serve(&state, &headers).await;
     }
     let query = params.parse().map_err(AppError::BadRequest)?;
-    let page = Page::from_rows(&query, state.directory().await?.search(&query));
+    let index = state.directory().await?;
+    let page = Page::from_rows(&query, index.search(&query));
     let rows: Vec<IdentityJson> = page.rows.iter().map(IdentityJson::from).collect();
     let mut response = axum::Json(rows).into_response();
+    match count.count.as_deref() {
+        None | Some("0" | "") => {}
+        Some("1") => {
+            let n = index.count(&query.q, query.include_departed);
+            response
+                .headers_mut()
+                .insert("x-total-count", HeaderValue::from(n));
+        }
+        Some(_) => return Err(AppError::BadRequest("count: 1 or 0".into())),
+    }
     if let Some(next) = &page.next {
         let href = search_href(&query, query.sort, query.desc, Some(&next.encode())).replacen(
             "/gh/search?",

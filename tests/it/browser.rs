@@ -369,7 +369,7 @@ async fn directory_search_as_you_type_in_chromium() {
                 format!("Extra {i}"),
                 format!("extra{i}@example.com"),
                 format!("extra-{i}"),
-                false,
+                i == 79,
             )
         })
         .collect();
@@ -429,8 +429,71 @@ async fn directory_search_as_you_type_in_chromium() {
     let url = browser.current_url().await.expect("url");
     assert_eq!(url.path(), "/gh/search");
     assert!(url.query().unwrap_or("").contains("q=BOB-g"), "{url}");
+    assert_eq!(
+        text_of(&browser, "[data-testid=count]", "the count").await,
+        "1 person matches"
+    );
+
+    // Typing to no match says so; ticking "include people who left" searches again.
+    input.clear().await.expect("clears");
+    input.send_keys("extra-79").await.expect("types");
+    wait_for_rows(&browser, 0).await;
+    let none = browser
+        .find(Locator::Css("[data-testid=no-rows]"))
+        .await
+        .expect("notice");
+    assert!(none.is_displayed().await.expect("shown"), "no-match notice");
+    click(
+        &browser,
+        "[data-search-departed]",
+        "include people who left",
+    )
+    .await;
+    wait_for_rows(&browser, 1).await;
+    assert!(!none.is_displayed().await.expect("hidden"));
+    let url = browser.current_url().await.expect("url");
+    assert!(
+        url.query().unwrap_or("").contains("include_departed=1"),
+        "{url}"
+    );
+
+    // A column sorts what is searched now, not the search the page was loaded with.
+    click(&browser, "th:nth-child(2) a", "the Email column").await;
+    browser
+        .wait()
+        .for_element(Locator::Css("th:nth-child(2)[aria-sort=ascending]"))
+        .await
+        .expect("sorted by email");
+    let url = browser.current_url().await.expect("url");
+    let query = url.query().unwrap_or("");
+    assert!(
+        query.contains("q=extra-79")
+            && query.contains("include_departed=1")
+            && query.contains("sort=email"),
+        "{url}"
+    );
+    wait_for_rows(&browser, 1).await;
     browser.close().await.expect("closes");
     app.stop().await;
+}
+
+async fn wait_for_rows(browser: &Client, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let rows = browser
+            .find_all(Locator::Css("[data-search-rows] tr"))
+            .await
+            .expect("rows");
+        if rows.len() == n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} rows, not {n}",
+            rows.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// A repository's page as a browser draws it: one point per day of the range on each chart,

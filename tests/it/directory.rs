@@ -565,6 +565,14 @@ async fn the_search_page_renders_searches_sorts_and_pages_without_javascript() {
         50,
         "a default page of 50 rows (+ header)"
     );
+    let everyone = html
+        .split("data-search-count aria-live=\"polite\">")
+        .nth(1)
+        .and_then(|s| s.split(" people</p>").next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .expect("the count of everyone");
+    assert!(everyone > 100, "{everyone}");
+    assert!(html.contains("data-testid=\"no-rows\" hidden>"));
     assert!(html.contains("aria-sort=\"ascending\"><a href=\"/gh/search?sort=-name\""));
     let next = html
         .split("data-testid=\"next\"")
@@ -601,6 +609,44 @@ async fn the_search_page_renders_searches_sorts_and_pages_without_javascript() {
         "{table}"
     );
     assert!(html.contains("value=\"bob-gh\""));
+    assert!(
+        html.contains("data-search-count aria-live=\"polite\">1 person matches</p>"),
+        "{html}"
+    );
+    // Nobody: the table's notice says so, and no count.
+    let html = get_with(&alice, &app.url("/gh/search?q=zzzz"))
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("data-search-count aria-live=\"polite\"></p>"));
+    assert!(html.contains("<p class=\"notice\" data-testid=\"no-rows\">No one matches.</p>"));
+    // Search-as-you-type asks for the count over every page; other clients are not charged.
+    let counted = |q: &'static str| {
+        let url = app.url(&format!("/gh/search.json?{q}"));
+        let alice = &alice;
+        async move { get_with(alice, &url).await }
+    };
+    let all = counted("q=person&limit=200").await;
+    assert!(all.headers().get("x-total-count").is_none());
+    let all: Vec<serde_json::Value> = all.json().await.expect("json");
+    let page = counted("q=person&limit=5&count=1").await;
+    assert_eq!(
+        page.headers()["x-total-count"],
+        all.len().to_string().as_str()
+    );
+    assert!(all.len() > 5);
+    assert_eq!(
+        page.json::<Vec<serde_json::Value>>()
+            .await
+            .expect("json")
+            .len(),
+        5
+    );
+    assert_eq!(
+        counted("q=person&count=yes").await.status(),
+        StatusCode::BAD_REQUEST
+    );
     // The script is self-hosted and carries the page's nonce.
     let src = html
         .split("<script src=\"")
