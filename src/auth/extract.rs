@@ -18,6 +18,11 @@ use crate::web::error::AppError;
 #[derive(Clone)]
 pub struct SessionLookup(pub Option<(String, SessionData)>);
 
+/// The request carried a session cookie that names no live session (signed out elsewhere,
+/// revoked, expired).
+#[derive(Clone, Copy)]
+pub struct SessionEnded;
+
 pub use crate::web::principal::SessionStoreDown;
 
 #[derive(Clone)]

@@ -14,9 +14,10 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::Cookie;
 
 use super::bearer::VerifiedBearer;
-use super::extract::{CurrentUser, SessionLookup, SessionStoreDown, not_admin};
+use super::extract::{CurrentUser, SessionEnded, SessionLookup, SessionStoreDown, not_admin};
 use super::session::{SessionData, SessionError};
 use crate::state::AppState;
 use crate::web::client_ip::ClientIp;
@@ -29,12 +30,16 @@ pub async fn session(State(state): State<AppState>, mut request: Request, next: 
     let id = jar
         .get(state.auth.session_cookie())
         .map(|c| c.value().to_string());
+    let has_cookie = id.is_some();
     let found = match id {
         None => Ok(None),
         Some(id) => load(&state, &mut request, &id)
             .await
             .map(|s| s.map(|s| (id, s))),
     };
+    if matches!(found, Ok(None)) && has_cookie {
+        request.extensions_mut().insert(SessionEnded);
+    }
     // Kept for an error page's header: who, not the whole session.
     let viewer = match found {
         Ok(found) => {
@@ -134,7 +139,17 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
             }
         },
         Access::SignedIn | Access::Admin => match signed_in(&state, &mut request).await {
-            Ok(None) => return sign_in_first(&request, meta).into_response(),
+            Ok(None) => {
+                let mut response = sign_in_first(&request, meta).into_response();
+                // The cookie of an ended session is cleared: it will not be found again.
+                if request.extensions().get::<SessionEnded>().is_some() {
+                    // (A jar's removal is sent only for a cookie the request carried.)
+                    let cleared = CookieJar::from_headers(request.headers())
+                        .remove(Cookie::build(state.auth.session_cookie()).path("/"));
+                    response = (cleared, response).into_response();
+                }
+                return response;
+            }
             Ok(Some(current)) => {
                 if meta.access == Access::Admin {
                     let reason = match state.admin_reason(&current.user).await {
@@ -211,5 +226,8 @@ fn sign_in_first(request: &Request, meta: RouteMeta) -> AppError {
         && request.method() == Method::GET
         && h("sec-fetch-site") == Some("cross-site")
         && h("sec-fetch-mode") == Some("navigate");
-    AppError::SignInRequired { next, hop }
+    let ended = meta.format == Format::Html
+        && request.method() == Method::GET
+        && request.extensions().get::<SessionEnded>().is_some();
+    AppError::SignInRequired { next, hop, ended }
 }

@@ -22,6 +22,21 @@ use axum::routing::{get, post};
 
 pub const LOGIN_COOKIE: &str = "gatehouse_login";
 
+/// A one-time "you are signed out" for the start page. A cookie, because the way back may pass
+/// through the provider's logout, which carries nothing of ours; it says nothing but that.
+pub const SIGNED_OUT_COOKIE: &str = "gatehouse_signed_out";
+
+fn signed_out_note(secure: bool) -> Cookie<'static> {
+    Cookie::build((SIGNED_OUT_COOKIE, "1"))
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        // Lax: it must come back on the provider's cross-site redirect to the start page.
+        .same_site(SameSite::Lax)
+        .max_age(time::Duration::seconds(300))
+        .build()
+}
+
 pub fn routes() -> Vec<Route> {
     vec![
         Route::page("/auth/login", &["GET"], get(start_login))
@@ -287,7 +302,9 @@ pub async fn logout(
         },
     )
     .await;
-    let cleared = jar.remove(Cookie::build(cookie_name).path("/"));
+    let cleared = jar
+        .remove(Cookie::build(cookie_name).path("/"))
+        .add(signed_out_note(state.auth.secure_cookies));
     let end_session = match state.auth.oidc.metadata().await {
         Ok(meta) => meta.end_session_endpoint.clone(),
         Err(_) => None,

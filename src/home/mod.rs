@@ -5,7 +5,11 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::routing::get;
 
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::Cookie;
+
 use crate::auth::extract::CurrentUser;
+use crate::auth::routes::SIGNED_OUT_COOKIE;
 use crate::state::AppState;
 use crate::store::DirectorySummary;
 use crate::web::error::AppError;
@@ -24,12 +28,20 @@ pub struct HomePage {
     dev_mode: bool,
     user: Option<crate::store::User>,
     csrf: String,
+    signed_out: bool,
 }
 
 pub async fn show_home(
     State(state): State<AppState>,
     current: Option<CurrentUser>,
-) -> Result<HomePage, AppError> {
+    jar: CookieJar,
+) -> Result<(CookieJar, HomePage), AppError> {
+    // Just signed out: said once, then the note is dropped.
+    let note = Cookie::build(SIGNED_OUT_COOKIE).path("/");
+    let (signed_out, jar) = match jar.get(SIGNED_OUT_COOKIE) {
+        Some(_) => (current.is_none(), jar.remove(note)),
+        None => (false, jar),
+    };
     let (summary, user, csrf) = match current {
         Some(c) => {
             let mut summary = crate::store::directory_summary(&state.store.db()).await?;
@@ -43,11 +55,15 @@ pub async fn show_home(
         // Signed out, nothing internal is shown (nor counted).
         None => (DirectorySummary::default(), None, String::new()),
     };
-    Ok(HomePage {
-        layout: Layout::new("Gatehouse"),
-        summary,
-        dev_mode: state.config.is_dev_mode(),
-        user,
-        csrf,
-    })
+    Ok((
+        jar,
+        HomePage {
+            layout: Layout::new("Gatehouse"),
+            summary,
+            dev_mode: state.config.is_dev_mode(),
+            user,
+            csrf,
+            signed_out,
+        },
+    ))
 }

@@ -40,8 +40,14 @@ pub enum AppError {
     Forbidden(String),
     /// A page that needs a signed-in user: go sign in, then come back to `next`. A deep link
     /// from another site (`hop`) first hops once same-origin, for the Strict cookie to come.
+    /// A browser whose session has `ended` (signed out elsewhere, revoked, expired) is told so
+    /// first, with a way to sign in again, rather than sent to the provider without a word.
     #[error("sign in first")]
-    SignInRequired { next: String, hop: bool },
+    SignInRequired {
+        next: String,
+        hop: bool,
+        ended: bool,
+    },
     /// A refusal with an RFC 6750 `WWW-Authenticate` challenge (a Bearer token problem).
     #[error("{message}")]
     Challenge {
@@ -116,7 +122,8 @@ pub struct ErrorReport {
     pub extra: Option<Value>,
     /// Headers the answer carries whatever its audience (`Retry-After`, challenges).
     pub headers: HeaderMap,
-    pub sign_in: Option<(String, bool)>,
+    /// Where to come back to after signing in, whether to hop first, whether a session ended.
+    pub sign_in: Option<(String, bool, bool)>,
     /// A brake (429, or 503 for a while): on a page, HTML only to a client that reads it.
     pub brake: bool,
     /// The cause of a 500, for the log only.
@@ -156,8 +163,8 @@ impl AppError {
                 (status, code, message)
             }
             AppError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
-            AppError::SignInRequired { next, hop } => {
-                sign_in = Some((next, hop));
+            AppError::SignInRequired { next, hop, ended } => {
+                sign_in = Some((next, hop, ended));
                 (
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
@@ -249,7 +256,8 @@ struct ErrorPage<'a> {
     status: u16,
     reason: &'a str,
     message: &'a str,
-    retry_sign_in: bool,
+    /// A "sign in" button to this address instead of the way back to the start page.
+    sign_in: Option<String>,
     user: Option<User>,
     csrf: String,
 }
@@ -293,7 +301,8 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
     let viewer = response.extensions().get::<ErrorViewer>().cloned();
     let (mut parts, _) = response.into_parts();
     let mut rendered = match (&report.sign_in, json) {
-        (Some((next, hop)), false) => sign_in_redirect(next, *hop),
+        (Some((next, _, true)), false) => signed_out_page(next),
+        (Some((next, hop, false)), false) => sign_in_redirect(next, *hop),
         _ if json => {
             let mut body = json!({ "error": report.code, "message": report.message });
             if let (Some(Value::Object(extra)), Some(obj)) = (&report.extra, body.as_object_mut()) {
@@ -326,14 +335,39 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
     Response::from_parts(parts, rendered.into_body())
 }
 
+fn sign_in_href(next: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("next", next)
+        .finish();
+    format!("/auth/login?{query}")
+}
+
 fn sign_in_redirect(next: &str, hop: bool) -> Response {
     if hop {
         return super::pages::hop_page("Opening Gatehouse…", next);
     }
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("next", next)
-        .finish();
-    Redirect::to(&format!("/auth/login?{query}")).into_response()
+    Redirect::to(&sign_in_href(next)).into_response()
+}
+
+/// The answer to a browser whose session ended: what happened, and a way back to `next`.
+fn signed_out_page(next: &str) -> Response {
+    let page = ErrorPage {
+        layout: super::pages::Layout::new("Signed out — Gatehouse"),
+        status: StatusCode::UNAUTHORIZED.as_u16(),
+        reason: "You were signed out",
+        message: "Your session ended: you signed out in another window, an administrator \
+                  ended it, or it was idle too long. Sign in again to carry on where you were.",
+        sign_in: Some(sign_in_href(next)),
+        user: None,
+        csrf: String::new(),
+    };
+    match page.render() {
+        Ok(html) => (StatusCode::UNAUTHORIZED, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "signed-out page failed to render");
+            sign_in_redirect(next, false)
+        }
+    }
 }
 
 fn error_page(report: &ErrorReport, viewer: Option<ErrorViewer>) -> Response {
@@ -344,7 +378,7 @@ fn error_page(report: &ErrorReport, viewer: Option<ErrorViewer>) -> Response {
         status: report.status.as_u16(),
         reason,
         message: &report.message,
-        retry_sign_in: report.code == "sign_in_failed",
+        sign_in: (report.code == "sign_in_failed").then(|| "/auth/login".to_string()),
         user,
         csrf,
     };

@@ -74,7 +74,7 @@ async fn list_and_revoke(extra: &[(&str, &str)]) {
     assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         get_with(&phone, &app.url("/profile")).await.status(),
-        StatusCode::SEE_OTHER
+        StatusCode::UNAUTHORIZED
     );
     assert_eq!(
         get_with(&laptop, &app.url("/profile")).await.status(),
@@ -140,7 +140,7 @@ async fn revoking_on_one_instance_ends_the_session_on_another() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         get_with(&jar, &two.url("/profile")).await.status(),
-        StatusCode::SEE_OTHER
+        StatusCode::UNAUTHORIZED
     );
     one.stop().await;
     two.stop().await;

@@ -248,7 +248,7 @@ async fn roles_groups_and_revocation(db: TestDb, extra: &[(&str, &str)]) {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         get_with(&carl, &app.url("/profile")).await.status(),
-        StatusCode::SEE_OTHER
+        StatusCode::UNAUTHORIZED
     );
     assert_eq!(
         get_with(&ann, &app.url("/profile")).await.status(),

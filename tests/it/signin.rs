@@ -236,13 +236,7 @@ async fn full_sign_in_and_out(rig: Rig) {
         .await
         .expect("replay");
     assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        replay
-            .text()
-            .await
-            .expect("page")
-            .contains("Try signing in again")
-    );
+    assert!(replay.text().await.expect("page").contains("Sign in again"));
 
     // Sign-out needs the session's CSRF token.
     let no_token = http()
@@ -266,6 +260,45 @@ async fn full_sign_in_and_out(rig: Rig) {
         .await
         .expect("logout");
     assert_eq!(logout.status(), StatusCode::OK);
+    // Back on the start page (after the provider's logout), it says so once.
+    let note = logout
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("gatehouse_signed_out=1;"))
+        .expect("a signed-out note")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let home = http()
+        .get(rig.app.url("/"))
+        .header("cookie", &note)
+        .send()
+        .await
+        .expect("home");
+    assert!(
+        home.headers()[SET_COOKIE]
+            .to_str()
+            .expect("ascii")
+            .starts_with("gatehouse_signed_out=;"),
+        "the note is dropped once shown"
+    );
+    assert!(
+        home.text()
+            .await
+            .expect("home")
+            .contains("You are signed out.")
+    );
+    let plain = http().get(rig.app.url("/")).send().await.expect("home");
+    assert!(
+        !plain
+            .text()
+            .await
+            .expect("home")
+            .contains("You are signed out.")
+    );
     let html = logout.text().await.expect("hop");
     let end_session = format!("{}/session/end", rig.idp.issuer);
     assert!(
@@ -274,11 +307,28 @@ async fn full_sign_in_and_out(rig: Rig) {
     );
     assert!(html.contains("id_token_hint="), "{html}");
     // The copied cookie is dead: the record is gone server-side.
-    let after = get_with(&cb.jar, &rig.app.url("/profile")).await;
-    assert_eq!(after.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        location(&after, &rig.app.base),
-        rig.app.url("/auth/login?next=%2Fprofile")
+    // A browser still holding it is told so, with a way back, and the cookie is cleared.
+    let after = get_with(&cb.jar, &rig.app.url("/profile?tab=lists")).await;
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+    let cleared = after.headers()[SET_COOKIE].to_str().expect("ascii");
+    assert!(
+        cleared.starts_with("gatehouse_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    let page = after.text().await.expect("page");
+    assert!(page.contains("<h1>You were signed out</h1>"), "{page}");
+    assert!(
+        page.contains("href=\"/auth/login?next=%2Fprofile%3Ftab%3Dlists\""),
+        "{page}"
+    );
+    // A script's JSON call or a form post is refused as before, without the page.
+    let json = get_with(&cb.jar, &rig.app.url("/gh/search.json?q=a")).await;
+    assert_eq!(json.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        json.text()
+            .await
+            .expect("json")
+            .contains("\"unauthorized\"")
     );
     // Without a live session, sign-out just goes home.
     let again = http()
@@ -368,7 +418,13 @@ async fn signed_out_pages_send_you_to_sign_in_and_json_gets_401() {
         .send()
         .await
         .expect("forged");
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        r.text()
+            .await
+            .expect("page")
+            .contains("You were signed out")
+    );
     app.stop().await;
 }
 

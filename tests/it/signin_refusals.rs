@@ -192,10 +192,7 @@ async fn every_bad_callback_is_refused_with_its_reason() {
             "{name}: no session"
         );
         assert!(
-            r.text()
-                .await
-                .expect("page")
-                .contains("Try signing in again"),
+            r.text().await.expect("page").contains("Sign in again"),
             "{name}"
         );
         let audit = last_login_audit(&db).await;
