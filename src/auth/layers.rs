@@ -14,7 +14,6 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
-use axum_extra::extract::cookie::Cookie;
 
 use super::bearer::VerifiedBearer;
 use super::extract::{CurrentUser, SessionEnded, SessionLookup, SessionStoreDown, not_admin};
@@ -145,7 +144,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
                 if request.extensions().get::<SessionEnded>().is_some() {
                     // (A jar's removal is sent only for a cookie the request carried.)
                     let cleared = CookieJar::from_headers(request.headers())
-                        .remove(Cookie::build(state.auth.session_cookie()).path("/"));
+                        .remove(super::routes::session_cookie_removal(&state));
                     response = (cleared, response).into_response();
                 }
                 return response;

@@ -26,6 +26,15 @@ pub const LOGIN_COOKIE: &str = "gatehouse_login";
 /// through the provider's logout, which carries nothing of ours; it says nothing but that.
 pub const SIGNED_OUT_COOKIE: &str = "gatehouse_signed_out";
 
+/// Clears the session cookie. Over https its name carries the `__Host-` prefix, and a browser
+/// takes a `Set-Cookie` for such a name only with `Secure`, the removal included.
+pub fn session_cookie_removal(state: &AppState) -> Cookie<'static> {
+    Cookie::build(state.auth.session_cookie())
+        .path("/")
+        .secure(state.auth.secure_cookies)
+        .build()
+}
+
 fn signed_out_note(secure: bool) -> Cookie<'static> {
     Cookie::build((SIGNED_OUT_COOKIE, "1"))
         .path("/")
@@ -279,7 +288,7 @@ pub async fn logout(
         .await
         .map_err(|e| AppError::Unavailable(e.to_string()))?;
     let Some(session) = session else {
-        let cleared = jar.remove(Cookie::build(cookie_name).path("/"));
+        let cleared = jar.remove(session_cookie_removal(&state));
         return Ok((cleared, Redirect::to("/")).into_response());
     };
     state
@@ -303,7 +312,7 @@ pub async fn logout(
     )
     .await;
     let cleared = jar
-        .remove(Cookie::build(cookie_name).path("/"))
+        .remove(session_cookie_removal(&state))
         .add(signed_out_note(state.auth.secure_cookies));
     let end_session = match state.auth.oidc.metadata().await {
         Ok(meta) => meta.end_session_endpoint.clone(),

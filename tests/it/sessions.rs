@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::signin::{Jar, get_with};
 use crate::signin_refusals::{app_with, callback, signed_in, start};
 use crate::support::fake_idp::{CLIENT_ID, CLIENT_SECRET, FakeIdp, Tamper};
-use crate::support::{TestApp, TestDb, free_port, redis_url};
+use crate::support::{TestApp, TestDb, free_port, http, redis_url};
 use gatehouse::auth::users;
 use gatehouse::store::UserLogin;
 
@@ -121,6 +121,24 @@ async fn https_public_url_gives_host_prefixed_secure_cookies() {
         assert!(session.contains(attr), "{attr} missing: {session}");
     }
     assert!(!session.contains("Domain="), "{session}");
+    // Clearing it, as the answer to an ended session does, needs `Secure` too: a browser
+    // ignores a `__Host-` cookie set without it, the removal included.
+    let ended = http()
+        .get(app.url("/profile"))
+        .header("cookie", "__Host-gatehouse_session=ended")
+        .send()
+        .await
+        .expect("profile");
+    assert_eq!(ended.status(), StatusCode::UNAUTHORIZED);
+    let removal = ended.headers()["set-cookie"].to_str().expect("ascii");
+    for attr in [
+        "__Host-gatehouse_session=;",
+        "Max-Age=0",
+        "Secure",
+        "Path=/",
+    ] {
+        assert!(removal.contains(attr), "{attr} missing: {removal}");
+    }
     app.stop().await;
 }
 
