@@ -400,27 +400,12 @@ async fn directory_search_as_you_type_in_chromium() {
         .await
         .expect("search box");
     input.send_keys("BOB-g").await.expect("types");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let rows = browser
-            .find_all(Locator::Css("[data-search-rows] tr"))
-            .await
-            .expect("rows");
-        if rows.len() == 1 {
-            let text = rows[0].text().await.expect("row text");
-            assert!(
-                text.contains("bob@example.com") && text.contains("bob-gh"),
-                "{text}"
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "rows never narrowed: {}",
-            rows.len()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_for_rows(&browser, 1).await;
+    let text = text_of(&browser, "[data-search-rows] tr", "the row").await;
+    assert!(
+        text.contains("bob@example.com") && text.contains("bob-gh"),
+        "{text}"
+    );
     let stayed = browser
         .execute("return window.__stayed === true;", vec![])
         .await
