@@ -18,15 +18,31 @@
     return "/gh/search?" + params.toString();
   }
 
-  function cell(text, code) {
+  const table = document.querySelector("[data-github-web]");
+  const githubWeb = table ? table.dataset.githubWeb : "https://github.com";
+
+  function cell(text) {
     const td = document.createElement("td");
+    td.textContent = text;
+    return td;
+  }
+
+  // As the server draws them: the name links to the person's lookup, the login to GitHub.
+  function link(href, text, code) {
+    const td = document.createElement("td");
+    const a = document.createElement("a");
+    a.href = href;
     if (code) {
+      a.className = "gh";
+      a.title = "Profile on GitHub";
       const c = document.createElement("code");
+      c.className = "copy";
       c.textContent = text;
-      td.appendChild(c);
+      a.appendChild(c);
     } else {
-      td.textContent = text;
+      a.textContent = text;
     }
+    td.appendChild(a);
     return td;
   }
 
@@ -78,7 +94,9 @@
         time.textContent = ago(r.last_pull_date);
         const when = document.createElement("td");
         when.appendChild(time);
-        tr.append(cell(r.name), cell(r.email), cell(r.github_username, true), when);
+        const name = link("/lookup?email=" + encodeURIComponent(r.email), r.name, false);
+        const login = link(githubWeb + "/" + encodeURIComponent(r.github_username), r.github_username, true);
+        tr.append(name, cell(r.email), login, when);
         return tr;
       }),
     );

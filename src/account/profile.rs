@@ -23,6 +23,7 @@ pub struct ProfilePage {
     roles: Vec<HeldRole>,
     /// `None` when the provider did not verify the email: facts are keyed by it.
     facts: Option<PersonFacts>,
+    github_web: String,
 }
 
 /// The directory facts are looked up by the email the provider verified, never by anything
@@ -46,6 +47,7 @@ pub async fn show_profile(
         admin: reason.is_admin(),
         roles,
         facts,
+        github_web: state.config.github_web.clone(),
     })
 }
 

@@ -156,6 +156,9 @@ pub struct Config {
     pub rate_limits: BTreeMap<String, RateLimit>,
     pub audit_retention: Duration,
     pub github: Option<GithubConfig>,
+    /// Where people's GitHub profiles are (`{github_web}/{login}`), from the API's address:
+    /// `https://github.com` for `api.github.com`, the server for GitHub Enterprise's `/api/v3`.
+    pub github_web: String,
     pub sync_interval: Duration,
     pub sync_max_departed: f64,
     pub metrics_bind: Option<SocketAddr>,
@@ -360,6 +363,12 @@ impl Raw {
             .unwrap_or_default();
 
         let github = self.github()?;
+        let github_web = self
+            .parse("GATEHOUSE_GITHUB_API_URL", parse_http_url)?
+            .map_or_else(
+                || "https://github.com".to_string(),
+                |api| github_web_of(&api),
+            );
         let sync_interval = self
             .parse("GATEHOUSE_SYNC_INTERVAL", values::duration)?
             .unwrap_or_default();
@@ -423,6 +432,7 @@ impl Raw {
             rate_limits,
             audit_retention,
             github,
+            github_web,
             sync_interval,
             sync_max_departed,
             metrics_bind,
@@ -660,6 +670,15 @@ impl Raw {
 
 /// GitHub Enterprise Server serves REST at `/api/v3` and GraphQL at `/api/graphql`;
 /// github.com serves GraphQL at `/graphql` beside REST.
+fn github_web_of(api: &Url) -> String {
+    if api.host_str() == Some("api.github.com") {
+        return "https://github.com".to_string();
+    }
+    let path = api.path().trim_end_matches('/');
+    let prefix = path.strip_suffix("/api/v3").unwrap_or("");
+    format!("{}{prefix}", api.origin().ascii_serialization())
+}
+
 fn default_graphql_url(api: &Url) -> Result<Url, String> {
     let path = api.path().trim_end_matches('/');
     let graphql = match path.strip_suffix("/api/v3") {

@@ -410,6 +410,24 @@ fn github_graphql_url_is_derived() {
 }
 
 #[test]
+fn github_profiles_are_found_beside_the_api() {
+    let web = |api: Option<&str>| {
+        let pairs: Vec<(&str, &str)> = api
+            .map(|a| vec![("GATEHOUSE_GITHUB_API_URL", a)])
+            .unwrap_or_default();
+        Config::load(&env(&pairs)).expect("config").github_web
+    };
+    assert_eq!(web(None), "https://github.com");
+    assert_eq!(web(Some("https://api.github.com/")), "https://github.com");
+    assert_eq!(web(Some("https://ghe.corp/api/v3")), "https://ghe.corp");
+    assert_eq!(
+        web(Some("https://ghe.corp:8443/git/api/v3/")),
+        "https://ghe.corp:8443/git"
+    );
+    assert_eq!(web(Some("http://127.0.0.1:9000")), "http://127.0.0.1:9000");
+}
+
+#[test]
 fn file_then_env_then_flags() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("gatehouse.toml");

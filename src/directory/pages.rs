@@ -45,6 +45,7 @@ pub struct LookupPage {
     /// `None` before a search; `Some(empty)` when no one was found.
     facts: Option<PersonFacts>,
     problem: Option<&'static str>,
+    github_web: String,
 }
 
 /// A coworker's GitHub username(s) and non-hidden lists; never their laptops.
@@ -71,6 +72,7 @@ pub async fn lookup(
         email,
         facts,
         problem,
+        github_web: state.config.github_web.clone(),
     })
 }
 
@@ -100,6 +102,7 @@ pub struct SearchPage {
     problem: Option<String>,
     /// "3 people match", over every page.
     count: String,
+    github_web: String,
 }
 
 /// How many match, in words (search-as-you-type says it the same way); nothing for none,
@@ -214,6 +217,7 @@ pub async fn search_page(
         script_url: crate::web::assets::url("search.js"),
         problem,
         count,
+        github_web: state.config.github_web.clone(),
     })
 }
 

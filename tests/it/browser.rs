@@ -406,6 +406,21 @@ async fn directory_search_as_you_type_in_chromium() {
         text.contains("bob@example.com") && text.contains("bob-gh"),
         "{text}"
     );
+    // Drawn as the server draws it: the name opens the lookup, the username GitHub.
+    let links = browser
+        .execute(
+            "return [...document.querySelectorAll('[data-search-rows] tr a')].map(a => a.getAttribute('href'));",
+            vec![],
+        )
+        .await
+        .expect("links");
+    assert_eq!(
+        links,
+        serde_json::json!([
+            "/lookup?email=bob%40example.com",
+            "https://github.com/bob-gh"
+        ])
+    );
     let stayed = browser
         .execute("return window.__stayed === true;", vec![])
         .await

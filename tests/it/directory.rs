@@ -286,7 +286,7 @@ async fn profile_shows_your_facts_and_lookup_a_coworkers_without_laptops() {
         .await
         .expect("html");
     for expected in [
-        "<code>alice-gh</code>",
+        "<a class=\"gh\" href=\"https://github.com/alice-gh\" title=\"Profile on GitHub\"><code class=\"copy\">alice-gh</code></a>",
         "C02ALICE1",
         "MacBook Pro 14",
         "Engineering",
@@ -309,7 +309,7 @@ async fn profile_shows_your_facts_and_lookup_a_coworkers_without_laptops() {
         "rule lookup (60/minute) applies"
     );
     let html = r.text().await.expect("html");
-    assert!(html.contains("<code>alice-gh</code>"));
+    assert!(html.contains("href=\"https://github.com/alice-gh\" title=\"Profile on GitHub\"><code class=\"copy\">alice-gh</code>"));
     assert!(html.contains("Engineering") && html.contains("Climbing club"));
     assert!(!html.contains("C02ALICE1") && !html.contains("MacBook"));
     assert!(!html.contains("Secret Project"));
@@ -601,6 +601,15 @@ async fn the_search_page_renders_searches_sorts_and_pages_without_javascript() {
         .expect("html");
     let table = &html[html.find("<tbody").expect("table")..html.find("</tbody>").expect("end")];
     assert!(table.contains("bob@example.com") && !table.contains("alice@example.com"));
+    // The name opens the person's lookup; the username their GitHub profile.
+    assert!(
+        table.contains("<a href=\"/lookup?email=bob%40example.com\">Bob Builder</a>"),
+        "{table}"
+    );
+    assert!(
+        table.contains("href=\"https://github.com/bob-gh\" title=\"Profile on GitHub\"><code class=\"copy\">bob-gh</code></a>"),
+        "{table}"
+    );
     // When a row was last pulled, in words; the exact time in the markup and on hover.
     assert!(
         table.contains(
