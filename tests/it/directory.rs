@@ -309,6 +309,10 @@ async fn profile_shows_your_facts_and_lookup_a_coworkers_without_laptops() {
         "rule lookup (60/minute) applies"
     );
     let html = r.text().await.expect("html");
+    // A visible label on the field, and a way past the header for keyboards.
+    assert!(html.contains("<label class=\"field\">Work email"), "{html}");
+    assert!(html.contains("<a class=\"skip\" href=\"#content\">Skip to content</a>"));
+    assert!(html.contains("<main id=\"content\">"));
     assert!(html.contains("href=\"https://github.com/alice-gh\" title=\"Profile on GitHub\"><code class=\"copy\">alice-gh</code>"));
     assert!(html.contains("Engineering") && html.contains("Climbing club"));
     assert!(!html.contains("C02ALICE1") && !html.contains("MacBook"));
