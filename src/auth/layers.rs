@@ -19,7 +19,6 @@ use super::bearer::VerifiedBearer;
 use super::extract::{CurrentUser, SessionEnded, SessionLookup, SessionStoreDown, not_admin};
 use super::session::{SessionData, SessionError};
 use crate::state::AppState;
-use crate::web::client_ip::ClientIp;
 use crate::web::error::{AppError, ErrorReport, ErrorViewer};
 use crate::web::principal::Principal;
 use crate::web::routes::{Access, Format, RouteMeta};
@@ -87,10 +86,7 @@ async fn load(
         && state.limiter.counts_each_hit(rule)
         && let Some(keys) = sessions.redis_keys(id)
     {
-        let fallback = request
-            .extensions()
-            .get::<ClientIp>()
-            .map_or_else(|| "ip:unknown".to_string(), ClientIp::rate_key);
+        let fallback = crate::web::ratelimit::address_key(request);
         if let Some(read) = state.limiter.hit_with_session(rule, &keys, &fallback).await {
             request.extensions_mut().insert(read.counted);
             return match read.session {
@@ -221,12 +217,10 @@ fn sign_in_first(request: &Request, meta: RouteMeta) -> AppError {
     let h = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
     // A deep link from another site arrives without the Strict session cookie; one
     // same-origin hop brings it along before deciding the user is signed out.
-    let hop = meta.format == Format::Html
-        && request.method() == Method::GET
+    let page_view = meta.format == Format::Html && request.method() == Method::GET;
+    let hop = page_view
         && h("sec-fetch-site") == Some("cross-site")
         && h("sec-fetch-mode") == Some("navigate");
-    let ended = meta.format == Format::Html
-        && request.method() == Method::GET
-        && request.extensions().get::<SessionEnded>().is_some();
+    let ended = page_view && request.extensions().get::<SessionEnded>().is_some();
     AppError::SignInRequired { next, hop, ended }
 }

@@ -361,13 +361,7 @@ fn signed_out_page(next: &str) -> Response {
         user: None,
         csrf: String::new(),
     };
-    match page.render() {
-        Ok(html) => (StatusCode::UNAUTHORIZED, Html(html)).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "signed-out page failed to render");
-            sign_in_redirect(next, false)
-        }
-    }
+    render(&page, StatusCode::UNAUTHORIZED)
 }
 
 fn error_page(report: &ErrorReport, viewer: Option<ErrorViewer>) -> Response {
@@ -382,13 +376,17 @@ fn error_page(report: &ErrorReport, viewer: Option<ErrorViewer>) -> Response {
         user,
         csrf,
     };
+    render(&page, report.status)
+}
+
+fn render(page: &ErrorPage, status: StatusCode) -> Response {
     let body = match page.render() {
         Ok(html) => Html(html).into_response(),
         // A template that cannot render is a bug; the status still tells the truth.
         Err(e) => {
             tracing::error!(error = %e, "error page failed to render");
-            report.message.clone().into_response()
+            page.message.to_string().into_response()
         }
     };
-    (report.status, body).into_response()
+    (status, body).into_response()
 }

@@ -429,10 +429,15 @@ fn key_of(request: &Request) -> (String, Option<i64>) {
     if let Some(p) = ext.get::<Principal>() {
         return (p.key.clone(), p.user_id);
     }
-    let key = ext
+    (address_key(request), None)
+}
+
+/// What a request counts against when no one is signed in: its client address.
+pub fn address_key(request: &Request) -> String {
+    request
+        .extensions()
         .get::<ClientIp>()
-        .map_or_else(|| "ip:unknown".to_string(), ClientIp::rate_key);
-    (key, None)
+        .map_or_else(|| "ip:unknown".to_string(), ClientIp::rate_key)
 }
 
 /// The layer: count the request against its route's rule, and answer 429 past the limit.
