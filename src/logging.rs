@@ -6,7 +6,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-const DEFAULT_FILTER: &str = "info,sqlx=warn,tower_http=info";
+const DEFAULT_FILTER: &str = "info,sqlx=warn";
 
 /// Installs the global subscriber; a second call (tests) is a no-op.
 pub fn init(format: Option<LogFormat>) {

@@ -11,12 +11,10 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::Request;
 use axum::extract::rejection::{
     BytesRejection, FormRejection, JsonRejection, PathRejection, QueryRejection,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
@@ -263,18 +261,17 @@ struct ErrorPage<'a> {
 }
 
 /// Whether the client reads HTML: browsers say so in `Accept`.
-fn accepts_html(headers: &HeaderMap) -> bool {
+pub fn accepts_html(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"))
 }
 
-/// Renders the `ErrorReport`s left by handlers, extractors and layers; the single place
-/// errors are logged.
-pub async fn render_errors(request: Request, next: Next) -> Response {
-    let reads_html = accepts_html(request.headers());
-    let response = next.run(request).await;
+/// Renders the `ErrorReport` a handler, extractor or layer left on `response`, for a client
+/// that does (`reads_html`) or does not read HTML; the single place errors are logged. An
+/// answer without a report passes unchanged.
+pub fn render_errors(response: Response, reads_html: bool) -> Response {
     let Some(report) = response.extensions().get::<ErrorReport>().cloned() else {
         return response;
     };

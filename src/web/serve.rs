@@ -1,5 +1,5 @@
 //! The accept loop: hyper driven directly, because `axum::serve` runs it without a timer, and
-//! without one hyper has no header read timeout. The shared `TimeoutLayer` starts only once a
+//! without one hyper has no header read timeout. The shared layer's request timeout starts only once a
 //! request's head is in, so a client that sends half a header line (or nothing) and waits
 //! would hold its connection, and a task, forever; enough of them exhaust the server.
 
