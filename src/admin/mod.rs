@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use crate::auth::extract::AdminUser;
 use crate::state::AppState;
 use crate::store::AuditEvent;
+use crate::web::pages::Layout;
 use crate::web::routes::Route;
 
 pub(crate) const PAGE_SIZE: i64 = 50;
@@ -34,8 +35,8 @@ pub fn routes() -> Vec<Route> {
         .admin(),
         Route::page(
             "/admin/users/{id}/sessions/revoke",
-            &["POST"],
-            post(users::revoke_user_sessions),
+            &["GET", "POST"],
+            get(users::confirm_revoke).post(users::revoke_user_sessions),
         )
         .admin(),
         Route::page(
@@ -80,6 +81,44 @@ impl AdminUser {
         if let Err(e) = result {
             tracing::error!(error = %e, kind, "audit event not stored");
         }
+    }
+
+    /// Leaves `text` for the next page this admin sees (the one the form redirects to). A
+    /// notice that cannot be kept is only logged: the change itself is done.
+    async fn flash(&self, state: &AppState, text: String) {
+        let mut session = self.current.session.clone();
+        session.flash = Some(text);
+        if let Err(e) = state
+            .auth
+            .sessions
+            .touch(&self.current.session_id, &session)
+            .await
+        {
+            tracing::warn!(error = %e, "notice for the next page not kept");
+        }
+    }
+
+    /// The notice the last change left, taken so it shows once.
+    async fn take_flash(&self, state: &AppState) -> Option<String> {
+        let text = self.current.session.flash.clone()?;
+        let mut session = self.current.session.clone();
+        session.flash = None;
+        if let Err(e) = state
+            .auth
+            .sessions
+            .touch(&self.current.session_id, &session)
+            .await
+        {
+            tracing::warn!(error = %e, "shown notice not cleared");
+        }
+        Some(text)
+    }
+
+    /// The page layout with the notice the last change left.
+    async fn layout(&self, state: &AppState, title: &str) -> Layout {
+        let mut layout = Layout::new(title);
+        layout.flash = self.take_flash(state).await;
+        layout
     }
 
     fn name(&self) -> String {

@@ -59,7 +59,7 @@ pub(super) async fn list_users(
         })
         .collect();
     Ok(UsersPage {
-        layout: Layout::new("Users — Gatehouse"),
+        layout: admin.layout(&state, "Users — Gatehouse").await,
         csrf: admin.current.session.csrf.clone(),
         user: admin.current.user,
         q,
@@ -107,7 +107,7 @@ pub(super) async fn show_user(
         .map_err(|e| AppError::Unavailable(e.to_string()))?
         .len();
     Ok(UserPage {
-        layout: Layout::new("User — Gatehouse"),
+        layout: admin.layout(&state, "User — Gatehouse").await,
         csrf: admin.current.session.csrf.clone(),
         user: admin.current.user,
         subject,
@@ -152,7 +152,62 @@ pub(super) async fn change_user_roles(
             )
             .await;
     }
+    let who = display_name(&subject);
+    let role = &role.name;
+    let notice = match (form.action.as_str(), changed) {
+        ("add", true) => format!("{who} now holds the role “{role}”."),
+        ("add", false) => format!("{who} already held the role “{role}”: nothing changed."),
+        (_, true) => format!("{who} no longer holds the role “{role}” by assignment."),
+        (_, false) => {
+            format!("{who} did not hold the role “{role}” by assignment: nothing changed.")
+        }
+    };
+    admin.flash(&state, notice).await;
     Ok(Redirect::to(&format!("/admin/users/{id}")).into_response())
+}
+
+/// How a person is named in a notice: their name, else their email, else their subject.
+fn display_name(user: &User) -> String {
+    user.name
+        .clone()
+        .or_else(|| user.email.clone())
+        .unwrap_or_else(|| user.subject.clone())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin_user_revoke.html")]
+pub(super) struct RevokePage {
+    layout: Layout,
+    user: User,
+    csrf: String,
+    subject: User,
+    sessions: usize,
+}
+
+/// The second step before signing someone out everywhere: what will happen, and a button
+/// that does it (a page, not a script's `confirm()`, so it works without JavaScript).
+pub(super) async fn confirm_revoke(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(id): Path<i64>,
+) -> Result<RevokePage, AppError> {
+    let subject = users::get(&state.store.db(), id)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let sessions = state
+        .auth
+        .sessions
+        .list(id)
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?
+        .len();
+    Ok(RevokePage {
+        layout: Layout::new("Sign out everywhere — Gatehouse"),
+        csrf: admin.current.session.csrf.clone(),
+        user: admin.current.user,
+        subject,
+        sessions,
+    })
 }
 
 pub(super) async fn revoke_user_sessions(
@@ -176,5 +231,16 @@ pub(super) async fn revoke_user_sessions(
             json!({ "user_id": id, "user": subject.email, "sessions": count, "by": "admin" }),
         )
         .await;
+    let who = display_name(&subject);
+    let notice = match count {
+        0 => format!("{who} had no sessions to end."),
+        1 => format!("{who} is signed out of 1 session."),
+        n => format!("{who} is signed out of {n} sessions."),
+    };
+    // Signing oneself out everywhere ends this session too: the notice would have nowhere
+    // to go, and the next page is the sign-in.
+    if id != admin.current.user.id {
+        admin.flash(&state, notice).await;
+    }
     Ok(Redirect::to(&format!("/admin/users/{id}")).into_response())
 }

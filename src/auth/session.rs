@@ -46,6 +46,10 @@ pub struct SessionData {
     pub id_token: Option<String>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// A one-time notice for the next page (what the last form did), kept here rather than
+    /// in a cookie so no one else can put words on the page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flash: Option<String>,
 }
 
 impl SessionData {
@@ -143,6 +147,7 @@ impl Sessions {
             id_token,
             client_ip,
             user_agent,
+            flash: None,
         };
         self.write(&id, &data).await?;
         Ok((id, data))

@@ -15,6 +15,8 @@ pub struct Layout {
     pub nonce: String,
     /// This request's path, for `here`.
     pub path: std::sync::Arc<str>,
+    /// What the form just submitted did, shown once above the page (see `admin::Flash`).
+    pub flash: Option<String>,
 }
 
 impl Layout {
@@ -25,6 +27,7 @@ impl Layout {
             icon_url: assets::url("favicon.svg"),
             nonce: super::middleware::csp_nonce(),
             path: super::middleware::request_path(),
+            flash: None,
         }
     }
 

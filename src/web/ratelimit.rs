@@ -561,6 +561,7 @@ mod tests {
             id_token: None,
             client_ip: None,
             user_agent: None,
+            flash: None,
         };
         let alice = alice.record().expect("record").to_string();
         for (k, v) in [("s-alice", alice.as_str()), ("s-odd", r#"{"csrf":"x"}"#)] {

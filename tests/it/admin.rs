@@ -36,6 +36,7 @@ async fn post(app: &TestApp, jar: &Jar, path: &str, form: &[(&str, &str)]) -> re
 const ADMIN_GETS: &[&str] = &[
     "/admin/users",
     "/admin/users/1",
+    "/admin/users/1/sessions/revoke",
     "/admin/groups",
     "/admin/audit",
     "/admin/sync",
@@ -368,4 +369,227 @@ async fn an_admin_change_is_audited_with_the_address_it_came_from() {
     let details: serde_json::Value = serde_json::from_str(&details).expect("json");
     assert_eq!(details["session_client_ip"], "127.0.0.1", "{details}");
     app.stop().await;
+}
+
+/// The page's text between the marker `data-testid="ID"` and the end of its element's line.
+fn testid<'a>(page: &'a str, id: &str) -> Option<&'a str> {
+    let at = page.find(&format!("data-testid=\"{id}\""))?;
+    let end = page[at..].find('\n').map_or(page.len(), |e| at + e);
+    Some(&page[at..end])
+}
+
+async fn page_of(jar: &Jar, app: &TestApp, path: &str) -> String {
+    let r = get_with(jar, &app.url(path)).await;
+    assert_eq!(r.status(), StatusCode::OK, "{path}");
+    r.text().await.expect("page")
+}
+
+async fn admin_feedback(db: TestDb, extra: &[(&str, &str)]) {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let app = app_with(&idp, &db, extra).await;
+    let (ann, csrf) = sign_in_as(&app, &idp, "ann", &["gatehouse-admins"]).await;
+
+    // Empty lists say what is empty and what to do; the mapping form waits for a role and
+    // says so.
+    let groups = page_of(&ann, &app, "/admin/groups").await;
+    for id in [
+        "mappings-empty",
+        "roles-empty",
+        "grants-empty",
+        "map-needs-role",
+    ] {
+        assert!(testid(&groups, id).is_some(), "{id}: {groups}");
+    }
+    assert!(testid(&groups, "map-form").is_none(), "{groups}");
+    assert!(testid(&groups, "flash").is_none(), "no notice yet");
+    let nobody = page_of(&ann, &app, "/admin/users?q=nobody-at-all").await;
+    assert!(
+        testid(&nobody, "users-empty").is_some_and(|t| t.contains("No user matches")),
+        "{nobody}"
+    );
+
+    // A refused form: the page again, the reason beside that form, what was typed kept.
+    let create = |name: &'static str, repos: &'static str| {
+        let (app, ann, csrf) = (&app, &ann, csrf.clone());
+        async move {
+            post(
+                app,
+                ann,
+                "/admin/groups",
+                &[
+                    ("csrf_token", csrf.as_str()),
+                    ("action", "create_role"),
+                    ("name", name),
+                    ("description", "Web people"),
+                    ("repos", repos),
+                ],
+            )
+            .await
+        }
+    };
+    for (name, repos, why) in [
+        ("   ", "web-*", "A role name is required"),
+        ("web", "web-%", "Repository pattern"),
+    ] {
+        let r = create(name, repos).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{why}");
+        let page = r.text().await.expect("page");
+        let error = testid(&page, "role-error").expect("an error beside the form");
+        assert!(error.contains(why), "{error}");
+        assert!(page.contains("aria-describedby=\"role-error\""), "{page}");
+        assert!(
+            page.contains("value=\"Web people\""),
+            "typed text kept: {page}"
+        );
+        assert!(testid(&page, "map-error").is_none());
+        assert!(!page.contains("class=\"error-page\""), "not an error page");
+    }
+
+    // Done: back to the page with a notice, shown once.
+    let r = create("web", "web-*").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let groups = page_of(&ann, &app, "/admin/groups").await;
+    let flash = testid(&groups, "flash").expect("a notice");
+    assert!(flash.contains("Role “web” created"), "{flash}");
+    let again = page_of(&ann, &app, "/admin/groups").await;
+    assert!(testid(&again, "flash").is_none(), "shown once: {again}");
+    assert!(testid(&again, "map-form").is_some(), "a role exists now");
+
+    let dup = create("web", "web-*").await;
+    assert_eq!(dup.status(), StatusCode::BAD_REQUEST);
+    let page = dup.text().await.expect("page");
+    assert!(
+        testid(&page, "role-error").is_some_and(|e| e.contains("exists already")),
+        "{page}"
+    );
+
+    // The mapping form's refusals stay beside it.
+    let value = "value=\"";
+    let at = again.find(">web</option>").expect("the role offered");
+    let start = again[..at].rfind(value).expect("its id") + value.len();
+    let web = again[start..at - 1].to_string();
+    let map = |group: &'static str, role_id: String| {
+        let (app, ann, csrf) = (&app, &ann, csrf.clone());
+        async move {
+            post(
+                app,
+                ann,
+                "/admin/groups",
+                &[
+                    ("csrf_token", csrf.as_str()),
+                    ("action", "map"),
+                    ("group", group),
+                    ("role_id", role_id.as_str()),
+                ],
+            )
+            .await
+        }
+    };
+    let r = map("", web.clone()).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let page = r.text().await.expect("page");
+    assert!(
+        testid(&page, "map-error").is_some_and(|e| e.contains("A group name is required")),
+        "{page}"
+    );
+    let r = map("staff", "999999".into()).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let page = r.text().await.expect("page");
+    assert!(testid(&page, "map-error").is_some_and(|e| e.contains("no longer exists")));
+    assert!(page.contains("value=\"staff\""), "typed group kept: {page}");
+    assert_eq!(
+        map("staff", web.clone()).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let groups = page_of(&ann, &app, "/admin/groups").await;
+    assert!(
+        testid(&groups, "flash")
+            .is_some_and(|f| f.contains("Members of “staff” hold the role “web”")),
+        "{groups}"
+    );
+    assert_eq!(map("staff", web).await.status(), StatusCode::SEE_OTHER);
+    let groups = page_of(&ann, &app, "/admin/groups").await;
+    assert!(
+        testid(&groups, "flash").is_some_and(|f| f.contains("nothing changed")),
+        "{groups}"
+    );
+
+    // Signing someone out everywhere: a danger link to a second step, which says what will
+    // happen; nothing ends until its button is pressed.
+    let (carl, _) = sign_in_as(&app, &idp, "carl", &["staff"]).await;
+    let users = page_of(&ann, &app, "/admin/users?q=carl").await;
+    let marker = "<a href=\"/admin/users/";
+    let at = users.find(marker).expect("carl's link") + marker.len();
+    let carl_id: String = users[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let detail = page_of(&ann, &app, &format!("/admin/users/{carl_id}")).await;
+    let button = testid(&detail, "revoke-all").expect("the way to the second step");
+    assert!(
+        detail.contains(&format!(
+            "<a class=\"button danger\" href=\"/admin/users/{carl_id}/sessions/revoke\""
+        )),
+        "{button}"
+    );
+    let confirm = page_of(
+        &ann,
+        &app,
+        &format!("/admin/users/{carl_id}/sessions/revoke"),
+    )
+    .await;
+    assert!(
+        testid(&confirm, "revoke-summary").is_some_and(|s| s.contains("the 1 active session")),
+        "{confirm}"
+    );
+    assert!(
+        confirm.contains("class=\"button danger\" data-testid=\"revoke-confirm\""),
+        "{confirm}"
+    );
+    assert_eq!(
+        get_with(&carl, &app.url("/profile")).await.status(),
+        StatusCode::OK,
+        "showing the second step ends nothing"
+    );
+    let r = post(
+        &app,
+        &ann,
+        &format!("/admin/users/{carl_id}/sessions/revoke"),
+        &[("csrf_token", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let detail = page_of(&ann, &app, &format!("/admin/users/{carl_id}")).await;
+    assert!(
+        testid(&detail, "flash").is_some_and(|f| f.contains("carl is signed out of 1 session")),
+        "{detail}"
+    );
+    assert!(testid(&detail, "no-sessions").is_some(), "{detail}");
+    let confirm = page_of(
+        &ann,
+        &app,
+        &format!("/admin/users/{carl_id}/sessions/revoke"),
+    )
+    .await;
+    assert!(
+        testid(&confirm, "revoke-summary").is_some_and(|s| s.contains("nothing to end")),
+        "{confirm}"
+    );
+    assert!(testid(&confirm, "revoke-confirm").is_none());
+    assert_eq!(
+        get_with(&carl, &app.url("/profile")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn admin_forms_answer_beside_the_form_and_with_a_notice_once_on_sqlite() {
+    admin_feedback(TestDb::sqlite(), &[]).await;
+}
+
+#[tokio::test]
+async fn admin_forms_answer_beside_the_form_and_with_a_notice_once_on_postgres_with_redis() {
+    let redis = crate::support::redis_url();
+    admin_feedback(TestDb::postgres().await, &[("GATEHOUSE_REDIS_URL", &redis)]).await;
 }
