@@ -12,6 +12,11 @@ pub fn routes() -> Vec<Route> {
         Route::page("/profile", &["GET"], get(profile::show_profile)).rule("profile"),
         Route::page("/account/sessions", &["GET"], get(sessions::list_sessions)),
         Route::page(
+            "/account/sessions/revoke-others",
+            &["POST"],
+            post(sessions::revoke_other_sessions),
+        ),
+        Route::page(
             "/account/sessions/{handle}/revoke",
             &["POST"],
             post(sessions::revoke_session),

@@ -83,41 +83,14 @@ impl AdminUser {
         }
     }
 
-    /// Leaves `text` for the next page this admin sees (the one the form redirects to). A
-    /// notice that cannot be kept is only logged: the change itself is done.
     async fn flash(&self, state: &AppState, text: String) {
-        let mut session = self.current.session.clone();
-        session.flash = Some(text);
-        if let Err(e) = state
-            .auth
-            .sessions
-            .touch(&self.current.session_id, &session)
-            .await
-        {
-            tracing::warn!(error = %e, "notice for the next page not kept");
-        }
-    }
-
-    /// The notice the last change left, taken so it shows once.
-    async fn take_flash(&self, state: &AppState) -> Option<String> {
-        let text = self.current.session.flash.clone()?;
-        let mut session = self.current.session.clone();
-        session.flash = None;
-        if let Err(e) = state
-            .auth
-            .sessions
-            .touch(&self.current.session_id, &session)
-            .await
-        {
-            tracing::warn!(error = %e, "shown notice not cleared");
-        }
-        Some(text)
+        self.current.flash(state, text).await;
     }
 
     /// The page layout with the notice the last change left.
     async fn layout(&self, state: &AppState, title: &str) -> Layout {
         let mut layout = Layout::new(title);
-        layout.flash = self.take_flash(state).await;
+        layout.flash = self.current.take_flash(state).await;
         layout
     }
 

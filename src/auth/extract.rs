@@ -81,6 +81,30 @@ impl OptionalFromRequestParts<AppState> for CurrentUser {
     }
 }
 
+impl CurrentUser {
+    /// Leaves `text` for the next page this user sees (the one the form redirects to), in
+    /// the session rather than a cookie, so no one else can put words on the page. A notice
+    /// that cannot be kept is only logged: the change itself is done.
+    pub async fn flash(&self, state: &AppState, text: String) {
+        let mut session = self.session.clone();
+        session.flash = Some(text);
+        if let Err(e) = state.auth.sessions.touch(&self.session_id, &session).await {
+            tracing::warn!(error = %e, "notice for the next page not kept");
+        }
+    }
+
+    /// The notice the last change left, taken so it shows once.
+    pub async fn take_flash(&self, state: &AppState) -> Option<String> {
+        let text = self.session.flash.clone()?;
+        let mut session = self.session.clone();
+        session.flash = None;
+        if let Err(e) = state.auth.sessions.touch(&self.session_id, &session).await {
+            tracing::warn!(error = %e, "shown notice not cleared");
+        }
+        Some(text)
+    }
+}
+
 /// An administrator. The guard decides admin routes before their handlers run; taking an
 /// `AdminUser` in a handler the table does not mark admin still checks (defence in depth).
 pub struct AdminUser {

@@ -41,39 +41,101 @@ pub struct LookupPage {
     layout: Layout,
     user: User,
     csrf: String,
+    /// What was typed: an email, or part of a name (or of an email or GitHub username).
+    typed: String,
+    /// The email whose facts are shown.
     email: String,
+    /// The person's name, when the directory knows it.
+    name: Option<String>,
     /// `None` before a search; `Some(empty)` when no one was found.
     facts: Option<PersonFacts>,
+    /// Several people matched a name: (name, email) of each, to pick from.
+    choices: Vec<(String, String)>,
+    /// More matched than are listed.
+    more_choices: bool,
     problem: Option<&'static str>,
     github_web: String,
 }
 
-/// A coworker's GitHub username(s) and non-hidden lists; never their laptops.
+/// How many people a name lookup lists to pick from.
+const CHOICES: u32 = 20;
+
+/// A coworker's GitHub username(s) and non-hidden lists; never their laptops. An email is
+/// looked up as it is; anything else is searched in the directory (names, emails, GitHub
+/// usernames): one person found is shown, several are listed to pick from.
 pub async fn lookup(
     State(state): State<AppState>,
     current: CurrentUser,
     Query(params): Query<LookupParams>,
 ) -> Result<LookupPage, AppError> {
-    let email = normalize_email(params.email.as_deref().unwrap_or(""));
-    let (facts, problem) = if email.is_empty() {
-        (None, None)
-    } else if !could_be_email(&email) || !email.contains('@') {
-        (None, Some("That does not look like an email address."))
-    } else {
-        let facts = crate::directory::store::person_facts(&state.store.db(), &email)
-            .await?
-            .for_coworker();
-        (Some(facts), None)
-    };
-    Ok(LookupPage {
+    let typed = params.email.as_deref().unwrap_or("").trim().to_string();
+    let mut page = LookupPage {
         layout: Layout::new("Look up a coworker — Gatehouse"),
         csrf: current.session.csrf,
         user: current.user,
-        email,
-        facts,
-        problem,
+        typed: typed.clone(),
+        email: String::new(),
+        name: None,
+        facts: None,
+        choices: Vec::new(),
+        more_choices: false,
+        problem: None,
         github_web: state.config.github_web.clone(),
-    })
+    };
+    if typed.is_empty() {
+        return Ok(page);
+    }
+    let email = if typed.contains('@') {
+        let email = normalize_email(&typed);
+        if !could_be_email(&email) {
+            page.problem = Some("That does not look like an email address.");
+            return Ok(page);
+        }
+        email
+    } else {
+        let Ok(query) = SearchParams {
+            q: Some(typed.clone()),
+            limit: Some(CHOICES.to_string()),
+            ..SearchParams::default()
+        }
+        .parse() else {
+            page.problem = Some("Type an email, or part of a name (at most 200 characters).");
+            return Ok(page);
+        };
+        let found = state.directory().await?.search(&query);
+        // One person may have several GitHub accounts: people are told apart by email.
+        let mut people: Vec<(String, String)> = Vec::new();
+        for row in &found {
+            if !people.iter().any(|(_, e)| *e == row.email) {
+                people.push((row.name.clone(), row.email.clone()));
+            }
+        }
+        page.more_choices = found.len() > CHOICES as usize;
+        match people.len() {
+            0 => {
+                page.facts = Some(PersonFacts::default());
+                return Ok(page);
+            }
+            1 if !page.more_choices => people.swap_remove(0).1,
+            _ => {
+                people.truncate(CHOICES as usize);
+                page.choices = people;
+                return Ok(page);
+            }
+        }
+    };
+    let facts = crate::directory::store::person_facts(&state.store.db(), &email)
+        .await?
+        .for_coworker();
+    page.name = facts
+        .github
+        .iter()
+        .map(|g| g.name.trim())
+        .find(|n| !n.is_empty())
+        .map(str::to_string);
+    page.email = email;
+    page.facts = Some(facts);
+    Ok(page)
 }
 
 /// One column header of the directory table: its link toggles the direction.

@@ -93,6 +93,91 @@ async fn list_and_revoke(extra: &[(&str, &str)]) {
     app.stop().await;
 }
 
+async fn sign_out_others(extra: &[(&str, &str)]) {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let app = app_with(&idp, &db, extra).await;
+    let (here, _) = signed_in(&app, &idp).await;
+    let (phone, _) = signed_in(&app, &idp).await;
+    let (tablet, _) = signed_in(&app, &idp).await;
+    let html = get_with(&here, &app.url("/account/sessions"))
+        .await
+        .text()
+        .await
+        .expect("html");
+    // This browser's row comes first; the browser is named in words.
+    let first_row = html.find("<tbody>").expect("rows");
+    assert!(
+        html[first_row..].find("this browser") < html[first_row..].find("</tr>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Unknown browser"),
+        "no User-Agent sent: {html}"
+    );
+    assert!(html.contains("data-testid=\"sign-out-others\""), "{html}");
+
+    let post = |token: String| {
+        let (url, cookie) = (app.url("/account/sessions/revoke-others"), here.header());
+        async move {
+            http()
+                .post(url)
+                .header("cookie", cookie)
+                .form(&[("csrf_token", token)])
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+    assert_eq!(post("nope".into()).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        get_with(&phone, &app.url("/profile")).await.status(),
+        StatusCode::OK,
+        "nothing ends without the CSRF token"
+    );
+    assert_eq!(post(csrf_from(&html)).await.status(), StatusCode::SEE_OTHER);
+    for other in [&phone, &tablet] {
+        assert_eq!(
+            get_with(other, &app.url("/profile")).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let after = get_with(&here, &app.url("/account/sessions"))
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        after.contains("Signed out of 2 other sessions. This one stays signed in."),
+        "{after}"
+    );
+    assert_eq!(handles(&after).len(), 1, "{after}");
+    assert!(
+        !after.contains("data-testid=\"sign-out-others\""),
+        "no one else to sign out"
+    );
+    // Again: nothing left to end, and said so.
+    assert_eq!(post(csrf_from(&html)).await.status(), StatusCode::SEE_OTHER);
+    let again = get_with(&here, &app.url("/account/sessions"))
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(again.contains("nothing to end"), "{again}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn signing_out_every_other_session_keeps_this_one_with_database_sessions() {
+    sign_out_others(&[]).await;
+}
+
+#[tokio::test]
+async fn signing_out_every_other_session_keeps_this_one_with_redis_sessions() {
+    let redis = redis_url();
+    sign_out_others(&[("GATEHOUSE_REDIS_URL", &redis)]).await;
+}
+
 #[tokio::test]
 async fn own_sessions_listed_and_revoked_with_database_sessions() {
     list_and_revoke(&[]).await;

@@ -310,7 +310,10 @@ async fn profile_shows_your_facts_and_lookup_a_coworkers_without_laptops() {
     );
     let html = r.text().await.expect("html");
     // A visible label on the field, and a way past the header for keyboards.
-    assert!(html.contains("<label class=\"field\">Work email"), "{html}");
+    assert!(
+        html.contains("<label class=\"field\">Work email or name"),
+        "{html}"
+    );
     assert!(html.contains("<a class=\"skip\" href=\"#content\">Skip to content</a>"));
     assert!(html.contains("<main id=\"content\">"));
     assert!(html.contains("href=\"https://github.com/alice-gh\" title=\"Profile on GitHub\"><code class=\"copy\">alice-gh</code>"));
@@ -326,7 +329,9 @@ async fn profile_shows_your_facts_and_lookup_a_coworkers_without_laptops() {
             .expect("html")
             .contains("data-testid=\"no-one\"")
     );
-    let r = get_with(&bob, &app.url("/lookup?email=not-an-email")).await;
+    // An address longer than any can be: said, not looked up.
+    let long = format!("/lookup?email={}@example.com", "x".repeat(300));
+    let r = get_with(&bob, &app.url(&long)).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(
         r.text()
@@ -341,6 +346,96 @@ async fn profile_shows_your_facts_and_lookup_a_coworkers_without_laptops() {
         .await
         .expect("lookup");
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn lookup_takes_a_name_and_shows_whom_it_found() {
+    let db = TestDb::sqlite();
+    let people: Vec<Person> = vec![
+        (
+            "Ada Lindqvist".into(),
+            "ada@example.com".into(),
+            "ada-l".into(),
+            false,
+        ),
+        // A second GitHub account of the same person: still one person to pick.
+        (
+            "Ada Lindqvist".into(),
+            "ada@example.com".into(),
+            "ada-work".into(),
+            false,
+        ),
+        (
+            "Adam Smith".into(),
+            "adam@example.com".into(),
+            "asmith".into(),
+            false,
+        ),
+        (
+            "Zed Gone".into(),
+            "zed@example.com".into(),
+            "zed-gh".into(),
+            true,
+        ),
+    ];
+    let app = app_with_directory(&db, &people).await;
+    let bob = dev_sign_in(&app.base, "bob").await;
+    let page = |path: String| {
+        let (bob, url) = (bob.clone(), app.url(&path));
+        async move {
+            let r = get_with(&bob, &url).await;
+            assert_eq!(r.status(), StatusCode::OK, "{path}");
+            r.text().await.expect("html")
+        }
+    };
+
+    // An email shows the person's name above the facts.
+    let html = page("/lookup?email=alice%40example.com".into()).await;
+    assert!(
+        html.contains("<h2 data-testid=\"coworker-name\">Alice Admin</h2>"),
+        "{html}"
+    );
+
+    // A name that one person has: that person, by name, with their facts.
+    let html = page("/lookup?email=Lindqvist".into()).await;
+    assert!(
+        html.contains("data-testid=\"coworker-name\">Ada Lindqvist<"),
+        "{html}"
+    );
+    assert!(
+        html.contains("ada-l") && html.contains("ada-work"),
+        "{html}"
+    );
+    assert!(
+        html.contains("value=\"Lindqvist\""),
+        "what was typed stays: {html}"
+    );
+
+    // Several people: a list to pick from, each opening that person's lookup.
+    let html = page("/lookup?email=ada".into()).await;
+    assert!(
+        html.contains("data-testid=\"choices-count\">2 people match"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<a href=\"/lookup?email=ada%40example.com\">Ada Lindqvist</a>")
+            && html.contains("<a href=\"/lookup?email=adam%40example.com\">Adam Smith</a>"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("data-testid=\"coworker\""),
+        "no one chosen yet"
+    );
+
+    // No one (people who left are not found by name): the friendly answer.
+    for typed in ["Zed", "nobody%20here"] {
+        let html = page(format!("/lookup?email={typed}")).await;
+        assert!(html.contains("data-testid=\"no-one\""), "{typed}: {html}");
+    }
+    // Too long to be a name: said, not an error page.
+    let html = page(format!("/lookup?email={}", "x".repeat(201))).await;
+    assert!(html.contains("data-testid=\"problem\""), "{html}");
     app.stop().await;
 }
 
