@@ -436,6 +436,11 @@ async fn admin_feedback(db: TestDb, extra: &[(&str, &str)]) {
         let page = r.text().await.expect("page");
         let error = testid(&page, "role-error").expect("an error beside the form");
         assert!(error.contains(why), "{error}");
+        // Said at the top too, where the answer opens, with a link to the form.
+        assert!(
+            testid(&page, "refused").is_some_and(|t| t.contains("href=\"#role-error\"")),
+            "{page}"
+        );
         assert!(page.contains("aria-describedby=\"role-error\""), "{page}");
         assert!(
             page.contains("value=\"Web people\""),
