@@ -623,3 +623,96 @@ async fn repository_chart_in_chromium() {
     browser.close().await.expect("closes");
     app.stop().await;
 }
+
+/// The accessibility rules that fail a test: axe-core's two highest impacts.
+const AXE_FAILS: &str = "serious critical";
+
+/// Runs axe-core (from the test rig's npm packages) on the page the browser shows; the
+/// serious and critical violations, one line each (rule, impact, help, elements).
+async fn axe_violations(browser: &Client, axe: &str) -> Vec<String> {
+    // The script is sent as WebDriver's script body, which the page's CSP does not govern:
+    // the site itself allows no inline script and no eval.
+    let script = format!(
+        "{axe}\n;const done = arguments[arguments.length - 1];\
+         window.axe.run(document, {{ resultTypes: ['violations'] }})\
+           .then(r => done(r.violations\
+             .filter(v => '{AXE_FAILS}'.split(' ').includes(v.impact))\
+             .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at '\
+               + v.nodes.map(n => n.target.join(' ')).join(', '))))\
+           .catch(e => done(['axe failed: ' + e]));"
+    );
+    let found = browser
+        .execute_async(&script, vec![])
+        .await
+        .expect("axe runs");
+    found
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .map(|line| line.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![format!("axe answered {found}")])
+}
+
+#[tokio::test]
+async fn every_page_passes_axe_in_chromium() {
+    let axe_path = repo_root().join("tests/idp/node_modules/axe-core/axe.min.js");
+    let axe = std::fs::read_to_string(&axe_path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (scripts/test installs the test rig's npm packages)",
+            axe_path.display()
+        )
+    });
+    let db = TestDb::sqlite();
+    let app = TestApp::start(&[("GATEHOUSE_DATABASE_URL", db.url())]).await;
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().expect("profile dir");
+    let browser = driver.browser(profile.path()).await;
+    let mut failures = Vec::new();
+    for path in ["/", "/no-such-page", "/auth/login?next=/"] {
+        browser.goto(&app.url(path)).await.expect("page");
+        for v in axe_violations(&browser, &axe).await {
+            failures.push(format!("signed out {path}: {v}"));
+        }
+    }
+    alice_signs_in(&browser, &app, "/", "main", "the start page").await;
+    for width in [1280, 390] {
+        browser
+            .set_window_size(width, 900)
+            .await
+            .expect("window size");
+        for path in [
+            "/",
+            "/profile",
+            "/gh/search",
+            "/gh/search?q=zzz",
+            "/lookup",
+            "/lookup?email=ada.lindqvist@example.com",
+            "/lookup?email=Lindqvist",
+            "/lookup?email=nobody@example.com",
+            "/account/sessions",
+            "/repos",
+            "/repos/web-storefront",
+            "/admin/users",
+            "/admin/users/1",
+            "/admin/users/1/sessions/revoke",
+            "/admin/groups",
+            "/admin/sync",
+            "/admin/audit",
+            "/no-such-page",
+        ] {
+            browser.goto(&app.url(path)).await.expect("page");
+            for v in axe_violations(&browser, &axe).await {
+                failures.push(format!("{width} px {path}: {v}"));
+            }
+        }
+    }
+    browser.close().await.expect("closes");
+    app.stop().await;
+    assert!(
+        failures.is_empty(),
+        "axe-core found {AXE_FAILS} violations:\n{}",
+        failures.join("\n")
+    );
+}
