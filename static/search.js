@@ -95,6 +95,13 @@
         const when = document.createElement("td");
         when.appendChild(time);
         const name = link("/lookup?email=" + encodeURIComponent(r.email), r.name, false);
+        if (r.departed_at) {
+          const left = document.createElement("span");
+          left.className = "tag";
+          left.textContent = "left";
+          left.title = "Left on " + exact(r.departed_at);
+          name.append(" ", left);
+        }
         const login = link(githubWeb + "/" + encodeURIComponent(r.github_username), r.github_username, true);
         tr.append(name, cell(r.email), login, when);
         return tr;

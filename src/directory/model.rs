@@ -15,7 +15,9 @@ pub struct Identity {
 }
 
 /// The JSON row of the Flask service this replaced, kept exactly (`{last_pull_date, name,
-/// email, github_username}`): existing scripts parse it.
+/// email, github_username}`): existing scripts parse it. A person who left carries
+/// `departed_at` too; such rows come only when `include_departed=1` is asked for, which
+/// those scripts never send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct IdentityJson {
     /// When the GitHub sync last saw this identity (RFC 3339, UTC).
@@ -24,6 +26,10 @@ pub struct IdentityJson {
     pub name: String,
     pub email: String,
     pub github_username: String,
+    /// When the sync found the person gone (RFC 3339, UTC); only on people who left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2026-11-30T08:00:00Z")]
+    pub departed_at: Option<String>,
 }
 
 impl From<&Identity> for IdentityJson {
@@ -33,6 +39,7 @@ impl From<&Identity> for IdentityJson {
             name: i.name.clone(),
             email: i.email.clone(),
             github_username: i.github_username.clone(),
+            departed_at: i.departed_at.as_ref().map(rfc3339),
         }
     }
 }

@@ -451,6 +451,16 @@ async fn directory_search_as_you_type_in_chromium() {
     .await;
     wait_for_rows(&browser, 1).await;
     assert!(!none.is_displayed().await.expect("hidden"));
+    // The row drawn by the script marks the person as gone, as the server's page does.
+    assert_eq!(
+        text_of(
+            &browser,
+            "[data-testid=directory] tbody td .tag",
+            "the left tag"
+        )
+        .await,
+        "left"
+    );
     let url = browser.current_url().await.expect("url");
     assert!(
         url.query().unwrap_or("").contains("include_departed=1"),

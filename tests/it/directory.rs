@@ -508,6 +508,28 @@ async fn search_json_streams_everyone_and_pages_with_link_headers() {
     let rows: Vec<Value> = r.json().await.expect("json");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["email"], "alice@example.com");
+    assert!(
+        rows[0].get("departed_at").is_none(),
+        "only on people who left"
+    );
+    // People who left, when asked for, say when.
+    let gone = people(2400)
+        .into_iter()
+        .find(|p| p.3)
+        .expect("someone left");
+    let r = get_with(
+        &alice,
+        &app.url(&format!("/gh/search.json?q={}&include_departed=1", gone.2)),
+    )
+    .await;
+    let rows: Vec<Value> = r.json().await.expect("json");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(
+        rows[0]["departed_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{rows:?}"
+    );
 
     // Bad parameters: 400 with a JSON body naming the parameter.
     for bad in ["limit=0", "limit=500", "sort=password", "cursor=garbage"] {
