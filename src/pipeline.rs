@@ -14,9 +14,7 @@ use tower::ServiceBuilder;
 
 use crate::auth::layers as identity;
 use crate::state::AppState;
-use crate::web::middleware::{
-    Tagging, method_not_allowed, not_found, read_own_writes, shared, tag,
-};
+use crate::web::middleware::{Tagging, method_not_allowed, not_found, shared, tag};
 use crate::web::routes::{Access, MetaByPath, Route};
 use crate::web::{audit, csrf, metrics, ratelimit};
 
@@ -44,6 +42,7 @@ pub fn router(state: AppState) -> Router {
     let tagging = Tagging {
         meta: Arc::new(routes.iter().map(|r| (r.path, r.meta)).collect()),
         trusted: Arc::new(state.config.trusted_proxies.clone()),
+        state: state.clone(),
     };
     let (mut probes, mut pages, mut api) = (Router::new(), Router::new(), Router::new());
     for route in routes {
@@ -113,7 +112,6 @@ pub fn router(state: AppState) -> Router {
             ),
         );
     }
-    app = app.layer(from_fn_with_state(state.clone(), read_own_writes));
     if state.config.metrics_bind.is_some() {
         app = app.layer(from_fn(metrics::record));
     }

@@ -163,12 +163,15 @@ fn is_plain_request_id(id: &[u8]) -> bool {
 pub struct Tagging {
     pub meta: Arc<MetaByPath>,
     pub trusted: Arc<TrustedProxies>,
+    /// For reading the data versions again after a write.
+    pub state: crate::state::AppState,
 }
 
 /// First layer of a group: the route's metadata from the table (found by the path pattern
 /// the router matched) and the client's address, as request extensions for the layers after
-/// it; the route's format on an error answer, for the renderer. (One layer for both: each
-/// layer costs a boxed call per request, and these two are always together.)
+/// it; the route's format on an error answer, for the renderer; and, after a write, the
+/// data versions read again (`read_own_writes`). One layer for the three: each layer costs a
+/// boxed call and a clone of the service below it per request, and these always go together.
 pub async fn tag(State(tagging): State<Tagging>, mut request: Request, next: Next) -> Response {
     let found = request
         .extensions()
@@ -179,9 +182,13 @@ pub async fn tag(State(tagging): State<Tagging>, mut request: Request, next: Nex
     let extensions = request.extensions_mut();
     extensions.insert::<RouteMeta>(found);
     extensions.insert(ip);
+    let writes = !request.method().is_safe();
     let mut response = next.run(request).await;
     if response.extensions().get::<ErrorReport>().is_some() {
         response.extensions_mut().insert(found.format);
+    }
+    if writes {
+        read_own_writes(&tagging.state).await;
     }
     response
 }
@@ -190,20 +197,12 @@ pub async fn tag(State(tagging): State<Tagging>, mut request: Request, next: Nex
 /// read again before the answer leaves, so the next request of whoever wrote sees the change
 /// even if the database's announcement of it has not arrived yet. Writes are rare: one small
 /// query each.
-pub async fn read_own_writes(
-    State(state): State<crate::state::AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let writes = !request.method().is_safe();
-    let response = next.run(request).await;
-    if writes
-        && state.data_versions.is_live()
+async fn read_own_writes(state: &crate::state::AppState) {
+    if state.data_versions.is_live()
         && let Err(error) = state.data_versions.refresh(&state.store.db()).await
     {
         tracing::warn!(%error, "cannot read the data versions after a write");
     }
-    response
 }
 
 pub async fn not_found() -> AppError {

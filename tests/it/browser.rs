@@ -716,6 +716,34 @@ async fn every_page_passes_axe_in_chromium() {
             for v in axe_violations(&browser, &axe).await {
                 failures.push(format!("{width} px {path}: {v}"));
             }
+            // The header (and on admin pages the tabs) mark where the user is, and nothing
+            // else; a page outside the header's sections marks nothing.
+            let marked = browser
+                .execute(
+                    "return [...document.querySelectorAll('[aria-current=page]')]\
+                       .map(a => a.getAttribute('href'));",
+                    vec![],
+                )
+                .await
+                .expect("script");
+            let section = |prefix: &str| path.starts_with(prefix);
+            let expected: Vec<&str> = match path {
+                _ if section("/admin/users") => vec!["/admin/users", "/admin/users"],
+                _ if section("/admin/") => vec![
+                    "/admin/users",
+                    &path[..path.find('?').unwrap_or(path.len())],
+                ],
+                _ if section("/gh/search") => vec!["/gh/search"],
+                _ if section("/lookup") => vec!["/lookup"],
+                _ if section("/repos") => vec!["/repos"],
+                "/profile" | "/account/sessions" => vec![path],
+                _ => vec![],
+            };
+            if marked != json!(expected) {
+                failures.push(format!(
+                    "{width} px {path}: aria-current on {marked}, not {expected:?}"
+                ));
+            }
         }
     }
     browser.close().await.expect("closes");
