@@ -189,6 +189,13 @@ impl JwksCache {
     }
 
     async fn fetch(&self) -> Result<KeySet, JwksError> {
+        let fetched = self.fetch_once().await;
+        let outcome = if fetched.is_ok() { "ok" } else { "error" };
+        metrics::counter!("gatehouse_jwks_fetches_total", "outcome" => outcome).increment(1);
+        fetched
+    }
+
+    async fn fetch_once(&self) -> Result<KeySet, JwksError> {
         #[derive(Deserialize)]
         struct Document {
             keys: Vec<serde_json::Value>,

@@ -165,6 +165,11 @@ pub async fn finish_login(
         Ok(ok) => ok,
         Err(e) => {
             tracing::warn!(reason = e.code(), client_ip = ?ip, error = %e, "sign-in failed");
+            // The code's first part only: a provider's error text follows a colon, and any
+            // text as a label value would be a new series kept forever.
+            let reason = e.code().split(':').next().unwrap_or_default().to_string();
+            metrics::counter!("gatehouse_sign_ins_total", "outcome" => "failure", "reason" => reason)
+                .increment(1);
             let _ = crate::store::audit::record(
                 &state.store.db(),
                 &AuditEvent {
@@ -243,6 +248,8 @@ pub async fn finish_login(
         .await
         .map_err(|e| AppError::Unavailable(e.to_string()))?;
     tracing::info!(user = ?user.email, client_ip = ?ip, "signed in");
+    metrics::counter!("gatehouse_sign_ins_total", "outcome" => "success", "reason" => "")
+        .increment(1);
     let _ = crate::store::audit::record(
         &state.store.db(),
         &AuditEvent {

@@ -128,6 +128,14 @@ impl Sessions {
     }
 
     /// A new session for a user who just signed in; the id is new, never reused (rotation).
+    /// Where sessions are kept, for the metrics: `redis` or `database`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Database(_) => "database",
+            Backend::Redis(_) => "redis",
+        }
+    }
+
     pub async fn create(
         &self,
         user_id: i64,

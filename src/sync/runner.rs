@@ -129,6 +129,10 @@ async fn run_holding_lease(
         },
     )
     .await?;
+    metrics::counter!("gatehouse_sync_runs_total", "kind" => "github", "outcome" => outcome.label())
+        .increment(1);
+    metrics::histogram!("gatehouse_sync_run_duration_seconds", "kind" => "github")
+        .record(started.elapsed().as_secs_f64());
     let ms = started.elapsed().as_millis();
     match &outcome {
         Outcome::Succeeded(a) => tracing::info!(

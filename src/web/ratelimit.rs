@@ -482,6 +482,7 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
             .map(ToString::to_string)
             .unwrap_or_default();
         tracing::warn!(client_ip = %ip, path = %path, rule, limit = %limit, "rate limit exceeded");
+        metrics::counter!("gatehouse_rate_limit_refusals_total", "rule" => rule).increment(1);
         // One audit row per key and window: the first refusal, not every one of a flood.
         if decision.remaining == 0 && !state.limiter.already_reported(rule, &key, decision.reset) {
             let _ = crate::store::audit::record(

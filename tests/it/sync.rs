@@ -1127,3 +1127,152 @@ async fn a_sync_on_one_instance_reaches_the_others_search() {
     two.stop().await;
     one.stop().await;
 }
+
+/// The sum of the samples of `name` whose labels contain every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn scrape(addr: &str) -> String {
+    crate::support::http()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+#[tokio::test]
+async fn metrics_count_what_an_operator_watches() {
+    use crate::signin::get_with;
+    use reqwest::StatusCode;
+    let db = TestDb::sqlite();
+    let gh = FakeGitHub::start("acme").await;
+    gh.set_identities(people(12));
+    let metrics_addr = format!("127.0.0.1:{}", crate::support::free_port());
+    let mut pairs: Vec<(&str, String)> = gh.settings();
+    pairs.extend([
+        ("GATEHOUSE_DATABASE_URL", db.url().to_string()),
+        ("GATEHOUSE_SYNC_INTERVAL", "0".into()),
+        ("GATEHOUSE_METRICS_BIND", metrics_addr.clone()),
+        ("GATEHOUSE_RATE_LIMITS", "lookup=1/minute".into()),
+    ]);
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = crate::support::TestApp::start(&pairs).await;
+    // The recorder is the process's: other tests count too, so each check is a rise of at
+    // least what this scenario did.
+    let before = scrape(&metrics_addr).await;
+    let rise = |after: &str, name: &str, labels: &[&str]| {
+        sample(after, name, labels) - sample(&before, name, labels)
+    };
+
+    // A sign-in (its provider's keys fetched to check the ID token), and one that fails.
+    let alice = crate::devidp::dev_sign_in(&app.base, "alice").await;
+    let r = crate::support::http()
+        .get(app.url("/auth/callback?state=forged&code=x"))
+        .send()
+        .await
+        .expect("callback");
+    assert!(r.status().is_client_error(), "{}", r.status());
+    // The lookup rule allows one a minute: the second is refused.
+    for expected in [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS] {
+        let r = get_with(&alice, &app.url("/lookup?email=bob%40example.com")).await;
+        assert_eq!(r.status(), expected);
+    }
+    // A sync, run now from the admin page, to its end.
+    let page = get_with(&alice, &app.url("/admin/sync"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(
+        run_now(&app, &alice, &page).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !get_with(&alice, &app.url("/admin/sync"))
+        .await
+        .text()
+        .await
+        .expect("page")
+        .contains("data-outcome=\"success\"")
+    {
+        assert!(std::time::Instant::now() < deadline, "the sync did not end");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let after = scrape(&metrics_addr).await;
+    for (name, labels, at_least) in [
+        (
+            "gatehouse_sign_ins_total",
+            &["outcome=\"success\""][..],
+            1.0,
+        ),
+        (
+            "gatehouse_sign_ins_total",
+            &["outcome=\"failure\"", "reason=\"unknown_transaction\""][..],
+            1.0,
+        ),
+        ("gatehouse_jwks_fetches_total", &["outcome=\"ok\""][..], 1.0),
+        (
+            "gatehouse_rate_limit_refusals_total",
+            &["rule=\"lookup\""][..],
+            1.0,
+        ),
+        (
+            "gatehouse_http_requests_total",
+            &["route=\"/lookup\"", "status=\"4xx\""][..],
+            1.0,
+        ),
+        (
+            "gatehouse_http_requests_total",
+            &["route=\"/lookup\"", "status=\"2xx\""][..],
+            1.0,
+        ),
+        (
+            "gatehouse_sync_runs_total",
+            &["kind=\"github\"", "outcome=\"success\""][..],
+            1.0,
+        ),
+        (
+            "gatehouse_sync_run_duration_seconds_count",
+            &["kind=\"github\""][..],
+            1.0,
+        ),
+    ] {
+        let grew = rise(&after, name, labels);
+        assert!(
+            grew >= at_least,
+            "{name}{labels:?} rose by {grew}:\n{after}"
+        );
+    }
+    // Gauges, read at the scrape.
+    assert!(
+        sample(&after, "gatehouse_db_pool_max_connections", &[]) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        after.contains("gatehouse_db_pool_connections{state=\"idle\"}")
+            && after.contains("gatehouse_db_pool_connections{state=\"in_use\"}"),
+        "{after}"
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "gatehouse_session_store_up",
+            &["backend=\"database\""]
+        ),
+        1.0,
+        "{after}"
+    );
+    app.stop().await;
+}
