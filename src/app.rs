@@ -168,9 +168,26 @@ impl Server {
     ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let drain = self.state.config.shutdown_drain;
         let limits = ConnectionLimits {
             header_timeout: self.state.config.header_timeout,
             max_connections: self.state.config.max_connections,
+            finish_within: crate::config::SHUTDOWN_WITHIN.saturating_sub(drain),
+        };
+        // On the signal: readiness fails at once while everything is still served, for the
+        // drain period, so the load balancer stops sending requests before the listener
+        // closes; then open connections finish what they are doing.
+        let draining = Arc::clone(&self.state.draining);
+        let shutdown = async move {
+            shutdown.await;
+            draining.store(true, std::sync::atomic::Ordering::Relaxed);
+            if !drain.is_zero() {
+                tracing::info!(
+                    seconds = drain.as_secs_f64(),
+                    "draining: readiness answers 503, requests are still served"
+                );
+                tokio::time::sleep(drain).await;
+            }
         };
         let metrics_task = self.metrics.map(|listener| {
             let mut stop = stop_rx.clone();

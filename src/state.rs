@@ -32,6 +32,8 @@ pub struct Inner {
     pub caches: Caches,
     /// The data versions as this instance knows them.
     pub data_versions: Arc<VersionWatch>,
+    /// Set on SIGTERM: readiness fails from then on, while requests are still served.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What this instance keeps in memory of data that changes rarely, each part checked against
@@ -86,6 +88,7 @@ impl AppState {
             api,
             caches: Caches::default(),
             data_versions: Arc::default(),
+            draining: Arc::default(),
         }))
     }
 

@@ -133,6 +133,12 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
 }
 
+/// Longest `GATEHOUSE_SHUTDOWN_DRAIN`.
+pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(25);
+
+/// The longest a stop takes, drain included: then whatever is still running is cut off.
+pub const SHUTDOWN_WITHIN: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
@@ -166,6 +172,8 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Most open connections per listener.
     pub max_connections: usize,
+    /// After SIGTERM, how long readiness fails while requests are still served.
+    pub shutdown_drain: Duration,
     pub log_format: Option<LogFormat>,
     /// Problems that do not stop start-up; logged once the logger is up.
     pub warnings: Vec<String>,
@@ -406,6 +414,24 @@ impl Raw {
                 }
             })?
             .unwrap_or(10_000);
+        let shutdown_drain = self
+            .parse("GATEHOUSE_SHUTDOWN_DRAIN", |v| {
+                let d = values::duration(v)?;
+                // The whole stop, drain and in-flight requests, fits in 30 s (what
+                // orchestrators wait before SIGKILL); at least 5 s is left for requests.
+                if d > SHUTDOWN_DRAIN_MAX {
+                    return Err(format!(
+                        "'{v}' is longer than {}s",
+                        SHUTDOWN_DRAIN_MAX.as_secs()
+                    ));
+                }
+                Ok(d)
+            })?
+            .unwrap_or(if matches!(identity, IdentityProvider::Dev { .. }) {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(5)
+            });
         let log_format = self.parse("GATEHOUSE_LOG_FORMAT", |v| match v {
             "json" => Ok(LogFormat::Json),
             "pretty" => Ok(LogFormat::Pretty),
@@ -438,6 +464,7 @@ impl Raw {
             metrics_bind,
             header_timeout,
             max_connections,
+            shutdown_drain,
             log_format,
             warnings,
         };

@@ -66,6 +66,22 @@ fn zero_config_is_dev_mode_on_loopback_with_sqlite() {
     assert!(config.redis.is_none());
     assert_eq!(config.header_timeout.as_secs(), 10);
     assert_eq!(config.max_connections, 10_000);
+    // Ctrl-C on a workstation stops at once; a production instance drains (below).
+    assert!(config.shutdown_drain.is_zero());
+}
+
+#[test]
+fn production_drains_before_stopping_within_30_seconds() {
+    let config = Config::load(&prod_with(&[])).expect("loads");
+    assert_eq!(config.shutdown_drain.as_secs(), 5);
+    let config = Config::load(&prod_with(&[("GATEHOUSE_SHUTDOWN_DRAIN", "0s")])).expect("loads");
+    assert!(config.shutdown_drain.is_zero());
+    let config = Config::load(&prod_with(&[("GATEHOUSE_SHUTDOWN_DRAIN", "25s")])).expect("loads");
+    assert_eq!(config.shutdown_drain.as_secs(), 25);
+    for bad in ["26s", "1m", "soon"] {
+        let err = load_err(&prod_with(&[("GATEHOUSE_SHUTDOWN_DRAIN", bad)]));
+        assert!(err.starts_with("GATEHOUSE_SHUTDOWN_DRAIN"), "{bad}: {err}");
+    }
 }
 
 #[test]

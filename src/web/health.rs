@@ -34,6 +34,15 @@ pub async fn ready_detailed(State(state): State<AppState>) -> impl IntoResponse 
 }
 
 async fn answer(state: &AppState, detailed: bool) -> impl IntoResponse + use<> {
+    // Stopping: the load balancer is to send nothing new here, whatever the dependencies say.
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Extension(QuietLog),
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(json!({ "status": "draining", "reason": "shutting down" })),
+        );
+    }
     let mut checks = Map::new();
     let mut failures: Vec<(&str, String)> = Vec::new();
 

@@ -24,6 +24,9 @@ use tower::ServiceExt;
 pub struct ConnectionLimits {
     pub header_timeout: Duration,
     pub max_connections: usize,
+    /// Once the listener closes, how long open connections get to finish their requests;
+    /// then they are dropped.
+    pub finish_within: Duration,
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets every open connection
@@ -83,7 +86,15 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(limits.finish_within, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            seconds = limits.finish_within.as_secs(),
+            "requests still running at the shutdown deadline are cut off"
+        );
+    }
 }
 
 /// A failed accept. A connection the peer reset before it was accepted is nothing; anything

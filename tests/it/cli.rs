@@ -374,3 +374,107 @@ async fn zero_config_serves_and_stops_on_sigterm() {
         Some(36)
     );
 }
+
+/// One request over a fresh connection, `Connection: close`: the whole answer as text.
+fn raw_request(addr: &str, head: &str) -> String {
+    use std::io::{Read, Write};
+    // Nothing listening (not yet, or no more) is an empty answer.
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(head.as_bytes()).expect("sends");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+/// On SIGTERM: readiness fails at once while pages are still served for the drain period, a
+/// request in flight (its body half sent) is answered, and the process exits 0.
+#[test]
+fn sigterm_drains_then_finishes_requests_in_flight_and_exits_0() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bind = format!("127.0.0.1:{}", free_port());
+    let mut child = gatehouse(
+        dir.path(),
+        &[
+            ("GATEHOUSE_BIND", &bind),
+            ("GATEHOUSE_PUBLIC_URL", &format!("http://{bind}")),
+            ("GATEHOUSE_SHUTDOWN_DRAIN", "3s"),
+        ],
+        &[],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("starts");
+    let get = |path: &str| {
+        raw_request(
+            &bind,
+            &format!("GET {path} HTTP/1.1\r\nHost: {bind}\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !get("/health").starts_with("HTTP/1.1 200") {
+        assert!(Instant::now() < deadline, "never answered /health");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(get("/health/ready").starts_with("HTTP/1.1 200"));
+
+    // A form post whose body has not all arrived: the request is in flight.
+    let mut in_flight = std::net::TcpStream::connect(&bind).expect("connects");
+    in_flight
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let body = "csrf_token=abcdefghijklmnopqrstuvwxyz";
+    write!(
+        in_flight,
+        "POST /auth/logout HTTP/1.1\r\nHost: {bind}\r\nOrigin: http://{bind}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{}",
+        body.len(),
+        &body[..10]
+    )
+    .expect("sends the head and part of the body");
+    std::thread::sleep(Duration::from_millis(200));
+
+    let stopped_at = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let ready = get("/health/ready");
+    assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+    assert!(ready.contains("\"draining\""), "{ready}");
+    assert!(
+        get("/health").starts_with("HTTP/1.1 200"),
+        "still served while draining"
+    );
+
+    in_flight
+        .write_all(&body.as_bytes()[10..])
+        .expect("sends the rest");
+    let mut answer = String::new();
+    let _ = in_flight.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 "),
+        "the request in flight was answered: {answer:?}"
+    );
+
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "exits 0, got {status:?}");
+    let took = stopped_at.elapsed();
+    assert!(
+        took >= Duration::from_secs(3),
+        "the listener stayed open for the drain: {took:?}"
+    );
+    assert!(
+        std::net::TcpStream::connect(&bind).is_err(),
+        "nothing listens after the stop"
+    );
+}
