@@ -12,6 +12,7 @@ mod csrf;
 mod devidp;
 mod directory;
 mod email_trust;
+mod faults;
 mod http;
 mod idp;
 mod import;

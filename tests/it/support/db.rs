@@ -18,6 +18,10 @@ pub enum TestDb {
         _dir: tempfile::TempDir,
         url: String,
     },
+    /// A database the test made itself (a private cluster's): nothing to drop.
+    At {
+        url: String,
+    },
 }
 
 impl TestDb {
@@ -47,7 +51,7 @@ impl TestDb {
 
     pub fn url(&self) -> &str {
         match self {
-            TestDb::Postgres { url, .. } | TestDb::Sqlite { url, .. } => url,
+            TestDb::Postgres { url, .. } | TestDb::Sqlite { url, .. } | TestDb::At { url } => url,
         }
     }
 }
