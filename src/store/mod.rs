@@ -198,10 +198,56 @@ pub async fn connect(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
 }
 
 fn connect_error(url: &DatabaseUrl, err: sqlx::Error) -> StoreError {
+    let cause = describe(&err);
+    let host = url::Url::parse(url.expose())
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let cause = match tls_hint(&cause, &host) {
+        Some(hint) => format!("{cause} ({hint})"),
+        None => cause,
+    };
     StoreError::Connect {
         url: url.redacted().to_string(),
-        cause: describe(&err),
+        cause,
     }
+}
+
+/// What to change when a TLS connection fails: rustls's and PostgreSQL's words name neither
+/// the setting nor the fix. `None` for any other failure.
+fn tls_hint(cause: &str, host: &str) -> Option<String> {
+    let lower = cause.to_ascii_lowercase();
+    if lower.contains("invalid peer certificate") {
+        return Some(
+            if lower.contains("notvalidforname") || lower.contains("not valid for name") {
+                format!(
+                    "the server's certificate does not name {host}: connect by a name it \
+                     lists, in GATEHOUSE_DATABASE_URL"
+                )
+            } else {
+                "the server's certificate is not signed by GATEHOUSE_DATABASE_CA: give the CA \
+                 that signed the server's certificate"
+                    .into()
+            },
+        );
+    }
+    if lower.contains("requires a valid client certificate")
+        || lower.contains("certificate authentication failed")
+    {
+        return Some(
+            "the server wants a client certificate it trusts, for this user: set \
+             GATEHOUSE_DATABASE_CERT and GATEHOUSE_DATABASE_KEY"
+                .into(),
+        );
+    }
+    if lower.contains("no pg_hba.conf entry") && lower.contains("no encryption") {
+        return Some(
+            "the server takes only TLS connections: set GATEHOUSE_DATABASE_CA, or add \
+             sslmode=require to GATEHOUSE_DATABASE_URL"
+                .into(),
+        );
+    }
+    None
 }
 
 /// sqlx's I/O errors read "error communicating with database: …"; the cause is what helps.
@@ -223,4 +269,31 @@ fn status_from(migrator: &sqlx::migrate::Migrator, applied: Vec<i64>) -> Migrati
         .filter(|v| !applied.contains(v))
         .collect();
     MigrationStatus { applied, pending }
+}
+
+#[cfg(test)]
+mod connect_hint_tests {
+    use super::tls_hint;
+
+    #[test]
+    fn tls_failures_name_the_setting_to_change() {
+        let hint = |cause: &str| tls_hint(cause, "db.internal").unwrap_or_default();
+        assert!(hint("invalid peer certificate: UnknownIssuer").contains("GATEHOUSE_DATABASE_CA"));
+        assert!(
+            hint("invalid peer certificate: certificate not valid for name \"db.internal\"")
+                .contains("does not name db.internal")
+        );
+        assert!(
+            hint("error returned from database: connection requires a valid client certificate")
+                .contains("GATEHOUSE_DATABASE_CERT")
+        );
+        assert!(
+            hint("error returned from database: no pg_hba.conf entry for host \"10.0.0.1\", user \"g\", database \"g\", no encryption")
+                .contains("sslmode=require")
+        );
+        assert_eq!(
+            tls_hint("Connection refused (os error 111)", "db.internal"),
+            None
+        );
+    }
 }

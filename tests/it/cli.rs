@@ -137,7 +137,7 @@ fn check_and_serve_refuse_dev_mode_on_postgres() {
 }
 
 /// These settings with a configured provider: the fake one, so `check` can reach it.
-fn provider<'a>(idp: &'a FakeIdp, pairs: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+pub fn provider<'a>(idp: &'a FakeIdp, pairs: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut all = pairs.to_vec();
     all.extend_from_slice(&[
         ("GATEHOUSE_OIDC_ISSUER", idp.issuer.as_str()),

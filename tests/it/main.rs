@@ -16,6 +16,7 @@ mod faults;
 mod http;
 mod idp;
 mod import;
+mod pg_tls;
 mod pipeline;
 mod ratelimit;
 mod readme;

@@ -65,6 +65,17 @@ pub struct PrivatePostgres {
 
 impl PrivatePostgres {
     pub fn start() -> PrivatePostgres {
+        PrivatePostgres::start_with(None)
+    }
+
+    /// A cluster that takes only TLS connections with a client certificate from `ca`'s
+    /// signing (`cert clientcert=verify-full`: the certificate's CN is the user), serving
+    /// `ca`'s server certificate.
+    pub fn start_tls(ca: &TestCa) -> PrivatePostgres {
+        PrivatePostgres::start_with(Some(ca))
+    }
+
+    fn start_with(tls: Option<&TestCa>) -> PrivatePostgres {
         let dir = tempfile::tempdir().expect("tempdir");
         if running_as_root() {
             let owned = Command::new("chown")
@@ -90,12 +101,48 @@ impl PrivatePostgres {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if let Some(ca) = tls {
+            for (from, to) in [
+                ("server.crt", "server.crt"),
+                ("server.key", "server.key"),
+                ("ca.crt", "root.crt"),
+            ] {
+                std::fs::copy(ca.path(from), data.join(to)).expect("copies the certificates");
+            }
+            let conf = "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n\
+                        ssl_ca_file = 'root.crt'\n";
+            append(&data.join("postgresql.conf"), conf);
+            // TLS with a verified client certificate, or nothing (no plain `host` line).
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 cert clientcert=verify-full\n",
+            )
+            .expect("pg_hba.conf");
+            if running_as_root() {
+                let owned = Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(&data)
+                    .status()
+                    .expect("chown");
+                assert!(owned.success());
+            }
+            // PostgreSQL refuses a key file others can read.
+            let key = data.join("server.key");
+            let mut perms = std::fs::metadata(&key).expect("key").permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+            std::fs::set_permissions(&key, perms).expect("chmod");
+        }
         let pg = PrivatePostgres {
             dir,
             port: free_port(),
         };
         pg.start_again();
         pg
+    }
+
+    /// The URL for `host` (the server certificate names `localhost` only).
+    pub fn url_at(&self, host: &str) -> String {
+        format!("postgres://postgres@{host}:{}/postgres", self.port)
     }
 
     pub fn url(&self) -> String {
@@ -210,5 +257,106 @@ impl Drop for PrivateRedis {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("opens");
+    file.write_all(text.as_bytes()).expect("appends");
+}
+
+/// A throwaway certificate authority made with `openssl`, and what it signed: a server
+/// certificate for `localhost` and a client certificate for the user `postgres`.
+pub struct TestCa {
+    dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let ca = TestCa {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        ca.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-subj",
+            "/CN=Gatehouse test CA",
+        ]);
+        ca.sign(
+            "server",
+            "/CN=localhost",
+            "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+        );
+        ca.sign(
+            "client",
+            "/CN=postgres",
+            "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+        );
+        ca
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A `file:` secret reference to one of its files.
+    pub fn file_ref(&self, name: &str) -> String {
+        format!("file:{}", self.path(name).display())
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn sign(&self, name: &str, subject: &str, extensions: &str) {
+        let ext = format!("{name}.ext");
+        std::fs::write(self.path(&ext), extensions).expect("extensions");
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
+        self.openssl(&[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", subject,
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &crt,
+            "-extfile",
+            &ext,
+        ]);
     }
 }
