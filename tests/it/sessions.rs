@@ -287,3 +287,93 @@ async fn an_ended_session_stays_ended_in_redis() {
     let redis = redis_url();
     an_ended_session_stays_ended(TestDb::sqlite(), &[("GATEHOUSE_REDIS_URL", &redis)]).await;
 }
+
+/// Rotating the session key across two instances sharing Redis, one instance restarted at a
+/// time, as README's key-rotation steps say: first `old,new` everywhere (still signing with
+/// the old key, accepting both), then `new,old`, then `new` alone. No one is signed out
+/// until the last step, which drops only sessions made with the old key. Going straight to
+/// `new,old` would sign out whoever signs in on the restarted instance and is then served
+/// by one still on `old`: the test shows that too.
+#[tokio::test]
+async fn session_key_rotation_across_two_instances_signs_no_one_out() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::postgres().await;
+    let redis = redis_url();
+    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let old = "old-key-".repeat(5);
+    let new = "new-key-".repeat(5);
+    let with_key = |key: String| {
+        let (idp, db, redis, prefix) = (&idp, &db, redis.clone(), prefix.clone());
+        async move {
+            app_with(
+                idp,
+                db,
+                &[
+                    ("GATEHOUSE_REDIS_URL", redis.as_str()),
+                    ("GATEHOUSE_REDIS_PREFIX", prefix.as_str()),
+                    ("GATEHOUSE_SESSION_KEY", key.as_str()),
+                ],
+            )
+            .await
+        }
+    };
+    let status = |jar: &Jar, app: &TestApp| {
+        let (jar, url) = (jar.clone(), app.url("/profile"));
+        async move { get_with(&jar, &url).await.status() }
+    };
+    let ok = StatusCode::OK;
+
+    let a = with_key(old.clone()).await;
+    let b = with_key(old.clone()).await;
+    let (before, _) = signed_in(&a, &idp).await;
+
+    // The naive way: `new,old` on one instance while the other still has `old` alone.
+    let hasty = with_key(format!("{new},{old}")).await;
+    let (on_hasty, _) = signed_in(&hasty, &idp).await;
+    assert_eq!(
+        status(&on_hasty, &b).await,
+        StatusCode::UNAUTHORIZED,
+        "an instance on the old key alone cannot find a session made with the new one"
+    );
+    hasty.stop_for_restart().await;
+    assert_eq!(status(&before, &a).await, ok, "before, still on a");
+
+    // Step 1, one instance at a time: `old,new`. Sessions are still made with the old key.
+    a.stop_for_restart().await;
+    let a = with_key(format!("{old},{new}")).await;
+    let (step1, _) = signed_in(&a, &idp).await;
+    for (jar, who) in [(&before, "before"), (&step1, "step 1")] {
+        assert_eq!(status(jar, &a).await, ok, "{who} on a");
+        assert_eq!(
+            status(jar, &b).await,
+            ok,
+            "{who} on b (still on the old key)"
+        );
+    }
+    b.stop_for_restart().await;
+    let b = with_key(format!("{old},{new}")).await;
+
+    // Step 2, one instance at a time: `new,old`. Sessions are made with the new key, and
+    // every instance already accepts it.
+    a.stop_for_restart().await;
+    let a = with_key(format!("{new},{old}")).await;
+    let (step2, _) = signed_in(&a, &idp).await;
+    for (jar, who) in [(&before, "before"), (&step1, "step 1"), (&step2, "step 2")] {
+        assert_eq!(status(jar, &a).await, ok, "{who} on a");
+        assert_eq!(status(jar, &b).await, ok, "{who} on b (old,new)");
+    }
+    b.stop_for_restart().await;
+    let b = with_key(format!("{new},{old}")).await;
+    for jar in [&before, &step1, &step2] {
+        assert_eq!(status(jar, &b).await, ok);
+    }
+
+    // Step 3, once sessions made with the old key have expired: `new` alone. Whatever is
+    // still on the old key ends; sessions made with the new one stay.
+    a.stop_for_restart().await;
+    b.stop_for_restart().await;
+    let a = with_key(new.clone()).await;
+    assert_eq!(status(&step2, &a).await, ok);
+    assert_eq!(status(&before, &a).await, StatusCode::UNAUTHORIZED);
+    a.stop().await;
+}

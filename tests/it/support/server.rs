@@ -95,7 +95,13 @@ impl TestApp {
             .expect("data versions");
     }
 
-    pub async fn stop(mut self) {
+    /// Stops the instance as a rolling restart would, leaving what it shares with the others
+    /// (sessions and counters in Redis) in place.
+    pub async fn stop_for_restart(mut self) {
+        self.stop_serving().await;
+    }
+
+    async fn stop_serving(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -104,6 +110,10 @@ impl TestApp {
                 .expect("server task")
                 .expect("server stops cleanly");
         }
+    }
+
+    pub async fn stop(mut self) {
+        self.stop_serving().await;
         // Nothing left behind in the shared Redis: every key under this app's namespace.
         // (Tests that point at a dead Redis on purpose have nothing to clean.)
         let conn = match &self.state.redis {
