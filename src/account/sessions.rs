@@ -6,7 +6,7 @@ use axum::extract::State;
 
 use crate::web::extract::Path;
 use axum::response::{IntoResponse, Redirect, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::auth::extract::CurrentUser;
 use crate::state::AppState;
@@ -124,6 +124,20 @@ pub async fn revoke_session(
     if !revoked {
         return Err(AppError::not_found());
     }
+    audit_own_revocation(&state, &current, json!({ "handle": handle })).await;
+    Ok(Redirect::to("/account/sessions").into_response())
+}
+
+/// An audit row for sessions a user ended themselves: `details` and who, from where.
+async fn audit_own_revocation(state: &AppState, current: &CurrentUser, mut details: Value) {
+    if let Some(map) = details.as_object_mut() {
+        map.insert("user_id".into(), current.user.id.into());
+        map.insert("by".into(), "self".into());
+        map.insert(
+            "session_client_ip".into(),
+            current.session.client_ip.clone().into(),
+        );
+    }
     let _ = crate::store::audit::record(
         &state.store.db(),
         &AuditEvent {
@@ -132,15 +146,11 @@ pub async fn revoke_session(
             actor_id: Some(current.user.id),
             actor: current.user.email.clone(),
             client_ip: Some(current.client_ip.clone()),
-            details: json!({
-                "handle": handle, "user_id": current.user.id, "by": "self",
-                "session_client_ip": current.session.client_ip,
-            }),
+            details,
             ..AuditEvent::default()
         },
     )
     .await;
-    Ok(Redirect::to("/account/sessions").into_response())
 }
 
 /// Signs the user out everywhere but here: every other session ends at once.
@@ -170,21 +180,10 @@ pub async fn revoke_other_sessions(
         }
     }
     if ended > 0 {
-        let _ = crate::store::audit::record(
-            &state.store.db(),
-            &AuditEvent {
-                kind: "session_revoked",
-                outcome: "success",
-                actor_id: Some(current.user.id),
-                actor: current.user.email.clone(),
-                client_ip: Some(current.client_ip.clone()),
-                details: json!({
-                    "sessions": ended, "user_id": current.user.id, "by": "self",
-                    "kept": "this session",
-                    "session_client_ip": current.session.client_ip,
-                }),
-                ..AuditEvent::default()
-            },
+        audit_own_revocation(
+            &state,
+            &current,
+            json!({ "sessions": ended, "kept": "this session" }),
         )
         .await;
     }

@@ -88,9 +88,7 @@ pub(super) async fn show_user(
     admin: AdminUser,
     Path(id): Path<i64>,
 ) -> Result<UserPage, AppError> {
-    let subject = users::get(&state.store.db(), id)
-        .await?
-        .ok_or_else(AppError::not_found)?;
+    let subject = subject(&state, id).await?;
     let rules = state.access_rules(state.versions().await?).await?;
     let reason = rules.admin_reason(&state.auth.admin_groups, &subject);
     let held = rules.effective_roles(&subject);
@@ -99,13 +97,7 @@ pub(super) async fn show_user(
         .into_iter()
         .filter(|r| !held.iter().any(|h| h.role.id == r.id && h.is_assigned()))
         .collect();
-    let sessions = state
-        .auth
-        .sessions
-        .list(id)
-        .await
-        .map_err(|e| AppError::Unavailable(e.to_string()))?
-        .len();
+    let sessions = session_count(&state, id).await?;
     Ok(UserPage {
         layout: admin.layout(&state, "User — Gatehouse").await,
         csrf: admin.current.session.csrf.clone(),
@@ -130,9 +122,7 @@ pub(super) async fn change_user_roles(
     Path(id): Path<i64>,
     Form(form): Form<RoleChange>,
 ) -> Result<Response, AppError> {
-    let subject = users::get(&state.store.db(), id)
-        .await?
-        .ok_or_else(AppError::not_found)?;
+    let subject = subject(&state, id).await?;
     let role = roles::all(&state.store.db())
         .await?
         .into_iter()
@@ -166,6 +156,24 @@ pub(super) async fn change_user_roles(
     Ok(Redirect::to(&format!("/admin/users/{id}")).into_response())
 }
 
+/// The user an admin page is about; 404 when there is none.
+async fn subject(state: &AppState, id: i64) -> Result<User, AppError> {
+    users::get(&state.store.db(), id)
+        .await?
+        .ok_or_else(AppError::not_found)
+}
+
+/// How many live sessions a user has.
+async fn session_count(state: &AppState, id: i64) -> Result<usize, AppError> {
+    Ok(state
+        .auth
+        .sessions
+        .list(id)
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?
+        .len())
+}
+
 /// How a person is named in a notice: their name, else their email, else their subject.
 fn display_name(user: &User) -> String {
     user.name
@@ -191,16 +199,8 @@ pub(super) async fn confirm_revoke(
     admin: AdminUser,
     Path(id): Path<i64>,
 ) -> Result<RevokePage, AppError> {
-    let subject = users::get(&state.store.db(), id)
-        .await?
-        .ok_or_else(AppError::not_found)?;
-    let sessions = state
-        .auth
-        .sessions
-        .list(id)
-        .await
-        .map_err(|e| AppError::Unavailable(e.to_string()))?
-        .len();
+    let subject = subject(&state, id).await?;
+    let sessions = session_count(&state, id).await?;
     Ok(RevokePage {
         layout: Layout::new("Sign out everywhere — Gatehouse"),
         csrf: admin.current.session.csrf.clone(),
@@ -215,9 +215,7 @@ pub(super) async fn revoke_user_sessions(
     admin: AdminUser,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
-    let subject = users::get(&state.store.db(), id)
-        .await?
-        .ok_or_else(AppError::not_found)?;
+    let subject = subject(&state, id).await?;
     let count = state
         .auth
         .sessions
