@@ -35,8 +35,10 @@ impl SyncService {
         .await
     }
 
-    /// Runs now, then every `interval`, until `stop` turns true. Every instance runs this;
-    /// the lease lets one of them sync each time.
+    /// Runs every `interval`, until `stop` turns true. Every instance runs this: the lease
+    /// keeps two runs from overlapping, and each instance waits for `interval` after the
+    /// last scheduled run of any of them, so the organization is synced once per interval
+    /// however many instances there are (and at once when none ran within it).
     pub async fn schedule(
         self: Arc<Self>,
         store: Arc<dyn Store>,
@@ -46,13 +48,35 @@ impl SyncService {
             return;
         }
         loop {
+            let wait = match self.until_due(store.as_ref()).await {
+                Ok(wait) => wait,
+                Err(e) => {
+                    tracing::warn!(error = %e, "scheduled GitHub sync could not read past runs");
+                    Duration::ZERO
+                }
+            };
+            if !wait.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => continue,
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
             if let Err(e) = self.run(Arc::clone(&store), "schedule").await {
                 tracing::warn!(error = %e, "scheduled GitHub sync could not reach the database");
             }
-            tokio::select! {
-                () = tokio::time::sleep(self.interval) => {}
-                _ = stop.wait_for(|s| *s) => break,
-            }
         }
+    }
+
+    /// How long until a scheduled run is due: `interval` after the last one any instance
+    /// started, nothing when none did within it.
+    async fn until_due(&self, store: &dyn Store) -> Result<Duration, StoreError> {
+        let runs = super::store::sync_runs(&store.db(), 20).await?;
+        let Some(last) = runs.iter().find(|r| r.trigger == "schedule") else {
+            return Ok(Duration::ZERO);
+        };
+        let since = (chrono::Utc::now() - last.started_at)
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        Ok(self.interval.saturating_sub(since))
     }
 }

@@ -1276,3 +1276,50 @@ async fn metrics_count_what_an_operator_watches() {
     );
     app.stop().await;
 }
+
+/// Two instances with the same schedule: the organization is synced once per interval, not
+/// once per instance, even when the second starts after the first's run has finished (the
+/// lease alone would let it run again).
+#[tokio::test]
+async fn two_instances_on_one_schedule_sync_once_per_interval() {
+    let db = TestDb::postgres().await;
+    let gh = FakeGitHub::start("acme").await;
+    gh.set_identities(people(20));
+    let mut pairs: Vec<(&str, String)> = gh.settings();
+    pairs.push(("GATEHOUSE_DATABASE_URL", db.url().to_string()));
+    pairs.push(("GATEHOUSE_SYNC_INTERVAL", "1h".into()));
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = crate::support::with_provider(&pairs);
+    let first = crate::support::TestApp::start(&env).await;
+    let runs = |state: gatehouse::state::AppState| async move {
+        gatehouse::sync::store::sync_runs(&state.store.db(), 10)
+            .await
+            .expect("runs")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !runs(first.state.clone())
+        .await
+        .iter()
+        .any(|r| r.outcome == "success")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first instance never synced"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = crate::support::TestApp::start(&env).await;
+    // Time for the second instance's schedule to have run, had it been going to.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = runs(second.state.clone()).await;
+    assert_eq!(
+        all.len(),
+        1,
+        "one run for both instances: {:?}",
+        all.iter()
+            .map(|r| (&r.trigger, &r.outcome, &r.holder))
+            .collect::<Vec<_>>()
+    );
+    second.stop().await;
+    first.stop().await;
+}
