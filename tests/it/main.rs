@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod api;
 mod audit;
+mod balancer;
 mod bench;
 mod browser;
 mod cli;
