@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use crate::signin::get_with;
 use crate::signin_refusals::{app_with, signed_in};
 use crate::support::fake_idp::FakeIdp;
-use crate::support::{TestApp, TestDb, free_port, redis_url};
+use crate::support::{TestDb, free_port, redis_url};
 
 const NGINX: &str = "/usr/sbin/nginx";
 
