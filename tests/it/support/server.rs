@@ -51,6 +51,11 @@ impl TestApp {
                     .to_string(),
             ));
         }
+        // A test's stop needs no drain (no load balancer to notice it); tests of the drain
+        // set their own.
+        if !pairs.iter().any(|(k, _)| *k == "GATEHOUSE_SHUTDOWN_DRAIN") {
+            pairs.push(("GATEHOUSE_SHUTDOWN_DRAIN", "0s".to_string()));
+        }
         // Tests share one Redis: each app gets its own key namespace unless told otherwise.
         if !pairs.iter().any(|(k, _)| *k == "GATEHOUSE_REDIS_PREFIX") {
             pairs.push((
