@@ -634,6 +634,18 @@ async fn repository_chart_in_chromium() {
     app.stop().await;
 }
 
+async fn header_height(browser: &Client) -> f64 {
+    browser
+        .execute(
+            "return document.querySelector('.site-header').getBoundingClientRect().height;",
+            vec![],
+        )
+        .await
+        .expect("script")
+        .as_f64()
+        .unwrap_or(0.0)
+}
+
 /// The accessibility rules that fail a test: axe-core's two highest impacts.
 const AXE_FAILS: &str = "serious critical";
 
@@ -686,7 +698,16 @@ async fn every_page_passes_axe_in_chromium() {
             failures.push(format!("signed out {path}: {v}"));
         }
     }
+    browser.goto(&app.url("/")).await.expect("page");
+    let signed_out_header = header_height(&browser).await;
     alice_signs_in(&browser, &app, "/", "main", "the start page").await;
+    // Signing in does not shift the page: the header keeps its height (on a wide screen;
+    // on a phone the signed-in links wrap onto more lines).
+    assert_eq!(
+        header_height(&browser).await,
+        signed_out_header,
+        "the header's height changes on signing in"
+    );
     for width in [1280, 390] {
         browser
             .set_window_size(width, 900)
@@ -715,6 +736,16 @@ async fn every_page_passes_axe_in_chromium() {
             browser.goto(&app.url(path)).await.expect("page");
             for v in axe_violations(&browser, &axe).await {
                 failures.push(format!("{width} px {path}: {v}"));
+            }
+            let widths = browser
+                .execute(
+                    "return [document.documentElement.scrollWidth, window.innerWidth];",
+                    vec![],
+                )
+                .await
+                .expect("script");
+            if widths[0].as_f64().unwrap_or(f64::MAX) > widths[1].as_f64().unwrap_or(0.0) {
+                failures.push(format!("{width} px {path}: scrolls sideways {widths}"));
             }
             // The header (and on admin pages the tabs) mark where the user is, and nothing
             // else; a page outside the header's sections marks nothing.
