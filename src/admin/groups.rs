@@ -152,7 +152,7 @@ pub(super) async fn change_groups(
     };
     match outcome? {
         Ok(notice) => {
-            admin.flash(&state, notice).await;
+            admin.current.flash(&state, notice).await;
             Ok(Redirect::to("/admin/groups").into_response())
         }
         Err(message) => {

@@ -83,10 +83,6 @@ impl AdminUser {
         }
     }
 
-    async fn flash(&self, state: &AppState, text: String) {
-        self.current.flash(state, text).await;
-    }
-
     /// The page layout with the notice the last change left.
     async fn layout(&self, state: &AppState, title: &str) -> Layout {
         let mut layout = Layout::new(title);

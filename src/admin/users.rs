@@ -152,7 +152,7 @@ pub(super) async fn change_user_roles(
             format!("{who} did not hold the role “{role}” by assignment: nothing changed.")
         }
     };
-    admin.flash(&state, notice).await;
+    admin.current.flash(&state, notice).await;
     Ok(Redirect::to(&format!("/admin/users/{id}")).into_response())
 }
 
@@ -238,7 +238,7 @@ pub(super) async fn revoke_user_sessions(
     // Signing oneself out everywhere ends this session too: the notice would have nowhere
     // to go, and the next page is the sign-in.
     if id != admin.current.user.id {
-        admin.flash(&state, notice).await;
+        admin.current.flash(&state, notice).await;
     }
     Ok(Redirect::to(&format!("/admin/users/{id}")).into_response())
 }

@@ -86,22 +86,24 @@ impl CurrentUser {
     /// the session rather than a cookie, so no one else can put words on the page. A notice
     /// that cannot be kept is only logged: the change itself is done.
     pub async fn flash(&self, state: &AppState, text: String) {
-        let mut session = self.session.clone();
-        session.flash = Some(text);
-        if let Err(e) = state.auth.sessions.touch(&self.session_id, &session).await {
-            tracing::warn!(error = %e, "notice for the next page not kept");
-        }
+        self.keep_flash(state, Some(text)).await;
     }
 
     /// The notice the last change left, taken so it shows once.
     pub async fn take_flash(&self, state: &AppState) -> Option<String> {
         let text = self.session.flash.clone()?;
-        let mut session = self.session.clone();
-        session.flash = None;
-        if let Err(e) = state.auth.sessions.touch(&self.session_id, &session).await {
-            tracing::warn!(error = %e, "shown notice not cleared");
-        }
+        self.keep_flash(state, None).await;
         Some(text)
+    }
+
+    async fn keep_flash(&self, state: &AppState, flash: Option<String>) {
+        let session = SessionData {
+            flash,
+            ..self.session.clone()
+        };
+        if let Err(e) = state.auth.sessions.touch(&self.session_id, &session).await {
+            tracing::warn!(error = %e, "the one-time notice could not be kept or cleared");
+        }
     }
 }
 
