@@ -58,7 +58,7 @@ pub async fn run(sources: &Sources) -> ExitCode {
 }
 
 pub async fn run_checks(sources: &Sources) -> Vec<Line> {
-    let config = match Config::load(sources) {
+    let config = match Config::load_fetching(sources).await {
         Ok(c) => c,
         Err(e) => return vec![line("config", Outcome::Fail(e.to_string()))],
     };
@@ -81,6 +81,12 @@ pub async fn run_checks(sources: &Sources) -> Vec<Line> {
             .iter()
             .map(|w| line("config", Outcome::Warn(w.clone()))),
     );
+    lines.extend(config.fetched_secrets.iter().map(|(var, version)| {
+        line(
+            "secret",
+            Outcome::Ok(format!("{var} from Secret Manager, {version}")),
+        )
+    }));
 
     lines.push(line("database", check_database(&config).await));
     match &config.redis {

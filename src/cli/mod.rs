@@ -192,7 +192,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     if let Command::Check = command {
         return check::run(&sources).await;
     }
-    let config = match Config::load(&sources) {
+    let config = match Config::load_fetching(&sources).await {
         Ok(c) => Arc::new(c),
         Err(e) => {
             eprintln!("gatehouse: configuration error: {e}");

@@ -7,6 +7,7 @@
 //! one method per area (database, Redis, API, sessions, GitHub).
 
 mod database;
+pub mod gcp;
 mod oidc;
 pub mod secret;
 pub mod values;
@@ -175,6 +176,8 @@ pub struct Config {
     /// After SIGTERM, how long readiness fails while requests are still served.
     pub shutdown_drain: Duration,
     pub log_format: Option<LogFormat>,
+    /// The Secret Manager versions fetched at start, as (variable, version resource name).
+    pub fetched_secrets: Vec<(&'static str, String)>,
     /// Problems that do not stop start-up; logged once the logger is up.
     pub warnings: Vec<String>,
 }
@@ -184,9 +187,17 @@ impl Config {
         matches!(self.identity, IdentityProvider::Dev { .. })
     }
 
-    /// Loads and validates; nothing here touches the network.
+    /// Loads and validates without touching the network: a `gcp:` reference is an error.
     pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
         let raw = Raw::gather(sources)?;
+        raw.build()
+    }
+
+    /// Loads and validates, first fetching every `gcp:` reference from Secret Manager (all
+    /// at once, under one deadline): what commands do at start.
+    pub async fn load_fetching(sources: &Sources) -> Result<Config, ConfigError> {
+        let mut raw = Raw::gather(sources)?;
+        raw.fetch_gcp().await?;
         raw.build()
     }
 }
@@ -203,6 +214,8 @@ struct Raw {
     /// `GATEHOUSE_OIDC_*` names that were set but empty, or that are no setting at all (a
     /// typo): the signs of identity settings that went missing, which must not mean dev mode.
     oidc_missing: Vec<String>,
+    /// Secrets fetched from Secret Manager, by variable.
+    fetched: HashMap<&'static str, gcp::Fetched>,
 }
 
 impl Raw {
@@ -252,7 +265,59 @@ impl Raw {
             env: sources.env.clone(),
             warnings,
             oidc_missing,
+            fetched: HashMap::new(),
         })
+    }
+
+    /// Fetches the secret variables that hold `gcp:` references. Every failure is reported
+    /// (one line each, naming the variable and the reference), so one restart fixes them all.
+    async fn fetch_gcp(&mut self) -> Result<(), ConfigError> {
+        let mut wanted: Vec<(&'static str, String)> = Vec::new();
+        for &var in secret::SECRET_VARS {
+            if let Some(reference) = self.get(var).0.and_then(|v| v.strip_prefix(gcp::PREFIX)) {
+                gcp::parse(reference).map_err(|m| self.invalid(var, m))?;
+                wanted.push((var, reference.to_string()));
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let endpoint = self.parse("GATEHOUSE_GCP_SECRETMANAGER_ENDPOINT", |v| {
+            Url::parse(v)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .map(|_| v.trim_end_matches('/').to_string())
+                .ok_or_else(|| format!("'{v}' is not an http(s) URL"))
+        })?;
+        let references: Vec<String> = wanted.iter().map(|(_, r)| r.clone()).collect();
+        let target = gcp::Target {
+            endpoint: endpoint.as_deref(),
+            metadata_host: self.env.get("GCE_METADATA_HOST").map(String::as_str),
+            credentials_file: self.env.contains_key("GOOGLE_APPLICATION_CREDENTIALS"),
+        };
+        let results = gcp::fetch_all(&references, &target).await;
+        let mut errors = Vec::new();
+        for ((var, reference), result) in wanted.into_iter().zip(results) {
+            match result {
+                Ok(fetched) => {
+                    self.fetched.insert(var, fetched);
+                }
+                Err(e) => {
+                    errors.push(self.invalid(var, format!("{}{reference}: {e}", gcp::PREFIX)))
+                }
+            }
+        }
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(ConfigError::Other(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )),
+        }
     }
 
     /// The value and its origin, or the table's default.
@@ -287,6 +352,13 @@ impl Raw {
     }
 
     fn secret(&self, var: &'static str) -> Result<Option<SecretString>, ConfigError> {
+        debug_assert!(
+            secret::SECRET_VARS.contains(&var),
+            "{var} is not in SECRET_VARS"
+        );
+        if let Some(fetched) = self.fetched.get(var) {
+            return Ok(Some(fetched.value.clone()));
+        }
         let env = |name: &str| self.env.get(name).cloned();
         self.parse(var, |raw| {
             secret::resolve(raw, &env)
@@ -296,6 +368,12 @@ impl Raw {
     }
 
     fn build(mut self) -> Result<Config, ConfigError> {
+        let mut fetched_secrets: Vec<(&'static str, String)> = self
+            .fetched
+            .iter()
+            .map(|(var, f)| (*var, f.version.clone()))
+            .collect();
+        fetched_secrets.sort();
         let bind = self
             .parse("GATEHOUSE_BIND", |v| {
                 v.parse::<SocketAddr>()
@@ -466,6 +544,7 @@ impl Raw {
             max_connections,
             shutdown_drain,
             log_format,
+            fetched_secrets,
             warnings,
         };
         config.warnings.extend(oidc::warnings(&config));

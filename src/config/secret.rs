@@ -5,6 +5,19 @@
 
 use secrecy::SecretString;
 
+/// The variables whose value is a secret, and so may be a reference.
+pub const SECRET_VARS: &[&str] = &[
+    "GATEHOUSE_DATABASE_URL",
+    "GATEHOUSE_DATABASE_CA",
+    "GATEHOUSE_DATABASE_CERT",
+    "GATEHOUSE_DATABASE_KEY",
+    "GATEHOUSE_REDIS_URL",
+    "GATEHOUSE_OIDC_CLIENT_SECRET",
+    "GATEHOUSE_OIDC_CONFIG",
+    "GATEHOUSE_SESSION_KEY",
+    "GATEHOUSE_GITHUB_TOKEN",
+];
+
 /// Where a secret came from, so a failure can name it without showing the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
@@ -22,10 +35,10 @@ pub enum SecretRefError {
     #[error("refers to file {0}, which is empty")]
     FileEmpty(String),
     #[error(
-        "GCP Secret Manager references (gcp:projects/P/secrets/S/versions/V) are not supported yet; \
-         use env:NAME or file:/path for now"
+        "is a GCP Secret Manager reference, which is fetched only when a command starts \
+         (this configuration was loaded without network access)"
     )]
-    GcpNotSupported,
+    GcpNotFetched,
     #[error("a secret reference needs a name after '{0}:'")]
     EmptyReference(&'static str),
 }
@@ -66,8 +79,8 @@ pub fn resolve(
             SecretSource::File(path.to_string()),
         ));
     }
-    if raw.starts_with("gcp:") {
-        return Err(SecretRefError::GcpNotSupported);
+    if raw.starts_with(super::gcp::PREFIX) {
+        return Err(SecretRefError::GcpNotFetched);
     }
     Ok((SecretString::from(raw.to_string()), SecretSource::Inline))
 }
@@ -127,10 +140,10 @@ mod tests {
     }
 
     #[test]
-    fn gcp_reference_is_refused_clearly() {
+    fn gcp_reference_is_never_taken_for_the_secret_itself() {
         let err = resolve("gcp:projects/p/secrets/s/versions/latest", &no_env)
-            .expect_err("gcp not supported yet");
-        assert!(err.to_string().contains("not supported yet"));
+            .expect_err("only the start-up fetch resolves it");
+        assert_eq!(err, SecretRefError::GcpNotFetched);
     }
 
     #[test]

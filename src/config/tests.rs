@@ -325,7 +325,7 @@ fn https_means_secure_cookies_and_refuses_insecure_ones() {
 }
 
 #[test]
-fn secret_references_resolve_and_gcp_is_not_yet_supported() {
+fn secret_references_resolve_and_gcp_is_fetched_only_by_the_fetching_loader() {
     let config = Config::load(&prod_with(&[
         ("GATEHOUSE_OIDC_CLIENT_SECRET", "env:MY_CLIENT_SECRET"),
         ("MY_CLIENT_SECRET", "from-env"),
@@ -340,7 +340,7 @@ fn secret_references_resolve_and_gcp_is_not_yet_supported() {
         "gcp:projects/p/secrets/s/versions/latest",
     )]));
     assert!(err.starts_with("GATEHOUSE_OIDC_CLIENT_SECRET"), "{err}");
-    assert!(err.contains("not supported yet"), "{err}");
+    assert!(err.contains("fetched only when a command starts"), "{err}");
 }
 
 #[test]
@@ -515,4 +515,41 @@ fn unknown_flag_setting_is_an_error() {
         ..Sources::default()
     };
     assert!(load_err(&sources).contains("GATEHOUSE_NOPE"));
+}
+
+#[tokio::test]
+async fn a_malformed_gcp_reference_or_endpoint_is_named_before_any_request() {
+    let err = Config::load_fetching(&prod_with(&[(
+        "GATEHOUSE_SESSION_KEY",
+        "gcp:projects/p/secrets/session-key",
+    )]))
+    .await
+    .expect_err("not a version")
+    .to_string();
+    assert!(err.starts_with("GATEHOUSE_SESSION_KEY"), "{err}");
+    assert!(err.contains("is not a Secret Manager version"), "{err}");
+
+    let err = Config::load_fetching(&prod_with(&[
+        (
+            "GATEHOUSE_SESSION_KEY",
+            "gcp:projects/p/secrets/session-key/versions/latest",
+        ),
+        ("GATEHOUSE_GCP_SECRETMANAGER_ENDPOINT", "not a url"),
+    ]))
+    .await
+    .expect_err("bad endpoint")
+    .to_string();
+    assert!(
+        err.starts_with("GATEHOUSE_GCP_SECRETMANAGER_ENDPOINT"),
+        "{err}"
+    );
+
+    // Without a reference nothing is fetched, whatever the endpoint.
+    let config = Config::load_fetching(&prod_with(&[(
+        "GATEHOUSE_GCP_SECRETMANAGER_ENDPOINT",
+        "http://127.0.0.1:9",
+    )]))
+    .await
+    .expect("nothing to fetch");
+    assert!(config.fetched_secrets.is_empty());
 }

@@ -57,6 +57,7 @@ vars! {
     "GATEHOUSE_SYNC_INTERVAL", "1h", "in-process sync schedule (0 = off)";
     "GATEHOUSE_SYNC_MAX_DEPARTED", "20%", "largest share of rows one sync or feed may remove or mark departed";
     "GATEHOUSE_METRICS_BIND", "", "separate listener for /metrics; unset = off";
+    "GATEHOUSE_GCP_SECRETMANAGER_ENDPOINT", "", "Secret Manager base URL for gcp: references (private endpoints, tests); credentials are Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, or the metadata server, GCE_METADATA_HOST honoured); default: Google's public endpoint";
     "GATEHOUSE_HEADER_TIMEOUT", "10s", "longest a client may take to send a request's head (request line and headers) before it is disconnected; also how long an idle keep-alive connection stays open";
     "GATEHOUSE_SHUTDOWN_DRAIN", "", "on SIGTERM, how long /health/ready answers 503 while requests are still served, so the load balancer stops sending new ones before the listener closes (default 5s, 0s in dev mode; at most 25s); in-flight requests then finish within the rest of 30 s";
     "GATEHOUSE_MAX_CONNECTIONS", "10000", "most open client connections per listener; more wait to be accepted";

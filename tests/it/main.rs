@@ -14,6 +14,7 @@ mod devidp;
 mod directory;
 mod email_trust;
 mod faults;
+mod gcp;
 mod http;
 mod idp;
 mod import;

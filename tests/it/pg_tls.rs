@@ -1,6 +1,7 @@
 //! PostgreSQL over TLS with client certificates, against a real server that demands them: a
 //! private cluster with a throwaway CA, `hostssl … cert clientcert=verify-full` and nothing
-//! else, reached with `GATEHOUSE_DATABASE_CA/_CERT/_KEY` given as `file:` references.
+//! else, reached with `GATEHOUSE_DATABASE_CA/_CERT/_KEY` given as `file:` references and as
+//! `gcp:` references to a local Secret Manager.
 
 use reqwest::StatusCode;
 
@@ -8,6 +9,7 @@ use crate::cli::{provider, run};
 use crate::signin::get_with;
 use crate::signin_refusals::{app_with, signed_in};
 use crate::support::TestDb;
+use crate::support::fake_gcp::FakeGcp;
 use crate::support::fake_idp::FakeIdp;
 use crate::support::private::{PrivatePostgres, TestCa};
 
@@ -61,6 +63,30 @@ async fn postgres_with_client_certificates_works_and_each_mistake_is_explained()
         StatusCode::OK
     );
     app.stop().await;
+
+    // The same material from Secret Manager, as a GCP deployment keeps it: `check` fetches
+    // it, and reaches the server with it.
+    let gcp = FakeGcp::start().await;
+    let pem = |name: &str| std::fs::read_to_string(ca.path(name)).expect("pem");
+    let from_gcp = [
+        gcp.add_version("acme", "db-ca", &pem("ca.crt")),
+        gcp.add_version("acme", "db-cert", &pem("client.crt")),
+        gcp.add_version("acme", "db-key", &pem("client.key")),
+    ];
+    let mut env = provider(&idp, &[("GATEHOUSE_DATABASE_URL", url.as_str())]);
+    env.extend_from_slice(&[
+        ("GATEHOUSE_DATABASE_CA", from_gcp[0].as_str()),
+        ("GATEHOUSE_DATABASE_CERT", from_gcp[1].as_str()),
+        ("GATEHOUSE_DATABASE_KEY", from_gcp[2].as_str()),
+    ]);
+    env.extend_from_slice(&gcp.env());
+    let (code, line) = tokio::task::block_in_place(|| database_line(&env));
+    assert!(
+        line.starts_with("database: ok") || line.contains("migration(s) pending"),
+        "{line}"
+    );
+    assert_eq!(code, Some(0), "{line}");
+    assert_eq!(gcp.accesses().len(), 3);
 
     // A CA that did not sign the server's certificate: named.
     let other = tokio::task::block_in_place(TestCa::new);

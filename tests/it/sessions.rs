@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::signin::{Jar, get_with};
 use crate::signin_refusals::{app_with, callback, signed_in, start};
+use crate::support::fake_gcp::FakeGcp;
 use crate::support::fake_idp::{CLIENT_ID, CLIENT_SECRET, FakeIdp, Tamper};
 use crate::support::{TestApp, TestDb, free_port, http, redis_url};
 use gatehouse::auth::users;
@@ -293,28 +294,33 @@ async fn an_ended_session_stays_ended_in_redis() {
 /// the old key, accepting both), then `new,old`, then `new` alone. No one is signed out
 /// until the last step, which drops only sessions made with the old key. Going straight to
 /// `new,old` would sign out whoever signs in on the restarted instance and is then served
-/// by one still on `old`: the test shows that too.
+/// by one still on `old`: the test shows that too. The key lives in Secret Manager, as in a
+/// GCP deployment: each step adds a version and every start reads `latest`.
 #[tokio::test]
-async fn session_key_rotation_across_two_instances_signs_no_one_out() {
+async fn session_key_rotation_through_secret_manager_across_two_instances_signs_no_one_out() {
     let idp = FakeIdp::start(vec!["openid"]).await;
+    let gcp = FakeGcp::start().await;
+    let key_ref = gcp.latest("acme", "session-key");
     let db = TestDb::postgres().await;
     let redis = redis_url();
     let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
     let old = "old-key-".repeat(5);
     let new = "new-key-".repeat(5);
+    // A new version of the secret when the key changes; then a start, which reads `latest`.
     let with_key = |key: String| {
-        let (idp, db, redis, prefix) = (&idp, &db, redis.clone(), prefix.clone());
+        let (idp, db, redis, prefix, gcp, key_ref) =
+            (&idp, &db, redis.clone(), prefix.clone(), &gcp, &key_ref);
         async move {
-            app_with(
-                idp,
-                db,
-                &[
-                    ("GATEHOUSE_REDIS_URL", redis.as_str()),
-                    ("GATEHOUSE_REDIS_PREFIX", prefix.as_str()),
-                    ("GATEHOUSE_SESSION_KEY", key.as_str()),
-                ],
-            )
-            .await
+            if gcp.latest_value("acme", "session-key").as_deref() != Some(key.as_str()) {
+                gcp.add_version("acme", "session-key", &key);
+            }
+            let mut pairs = vec![
+                ("GATEHOUSE_REDIS_URL", redis.as_str()),
+                ("GATEHOUSE_REDIS_PREFIX", prefix.as_str()),
+                ("GATEHOUSE_SESSION_KEY", key_ref.as_str()),
+            ];
+            pairs.extend_from_slice(&gcp.env());
+            app_with(idp, db, &pairs).await
         }
     };
     let status = |jar: &Jar, app: &TestApp| {
@@ -373,6 +379,14 @@ async fn session_key_rotation_across_two_instances_signs_no_one_out() {
     a.stop_for_restart().await;
     b.stop_for_restart().await;
     let a = with_key(new.clone()).await;
+    // Five versions: old; the hasty new,old; old,new; new,old; new. Each start read `latest`.
+    assert_eq!(
+        a.state.config.fetched_secrets,
+        [(
+            "GATEHOUSE_SESSION_KEY",
+            "projects/123456789012/secrets/session-key/versions/5".to_string()
+        )]
+    );
     assert_eq!(status(&step2, &a).await, ok);
     assert_eq!(status(&before, &a).await, StatusCode::UNAUTHORIZED);
     a.stop().await;

@@ -1,6 +1,7 @@
 //! Test rig: fresh databases, the app on a free port, and child processes that die with the test.
 
 pub mod db;
+pub mod fake_gcp;
 pub mod fake_github;
 pub mod fake_idp;
 pub mod idp;

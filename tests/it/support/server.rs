@@ -29,6 +29,20 @@ pub fn config(pairs: &[(&str, &str)]) -> Config {
     .expect("test configuration is valid")
 }
 
+/// As `config`, with `gcp:` references fetched as a start does.
+pub async fn fetched_config(pairs: &[(&str, &str)]) -> Config {
+    let env: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::load_fetching(&Sources {
+        env,
+        ..Sources::default()
+    })
+    .await
+    .expect("test configuration is valid")
+}
+
 impl TestApp {
     /// Starts the app with these settings; the database URL is required, the bind is free.
     /// Without `GATEHOUSE_BIND`, a free port is chosen and `GATEHOUSE_PUBLIC_URL` points at it.
@@ -64,7 +78,7 @@ impl TestApp {
             ));
         }
         let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let config = Arc::new(config(&refs));
+        let config = Arc::new(fetched_config(&refs).await);
         let bind = config.bind;
         let state = prepare(config).await.expect("app prepares");
         let server = Server::bind(state.clone(), bind)
