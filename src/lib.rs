@@ -20,6 +20,7 @@ pub mod sample;
 pub mod state;
 pub mod store;
 pub mod sync;
+pub mod telemetry;
 pub mod web;
 
 pub use app::build_app;

@@ -5,8 +5,10 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 use tokio::sync::OnceCell;
+use tracing::Instrument;
 
 use crate::config::RedisUrl;
 
@@ -46,7 +48,7 @@ impl RedisHandle {
     }
 
     /// A connection, made on first use; bounded by `REDIS_TIMEOUT`.
-    pub async fn connection(&self) -> Result<ConnectionManager, RedisError> {
+    pub async fn connection(&self) -> Result<Connection, RedisError> {
         let manager = tokio::time::timeout(
             REDIS_TIMEOUT,
             self.manager.get_or_try_init(|| {
@@ -62,7 +64,7 @@ impl RedisHandle {
         .await
         .map_err(|_| self.unavailable(format!("no answer within {}s", REDIS_TIMEOUT.as_secs())))?
         .map_err(|e| self.unavailable(e))?;
-        Ok(manager.clone())
+        Ok(Connection(manager.clone()))
     }
 
     pub async fn ping(&self) -> Result<(), RedisError> {
@@ -79,5 +81,65 @@ impl RedisHandle {
         } else {
             Err(self.unavailable(format!("unexpected answer to PING: {pong}")))
         }
+    }
+}
+
+/// The shared connection, with a client span per command (or pipeline) while traces are
+/// exported; otherwise each call goes straight through.
+#[derive(Clone)]
+pub struct Connection(ConnectionManager);
+
+/// The command's name (`GET`, `EVALSHA`): never its keys or values, which name sessions.
+fn command_name(cmd: &Cmd) -> String {
+    cmd.args_iter()
+        .next()
+        .and_then(|arg| match arg {
+            redis::Arg::Simple(name) => std::str::from_utf8(name).ok(),
+            _ => None,
+        })
+        .unwrap_or("?")
+        .to_ascii_uppercase()
+}
+
+fn redis_span(name: &str) -> tracing::Span {
+    tracing::info_span!(
+        target: crate::telemetry::TARGET,
+        "redis",
+        otel.name = %format_args!("redis {name}"),
+        otel.kind = "client",
+        db.system.name = "redis",
+        db.operation.name = name,
+    )
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        if !crate::telemetry::enabled() {
+            return self.0.req_packed_command(cmd);
+        }
+        let span = redis_span(&command_name(cmd));
+        Box::pin(self.0.req_packed_command(cmd).instrument(span))
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        if !crate::telemetry::enabled() {
+            return self.0.req_packed_commands(pipeline, offset, count);
+        }
+        let names: Vec<String> = pipeline.cmd_iter().map(command_name).collect();
+        let span = redis_span(&format!("PIPELINE {}", names.join(" ")));
+        Box::pin(
+            self.0
+                .req_packed_commands(pipeline, offset, count)
+                .instrument(span),
+        )
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
     }
 }

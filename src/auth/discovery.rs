@@ -87,9 +87,7 @@ pub enum DiscoveryError {
 pub async fn fetch(http: &reqwest::Client, issuer: &str) -> Result<Discovery, DiscoveryError> {
     use DiscoveryError::Unavailable;
     let url = url(issuer);
-    let response = http
-        .get(&url)
-        .send()
+    let response = crate::telemetry::send(http.get(&url))
         .await
         .map_err(|e| Unavailable(format!("{url}: {}", error_chain(&e))))?;
     if !response.status().is_success() {

@@ -201,10 +201,7 @@ impl JwksCache {
             keys: Vec<serde_json::Value>,
         }
         let unavailable = |e: String| JwksError::Unavailable(format!("{}: {e}", self.uri));
-        let response = self
-            .http
-            .get(&self.uri)
-            .send()
+        let response = crate::telemetry::send(self.http.get(&self.uri))
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         if !response.status().is_success() {

@@ -43,6 +43,13 @@ pub async fn session(State(state): State<AppState>, mut request: Request, next: 
         Ok(found) => {
             let viewer = found.as_ref().map(|(_, s)| (s.user_id, s.csrf.clone()));
             if let Some((_, s)) = &found {
+                if crate::telemetry::enabled() {
+                    let who = state
+                        .auth
+                        .sessions
+                        .pseudonym(&format!("user:{}", s.user_id));
+                    tracing::Span::current().record("enduser.id", who);
+                }
                 request.extensions_mut().insert(Principal {
                     key: format!("user:{}", s.user_id),
                     label: s.email.clone().unwrap_or_default(),
@@ -107,6 +114,10 @@ pub async fn bearer(State(state): State<AppState>, mut request: Request, next: N
         let result = state.api.verify(request.headers()).await;
         if let Ok(token) = &result {
             let who = token.principal();
+            if crate::telemetry::enabled() {
+                let pseudonym = state.auth.sessions.pseudonym(&format!("token:{who}"));
+                tracing::Span::current().record("enduser.id", pseudonym);
+            }
             request.extensions_mut().insert(Principal {
                 key: format!("token:{who}"),
                 label: who,

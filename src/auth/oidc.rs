@@ -373,7 +373,7 @@ impl OidcClient {
     ) -> Result<TokenResponse, LoginError> {
         // client_secret_basic: both parts form-encoded before Base64 (RFC 6749 2.3.1).
         let form = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let response = self
+        let request = self
             .http
             .post(&meta.token_endpoint)
             .basic_auth(
@@ -385,8 +385,8 @@ impl OidcClient {
                 ("code", code),
                 ("redirect_uri", &self.rp.redirect_uri),
                 ("code_verifier", verifier),
-            ])
-            .send()
+            ]);
+        let response = crate::telemetry::send(request)
             .await
             .map_err(|e| LoginError::TokenExchange(e.to_string()))?;
         let status = response.status();
@@ -404,11 +404,7 @@ impl OidcClient {
     }
 
     async fn userinfo(&self, endpoint: &str, access_token: &str) -> Result<UserInfo, LoginError> {
-        let response = self
-            .http
-            .get(endpoint)
-            .bearer_auth(access_token)
-            .send()
+        let response = crate::telemetry::send(self.http.get(endpoint).bearer_auth(access_token))
             .await
             .map_err(|e| LoginError::Userinfo(e.to_string()))?;
         if !response.status().is_success() {

@@ -127,6 +127,15 @@ impl Sessions {
             .unwrap_or_default()
     }
 
+    /// A stable stand-in for a user or token in traces: a keyed hash, so the collector sees
+    /// who is who across requests but cannot turn it back into an id (ids are small numbers,
+    /// an unkeyed hash of one is a lookup away).
+    pub fn pseudonym(&self, who: &str) -> String {
+        self.keys.first().map_or_else(String::new, |k| {
+            hex::encode(&hmac::sign(k, format!("trace\0{who}").as_bytes()).as_ref()[..8])
+        })
+    }
+
     /// A new session for a user who just signed in; the id is new, never reused (rotation).
     /// Where sessions are kept, for the metrics: `redis` or `database`.
     pub fn backend_name(&self) -> &'static str {

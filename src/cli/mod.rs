@@ -199,10 +199,25 @@ pub async fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    logging::init(config.log_format);
+    let telemetry = match crate::telemetry::Telemetry::from_env(&sources.env) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("gatehouse: configuration error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    logging::init(config.log_format, telemetry.as_ref());
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    let code = run_command(command, config).await;
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
+    }
+    code
+}
+
+async fn run_command(command: Command, config: Arc<Config>) -> ExitCode {
     if let Command::Sync(SyncCommand::Github) = command {
         return data::sync_github(config).await;
     }

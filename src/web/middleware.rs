@@ -92,6 +92,7 @@ where
                 method = %request.method(),
                 path = %request.uri().path(),
                 request_id = %id.to_str().unwrap_or("-"),
+                trace_id = tracing::field::Empty,
             );
             let reads_html = accepts_html(request.headers());
             // The nonce is made only when something rendered asks for it: a probe's JSON
@@ -172,7 +173,52 @@ pub struct Tagging {
 /// it; the route's format on an error answer, for the renderer; and, after a write, the
 /// data versions read again (`read_own_writes`). One layer for the three: each layer costs a
 /// boxed call and a clone of the service below it per request, and these always go together.
-pub async fn tag(State(tagging): State<Tagging>, mut request: Request, next: Next) -> Response {
+pub async fn tag(State(tagging): State<Tagging>, request: Request, next: Next) -> Response {
+    if crate::telemetry::enabled() {
+        let span = server_span(&request);
+        let response = tag_inner(tagging, request, next)
+            .instrument(span.clone())
+            .await;
+        // The answer's status on the server span; a 5xx marks it failed.
+        span.record(
+            "http.response.status_code",
+            i64::from(response.status().as_u16()),
+        );
+        if response.status().is_server_error() {
+            span.record("otel.status_code", "error");
+        }
+        return response;
+    }
+    tag_inner(tagging, request, next).await
+}
+
+/// The request's span for the trace exporter: named by the route template (never the path,
+/// which may carry names and ids), continuing the caller's trace; its trace id goes on the
+/// request's log span, so log lines and traces meet.
+fn server_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unrouted", MatchedPath::as_str);
+    let span = tracing::info_span!(
+        target: crate::telemetry::TARGET,
+        "request",
+        otel.name = %format_args!("{} {route}", request.method()),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        enduser.id = tracing::field::Empty,
+    );
+    crate::telemetry::continue_trace(&span, request.headers());
+    if let Some(trace_id) = crate::telemetry::trace_id(&span) {
+        tracing::Span::current().record("trace_id", trace_id);
+    }
+    span
+}
+
+async fn tag_inner(tagging: Tagging, mut request: Request, next: Next) -> Response {
     let found = request
         .extensions()
         .get::<MatchedPath>()

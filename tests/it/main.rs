@@ -31,3 +31,4 @@ mod signin_refusals;
 mod store;
 mod support;
 mod sync;
+mod traces;

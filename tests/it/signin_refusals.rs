@@ -18,15 +18,20 @@ pub struct Attempt {
 }
 
 pub async fn start(app: &TestApp, idp: &FakeIdp) -> Attempt {
+    start_at(&app.base, idp).await
+}
+
+/// `start` for a Gatehouse at `base` (a process of its own, say).
+pub async fn start_at(base: &str, idp: &FakeIdp) -> Attempt {
     let r = http()
-        .get(app.url("/auth/login"))
+        .get(format!("{base}/auth/login"))
         .send()
         .await
         .expect("login");
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let mut jar = Jar::default();
     jar.take(&r);
-    let url = location(&r, &app.base);
+    let url = location(&r, base);
     assert!(
         url.starts_with(&format!("{}/authorize?", idp.issuer.trim_end_matches('/'))),
         "{url}"
@@ -39,7 +44,7 @@ pub async fn start(app: &TestApp, idp: &FakeIdp) -> Attempt {
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["client_id"], CLIENT_ID);
     // Built from PUBLIC_URL (its scheme may be https in front of this plain-HTTP port).
-    let host_and_path = app.url("/auth/callback").replace("http://", "://");
+    let host_and_path = format!("{base}/auth/callback").replace("http://", "://");
     assert!(
         q["redirect_uri"].ends_with(&host_and_path),
         "{}",
@@ -95,8 +100,14 @@ pub async fn app_with(idp: &FakeIdp, db: &TestDb, extra: &[(&str, &str)]) -> Tes
 
 /// A complete sign-in at the (behaving) fake provider; the app's cookies afterwards.
 pub async fn signed_in(app: &TestApp, idp: &FakeIdp) -> (Jar, reqwest::Response) {
-    let attempt = start(app, idp).await;
-    let r = callback(app, &attempt, &format!("code=c&state={}", attempt.state)).await;
+    signed_in_at(&app.base, idp).await
+}
+
+/// `signed_in` for a Gatehouse at `base`.
+pub async fn signed_in_at(base: &str, idp: &FakeIdp) -> (Jar, reqwest::Response) {
+    let attempt = start_at(base, idp).await;
+    let query = format!("code=c&state={}", attempt.state);
+    let r = get_with(&attempt.jar, &format!("{base}/auth/callback?{query}")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let mut jar = attempt.jar.clone();
     jar.take(&r);

@@ -251,7 +251,7 @@ impl GitHubClient {
                 request = request.json(b);
             }
             let last = attempt >= self.policy.max_attempts;
-            let response = match request.send().await {
+            let response = match crate::telemetry::send(request).await {
                 Ok(r) => r,
                 Err(e) if !last => {
                     let wait = self.policy.backoff(attempt);
