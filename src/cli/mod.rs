@@ -192,17 +192,21 @@ pub async fn run(cli: Cli) -> ExitCode {
     if let Command::Check = command {
         return check::run(&sources).await;
     }
-    let config = match Config::load_fetching(&sources).await {
-        Ok(c) => Arc::new(c),
+    // Before the configuration, so that fetching its secrets is traced too.
+    let telemetry = match crate::telemetry::Telemetry::from_env(&sources.env) {
+        Ok(t) => t,
         Err(e) => {
             eprintln!("gatehouse: configuration error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let telemetry = match crate::telemetry::Telemetry::from_env(&sources.env) {
-        Ok(t) => t,
+    let config = match Config::load_fetching(&sources).await {
+        Ok(c) => Arc::new(c),
         Err(e) => {
             eprintln!("gatehouse: configuration error: {e}");
+            if let Some(telemetry) = telemetry {
+                telemetry.shutdown().await;
+            }
             return ExitCode::FAILURE;
         }
     };

@@ -119,12 +119,15 @@ pub async fn fetch_all(
             Ok(c) => c,
             Err(e) => return references.iter().map(|_| Err(e.clone())).collect(),
         };
-        futures::future::join_all(
+        let traced = Traced::start();
+        let results = futures::future::join_all(
             references
                 .iter()
-                .map(|r| fetch_one(&client, r, &shown_endpoint)),
+                .map(|r| traced.around(r, fetch_one(&client, r, &shown_endpoint))),
         )
-        .await
+        .await;
+        traced.end();
+        results
     };
     match tokio::time::timeout(DEADLINE, work).await {
         Ok(results) => results,
@@ -183,6 +186,56 @@ async fn fetch_one(
         value: SecretString::from(text),
         version: response.name,
     })
+}
+
+/// Spans for the fetches, made with OpenTelemetry directly: they happen before the log and
+/// its `tracing` layers are set up. One root span for the start's fetch, a client span per
+/// reference (its resource name, never the value), failed ones marked with their error.
+struct Traced(Option<opentelemetry::Context>);
+
+impl Traced {
+    fn start() -> Traced {
+        use opentelemetry::trace::{TraceContextExt, Tracer};
+        if !crate::telemetry::enabled() {
+            return Traced(None);
+        }
+        let tracer = opentelemetry::global::tracer("gatehouse");
+        let root = tracer.start("fetch secrets from Secret Manager");
+        Traced(Some(opentelemetry::Context::current_with_span(root)))
+    }
+
+    async fn around(
+        &self,
+        reference: &str,
+        fetch: impl Future<Output = Result<Fetched, FetchError>>,
+    ) -> Result<Fetched, FetchError> {
+        use opentelemetry::trace::{Span, SpanKind, Status, Tracer};
+        let Some(parent) = &self.0 else {
+            return fetch.await;
+        };
+        let tracer = opentelemetry::global::tracer("gatehouse");
+        let mut span = tracer
+            .span_builder("Secret Manager AccessSecretVersion")
+            .with_kind(SpanKind::Client)
+            .with_attributes([opentelemetry::KeyValue::new(
+                "gcp.secretmanager.reference",
+                reference.to_string(),
+            )])
+            .start_with_context(&tracer, parent);
+        let result = fetch.await;
+        if let Err(e) = &result {
+            span.set_status(Status::error(e.to_string()));
+        }
+        span.end();
+        result
+    }
+
+    fn end(&self) {
+        use opentelemetry::trace::TraceContextExt;
+        if let Some(root) = &self.0 {
+            root.span().end();
+        }
+    }
 }
 
 /// Secret Manager stores a checksum with every version (computing one when the writer gave

@@ -24,6 +24,7 @@ use crate::cli::gatehouse;
 use crate::devidp::dev_sign_in;
 use crate::signin::Jar;
 use crate::signin_refusals::signed_in_at;
+use crate::support::fake_gcp::FakeGcp;
 use crate::support::fake_idp::FakeIdp;
 use crate::support::{TestDb, free_port, redis_url};
 
@@ -210,14 +211,20 @@ async fn a_signed_in_request_on_postgres_is_one_trace_with_its_redis_and_databas
     let (endpoint, received) = collector().await;
     let idp = FakeIdp::start(vec!["openid"]).await;
     let db = TestDb::postgres().await;
-    let served = Served::start(&crate::cli::provider(
+    // The session key comes from Secret Manager: its fetch at start is traced too.
+    let gcp = FakeGcp::start().await;
+    let key_ref = gcp.add_version("acme", "session-key", &"k".repeat(40));
+    let mut env = crate::cli::provider(
         &idp,
         &[
             ("GATEHOUSE_DATABASE_URL", db.url()),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             ("OTEL_SERVICE_NAME", "gatehouse-test"),
         ],
-    ));
+    );
+    env.push(("GATEHOUSE_SESSION_KEY", key_ref.as_str()));
+    env.extend_from_slice(&gcp.env());
+    let served = Served::start(&env);
     let (jar, _) = signed_in_at(&served.base, &idp).await;
 
     // A caller's trace is continued: same trace id, its span the parent.
@@ -296,6 +303,24 @@ async fn a_signed_in_request_on_postgres_is_one_trace_with_its_redis_and_databas
         let text = all_text(span);
         assert!(!text.contains("@example.com"), "{text}");
     }
+
+    // The start's secret fetch: a client span per reference under one root span.
+    let fetch = all
+        .iter()
+        .map(|(_, s)| s)
+        .find(|s| s.name == "Secret Manager AccessSecretVersion")
+        .expect("the secret fetch's span");
+    assert_eq!(fetch.kind(), SpanKind::Client);
+    assert_eq!(
+        text(&fetch.attributes, "gcp.secretmanager.reference").as_deref(),
+        Some("projects/acme/secrets/session-key/versions/1")
+    );
+    let root = all
+        .iter()
+        .map(|(_, s)| s)
+        .find(|s| s.span_id == fetch.parent_span_id)
+        .expect("its root span");
+    assert_eq!(root.name, "fetch secrets from Secret Manager");
 
     // Log lines inside a traced request carry its trace id.
     let log = served.log();
