@@ -16,31 +16,28 @@ pub struct TestApp {
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
-/// A configuration from `GATEHOUSE_*` pairs only; the process environment is not read.
-pub fn config(pairs: &[(&str, &str)]) -> Config {
+/// Settings from these pairs only; the process environment is not read.
+fn sources(pairs: &[(&str, &str)]) -> Sources {
     let env: HashMap<String, String> = pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    Config::load(&Sources {
+    Sources {
         env,
         ..Sources::default()
-    })
-    .expect("test configuration is valid")
+    }
+}
+
+/// A configuration from `GATEHOUSE_*` pairs only.
+pub fn config(pairs: &[(&str, &str)]) -> Config {
+    Config::load(&sources(pairs)).expect("test configuration is valid")
 }
 
 /// As `config`, with `gcp:` references fetched as a start does.
 pub async fn fetched_config(pairs: &[(&str, &str)]) -> Config {
-    let env: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Config::load_fetching(&Sources {
-        env,
-        ..Sources::default()
-    })
-    .await
-    .expect("test configuration is valid")
+    Config::load_fetching(&sources(pairs))
+        .await
+        .expect("test configuration is valid")
 }
 
 impl TestApp {
