@@ -220,9 +220,15 @@ async fn check_database(config: &Config) -> Outcome {
 
 async fn check_discovery(client: &reqwest::Client, issuer: &str) -> Outcome {
     let url = discovery::url(issuer);
-    let doc = match discovery::fetch(client, issuer).await {
-        Ok(d) => d.endpoints,
+    let (doc, backchannel) = match discovery::fetch(client, issuer).await {
+        Ok(d) => (d.endpoints, d.backchannel_logout_supported),
         Err(e) => return Outcome::Fail(e.to_string()),
+    };
+    // Whether sign-outs at the provider can reach Gatehouse at once (README, Signing in).
+    let backchannel = if backchannel {
+        "back-channel logout supported"
+    } else {
+        "no back-channel logout: a sign-out at the provider ends no session here"
     };
     if doc.authorization_endpoint.is_none() || doc.token_endpoint.is_none() {
         return Outcome::Fail(format!(
@@ -231,7 +237,7 @@ async fn check_discovery(client: &reqwest::Client, issuer: &str) -> Outcome {
     }
     match doc.jwks_uri {
         Some(jwks) => match check_jwks(client, &jwks).await {
-            Outcome::Ok(keys) => Outcome::Ok(format!("{url}; {keys}")),
+            Outcome::Ok(keys) => Outcome::Ok(format!("{url}; {keys}; {backchannel}")),
             other => other,
         },
         None => Outcome::Fail(format!("{url} has no jwks_uri")),

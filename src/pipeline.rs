@@ -165,6 +165,7 @@ mod tests {
             [
                 "/",
                 "/api/v1/openapi.json",
+                "/auth/backchannel-logout",
                 "/auth/callback",
                 "/auth/login",
                 "/auth/logout"

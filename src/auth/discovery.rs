@@ -28,6 +28,9 @@ pub struct Discovery {
     /// RFC 9207: the provider names itself (`iss`) in every authorization response.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
+    /// The provider can post logout tokens to `/auth/backchannel-logout`.
+    #[serde(default)]
+    pub backchannel_logout_supported: bool,
 }
 
 /// Whether an issuer a provider or token names is the configured one: byte for byte, since

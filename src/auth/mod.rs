@@ -4,6 +4,7 @@
 //! handlers take (`extract`).
 
 pub mod access;
+pub mod backchannel;
 pub mod bearer;
 pub mod discovery;
 pub mod extract;

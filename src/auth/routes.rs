@@ -55,6 +55,15 @@ pub fn routes() -> Vec<Route> {
             .public()
             .rule("auth.callback"),
         Route::page("/auth/logout", &["POST"], post(logout)).public(),
+        // The provider's server calls it, with no cookie: nothing for CSRF to protect.
+        Route::page(
+            "/auth/backchannel-logout",
+            &["POST"],
+            post(super::backchannel::backchannel_logout),
+        )
+        .public()
+        .json()
+        .rule("auth.backchannel"),
     ]
 }
 const DEFAULT_NEXT: &str = "/profile";

@@ -462,6 +462,55 @@ impl Sessions {
         Ok(false)
     }
 
+    /// Ends those of a user's sessions that `matches` picks; returns how many.
+    pub async fn revoke_where(
+        &self,
+        user_id: i64,
+        matches: impl Fn(&SessionData) -> bool,
+    ) -> Result<usize, SessionError> {
+        let mut ended = 0;
+        for (k, data) in self.for_user(user_id).await? {
+            if matches(&data) {
+                self.delete(&k).await?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Records `id` (of kind `kind`) for `ttl`; `true` the first time, `false` while it is
+    /// still recorded: a replay store shared by every instance, in Redis or the database
+    /// like the sessions. The id is stored as a keyed hash, like a session's.
+    pub async fn first_sighting(
+        &self,
+        kind: &str,
+        id: &str,
+        ttl: Duration,
+    ) -> Result<bool, SessionError> {
+        let k = self.newest_key(kind, id);
+        match &self.backend {
+            Backend::Database(db) => {
+                let expires_at = Utc::now() + chrono::Duration::from_std(ttl).map_err(err)?;
+                session_db::insert_new(db, &k, expires_at)
+                    .await
+                    .map_err(err)
+            }
+            Backend::Redis(redis) => {
+                let mut conn = redis.connection().await.map_err(err)?;
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(self.redis_key(&k))
+                    .arg("1")
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(ttl.as_secs().max(1))
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(err)?;
+                Ok(set.is_some())
+            }
+        }
+    }
+
     /// Ends every session of a user; returns how many there were.
     pub async fn revoke_all(&self, user_id: i64) -> Result<usize, SessionError> {
         let sessions = self.for_user(user_id).await?;

@@ -20,6 +20,20 @@ pub struct SessionRow {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Inserts an empty record unless one with this key exists (even expired and not yet pruned:
+/// it is kept no longer than what it guards stays valid); `true` when inserted.
+pub async fn insert_new(
+    db: &Db,
+    id_hash: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    const SQL: &str = "INSERT INTO sessions \
+          (id_hash, user_id, data, client_ip, user_agent, created_at, last_seen_at, expires_at) \
+        VALUES ($1, NULL, $2, NULL, NULL, $3, $3, $4) ON CONFLICT (id_hash) DO NOTHING";
+    let inserted = execute!(db, SQL, id_hash, Json(&Value::Null), Utc::now(), expires_at)?;
+    Ok(inserted == 1)
+}
+
 /// Inserts a new record. Records are never replaced here: a write-back goes through
 /// [`touch`], which cannot bring back a record that was deleted.
 pub async fn insert(db: &Db, row: &SessionRow) -> Result<(), StoreError> {

@@ -104,6 +104,7 @@ pub fn rate_limit(raw: &str) -> Result<RateLimit, String> {
 pub const RATE_LIMIT_DEFAULTS: &[(&str, &str)] = &[
     ("auth.login", "20/minute"),
     ("auth.callback", "10/minute"),
+    ("auth.backchannel", "120/minute"),
     ("profile", "60/minute"),
     ("lookup", "60/minute"),
     ("gh.search", "120/minute"),

@@ -149,15 +149,16 @@ pub enum WhenRedisDown {
     Refuse,
 }
 
-/// The per-rule choice. `auth.login` and `auth.callback` refuse: with Redis configured, login
-/// transactions and sessions live in the same Redis, so a sign-in could not complete anyway;
+/// The per-rule choice. `auth.login`, `auth.callback` and `auth.backchannel` refuse: with
+/// Redis configured, login transactions and sessions live in the same Redis, so a sign-in (or
+/// a back-channel logout, which the provider retries) could not complete anyway;
 /// refusing up front answers clearly instead of sending people through the provider to an
 /// error, and the callback (which spends provider round trips) is never run unbraked.
 /// Every other rule guards reads whose users are already signed in, or anonymous pages;
 /// counting per instance keeps them braked and available.
 pub fn when_redis_down(rule: &str) -> WhenRedisDown {
     match rule {
-        "auth.login" | "auth.callback" => WhenRedisDown::Refuse,
+        "auth.login" | "auth.callback" | "auth.backchannel" => WhenRedisDown::Refuse,
         _ => WhenRedisDown::CountHere,
     }
 }
@@ -666,6 +667,7 @@ mod tests {
             choices,
             vec![
                 ("api", CountHere),
+                ("auth.backchannel", Refuse),
                 ("auth.callback", Refuse),
                 ("auth.login", Refuse),
                 ("default", CountHere),

@@ -21,6 +21,7 @@ const { values: args } = parseArgs({
     'issuer-host': { type: 'string' },
     'redirect-uri': { type: 'string', multiple: true, default: [] },
     'post-logout-redirect-uri': { type: 'string', multiple: true, default: [] },
+    'backchannel-logout-uri': { type: 'string' },
   },
 });
 
@@ -158,6 +159,12 @@ function buildProvider(issuer, keys) {
         response_types: ['code'],
         redirect_uris: redirectUris,
         post_logout_redirect_uris: args['post-logout-redirect-uri'],
+        // Back-channel logout: a logout token with the session's sid when it ends here (the
+        // ID tokens then carry that sid).
+        ...(args['backchannel-logout-uri'] ? {
+          backchannel_logout_uri: args['backchannel-logout-uri'],
+          backchannel_logout_session_required: true,
+        } : {}),
       },
       ...Object.keys(MACHINE_SCOPES).map((id) => ({
         client_id: id,
@@ -212,6 +219,7 @@ function buildProvider(issuer, keys) {
       clientCredentials: { enabled: true },
       // Same buttons and form as oidc-provider's default pages, without their web-font import.
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
+      backchannelLogout: { enabled: true },
       resourceIndicators: {
         enabled: true,
         // Machine clients get API tokens without naming the resource. The web client's
@@ -239,6 +247,12 @@ function buildProvider(issuer, keys) {
     },
     // Same cookie keys in every Provider instance, so browser sessions survive a rotation.
     cookies: { keys: ['gatehouse-test-idp-cookie-key-0123456789'] },
+    // oidc-provider refuses to call loopback addresses (SSRF protection), but here every
+    // relying party it calls (back-channel logout) is a Gatehouse on 127.0.0.1.
+    fetch: (url, options) => {
+      const { dispatcher, ...rest } = options;
+      return globalThis.fetch(url, rest);
+    },
     ttl: {
       AccessToken: 3600,
       ClientCredentials: 3600,
@@ -257,6 +271,10 @@ function buildProvider(issuer, keys) {
   // signs no one in: the POST is answered with a 303 back to the same login form, as a company
   // IdP shows its form again after a wrong user name. (Left to oidc-provider, an unknown name
   // would be stored in the session and the resume would fail with a server_error.)
+  // A failed back-channel logout is otherwise silent: say so on stderr (the test's output).
+  provider.on('backchannel.error', (ctx, err, client) => {
+    console.error(`back-channel logout to ${client.clientId} failed: ${err.message}`);
+  });
   provider.use(async (ctx, next) => {
     if (ctx.method === 'POST' && /^\/interaction\/[^/]+$/.test(ctx.path)
       && ctx.is('application/x-www-form-urlencoded')) {

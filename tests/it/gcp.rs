@@ -134,6 +134,9 @@ async fn check_lists_fetched_secrets_and_names_every_failure_without_its_value()
         "{out}"
     );
 
+    // The provider's discovery is read for back-channel logout too.
+    assert!(out.contains("; back-channel logout supported)"), "{out}");
+
     // Four broken references at once: each is named, with its reason, in one report.
     gcp.add_version("p", "disabled", "disabled-value-1234567890-abcdefghij");
     gcp.disable_version("p", "disabled", 1);

@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod api;
 mod audit;
+mod backchannel;
 mod balancer;
 mod bench;
 mod browser;

@@ -67,6 +67,7 @@ pub async fn rig(db: TestDb, extra: &[(&str, &str)]) -> Rig {
     let idp = TestIdp::start(IdpOptions {
         redirect_uris: vec![format!("{base}/auth/callback")],
         post_logout_redirect_uris: vec![format!("{base}/")],
+        backchannel_logout_uri: Some(format!("{base}/auth/backchannel-logout")),
         ..IdpOptions::default()
     });
     let bind = format!("127.0.0.1:{port}");
@@ -92,6 +93,8 @@ pub struct Callback {
     pub jar: Jar,
     /// The app's cookies as they were when the callback was made (login cookie included).
     pub before: Jar,
+    /// The provider's cookies: its session.
+    pub idp_jar: Jar,
 }
 
 /// Starts at `/auth/login?next=…` and signs `login` in at the provider's form; returns the
@@ -161,6 +164,7 @@ pub async fn sign_in(rig: &Rig, login: &str, next: &str) -> Callback {
         response,
         jar,
         before: app_jar,
+        idp_jar,
     }
 }
 

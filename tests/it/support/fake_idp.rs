@@ -163,6 +163,7 @@ async fn discovery(State(i): State<Arc<Inner>>) -> axum::response::Response {
         "userinfo_endpoint": format!("{base}/userinfo"),
         "jwks_uri": format!("{base}/jwks"),
         "scopes_supported": i.scopes_supported,
+        "backchannel_logout_supported": true,
         "authorization_response_iss_parameter_supported":
             i.promises_iss.load(Ordering::SeqCst),
     }))

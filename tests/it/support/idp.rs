@@ -28,6 +28,8 @@ pub struct IdpOptions<'a> {
     pub issuer_host: &'a str,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
+    /// Where the provider posts logout tokens when a session there ends.
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl Default for IdpOptions<'_> {
@@ -36,6 +38,7 @@ impl Default for IdpOptions<'_> {
             issuer_host: "localhost",
             redirect_uris: vec!["http://127.0.0.1:9/auth/callback".into()],
             post_logout_redirect_uris: Vec::new(),
+            backchannel_logout_uri: None,
         }
     }
 }
@@ -56,6 +59,9 @@ impl TestIdp {
         }
         for uri in &options.post_logout_redirect_uris {
             cmd.args(["--post-logout-redirect-uri", uri]);
+        }
+        if let Some(uri) = &options.backchannel_logout_uri {
+            cmd.args(["--backchannel-logout-uri", uri]);
         }
         let mut child = cmd
             .stdin(Stdio::piped())
