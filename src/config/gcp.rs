@@ -24,9 +24,9 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 pub fn parse(reference: &str) -> Result<(), String> {
     let parts: Vec<&str> = reference.split('/').collect();
     let shape_ok = match parts.as_slice() {
-        ["projects", p, "secrets", s, "versions", v] => ok_ids(&[p, s]) && ok_version(v),
+        ["projects", p, "secrets", s, "versions", v] => ok_id(p) && ok_id(s) && ok_version(v),
         ["projects", p, "locations", l, "secrets", s, "versions", v] => {
-            ok_ids(&[p, l, s]) && ok_version(v)
+            ok_id(p) && ok_id(l) && ok_id(s) && ok_version(v)
         }
         _ => false,
     };
@@ -40,13 +40,11 @@ pub fn parse(reference: &str) -> Result<(), String> {
     }
 }
 
-fn ok_ids(ids: &[&&str]) -> bool {
-    ids.iter().all(|id| {
-        !id.is_empty()
-            && id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-    })
+fn ok_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
 fn ok_version(v: &str) -> bool {
