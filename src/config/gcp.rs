@@ -87,6 +87,8 @@ pub enum FetchError {
     Unreachable { endpoint: String, reason: String },
     #[error("no answer from Secret Manager within {}s", DEADLINE.as_secs())]
     Deadline,
+    #[error("Secret Manager at {endpoint} took the request and did not answer in time: {reason}")]
+    NoAnswer { endpoint: String, reason: String },
     #[error("Secret Manager answered with an error: {0}")]
     Other(String),
 }
@@ -207,12 +209,13 @@ impl Traced {
         reference: &str,
         fetch: impl Future<Output = Result<Fetched, FetchError>>,
     ) -> Result<Fetched, FetchError> {
-        use opentelemetry::trace::{Span, SpanKind, Status, Tracer};
+        use opentelemetry::context::FutureExt;
+        use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
         let Some(parent) = &self.0 else {
             return fetch.await;
         };
         let tracer = opentelemetry::global::tracer("gatehouse");
-        let mut span = tracer
+        let span = tracer
             .span_builder("Secret Manager AccessSecretVersion")
             .with_kind(SpanKind::Client)
             .with_attributes([opentelemetry::KeyValue::new(
@@ -220,11 +223,14 @@ impl Traced {
                 reference.to_string(),
             )])
             .start_with_context(&tracer, parent);
-        let result = fetch.await;
+        // Current while the fetch runs: Google's client sends the current context's
+        // `traceparent` with its request, so the span continues on Google's side.
+        let context = parent.with_span(span);
+        let result = fetch.with_context(context.clone()).await;
         if let Err(e) = &result {
-            span.set_status(Status::error(e.to_string()));
+            context.span().set_status(Status::error(e.to_string()));
         }
-        span.end();
+        context.span().end();
         result
     }
 
@@ -262,7 +268,13 @@ fn classify(e: &google_cloud_gax::error::Error, endpoint: &str) -> FetchError {
     if e.is_authentication() {
         return FetchError::NoCredentials(chain(e));
     }
-    if e.is_connect() || e.is_io() || e.is_timeout() || e.is_transport() || e.is_exhausted() {
+    if e.is_timeout() {
+        return FetchError::NoAnswer {
+            endpoint: endpoint.to_string(),
+            reason: chain(e),
+        };
+    }
+    if e.is_connect() || e.is_io() || e.is_transport() || e.is_exhausted() {
         return FetchError::Unreachable {
             endpoint: endpoint.to_string(),
             reason: chain(e),

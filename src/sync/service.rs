@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use super::runner::{Outcome, Source, holder_name, run_once};
 use crate::store::{Store, StoreError};
 
@@ -25,14 +27,40 @@ impl SyncService {
     }
 
     pub async fn run(&self, store: Arc<dyn Store>, trigger: &str) -> Result<Outcome, StoreError> {
-        run_once(
+        let run = run_once(
             store,
             self.source.as_ref(),
             self.max_departed,
             trigger,
             &self.holder,
-        )
-        .await
+        );
+        if !crate::telemetry::enabled() {
+            return run.await;
+        }
+        // One trace per run: its GitHub calls and database statements under it (under the
+        // request's span when an admin asked for it, a trace of its own when scheduled).
+        let span = tracing::info_span!(
+            target: crate::telemetry::TARGET,
+            "sync",
+            otel.name = "GitHub sync",
+            otel.kind = "internal",
+            sync.trigger = trigger,
+            sync.outcome = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let result = run.instrument(span.clone()).await;
+        match &result {
+            Ok(outcome) => {
+                span.record("sync.outcome", outcome.label());
+                if matches!(outcome, Outcome::Failed(_)) {
+                    span.record("otel.status_code", "error");
+                }
+            }
+            Err(_) => {
+                span.record("otel.status_code", "error");
+            }
+        }
+        result
     }
 
     /// Runs every `interval`, until `stop` turns true. Every instance runs this: the lease

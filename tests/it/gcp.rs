@@ -273,3 +273,107 @@ async fn serve_stops_at_start_when_secret_manager_is_down() {
         "no database was created before the secrets were there"
     );
 }
+
+/// Credentials from a service account key file (`GOOGLE_APPLICATION_CREDENTIALS`), with no
+/// metadata server: Google's client signs its own token with the file's key, which this
+/// Secret Manager verifies. A key it does not know is refused; a file that is not there, or
+/// not a key, is named as the credentials' fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_account_key_file_is_used_when_google_application_credentials_names_one() {
+    let gcp = FakeGcp::start().await;
+    let key = gcp.add_version("p", "session-key", SESSION_KEY);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, content: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).expect("write");
+        path.to_string_lossy().into_owned()
+    };
+    let trusted = gcp.add_service_account("gatehouse@acme.iam.gserviceaccount.com");
+    let trusted = write("trusted.json", &trusted.to_string());
+    let (pem, _) = crate::support::fake_gcp::rsa_key();
+    let stranger = crate::support::fake_gcp::service_account_file(
+        "stranger@elsewhere.iam.gserviceaccount.com",
+        &pem,
+    );
+    let stranger = write("stranger.json", &stranger.to_string());
+    let garbled = write("garbled.json", "{\"type\": \"service_account\"}");
+    let missing = dir
+        .path()
+        .join("missing.json")
+        .to_string_lossy()
+        .into_owned();
+    let env = |file: &str| {
+        vec![
+            ("GATEHOUSE_SESSION_KEY", key.clone()),
+            ("GATEHOUSE_GCP_SECRETMANAGER_ENDPOINT", gcp.endpoint.clone()),
+            ("GOOGLE_APPLICATION_CREDENTIALS", file.to_string()),
+        ]
+    };
+
+    let (code, out) = check(&env(&trusted)).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("secret: ok (GATEHOUSE_SESSION_KEY from Secret Manager"),
+        "{out}"
+    );
+    assert_eq!(gcp.accesses(), ["p/session-key/1"]);
+
+    let (code, out) = check(&env(&stranger)).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("the credentials were refused by Secret Manager"),
+        "{out}"
+    );
+    for file in [&garbled, &missing] {
+        let (code, out) = check(&env(file)).await;
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains("no usable Google credentials"), "{out}");
+        assert!(out.contains("GATEHOUSE_SESSION_KEY"), "{out}");
+        assert!(!out.contains(SESSION_KEY), "{out}");
+    }
+    // Only the trusted account's request was served.
+    assert_eq!(gcp.accesses(), ["p/session-key/1"]);
+}
+
+/// A Secret Manager that takes the request and never answers stops start-up once the
+/// request's time is up (half the 20 s start-up deadline, so that a retry fits in a blip),
+/// naming the variable and the reference; nothing listens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_manager_that_never_answers_stops_start_up_at_the_deadline() {
+    let gcp = FakeGcp::start().await;
+    let key = gcp.add_version("p", "session-key", SESSION_KEY);
+    gcp.stall();
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut env = vec![
+        ("GATEHOUSE_BIND", bind.as_str()),
+        ("GATEHOUSE_SESSION_KEY", key.as_str()),
+    ];
+    env.extend_from_slice(&gcp.env());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = std::time::Instant::now();
+    let out = tokio::task::block_in_place(|| {
+        gatehouse(dir.path(), &env, &["serve"])
+            .output()
+            .expect("runs")
+    });
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "configuration error: GATEHOUSE_SESSION_KEY (from the environment): {key}: \
+             Secret Manager at {} took the request and did not answer in time",
+            gcp.endpoint
+        )),
+        "{stderr}"
+    );
+    // Bounds wide enough for a loaded machine: it waited, and not forever.
+    assert!(took >= std::time::Duration::from_secs(9), "{took:?}");
+    assert!(took < std::time::Duration::from_secs(60), "{took:?}");
+    assert_eq!(gcp.accesses(), Vec::<String>::new(), "nothing was answered");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens"
+    );
+}

@@ -49,6 +49,54 @@ async fn collector() -> (String, Received) {
 
 async fn export(State(received): State<Received>, body: Bytes) -> Vec<u8> {
     let request = ExportTraceServiceRequest::decode(&body[..]).expect("OTLP protobuf");
+    keep(&received, request);
+    ExportTraceServiceResponse::default().encode_to_vec()
+}
+
+/// An OTLP/gRPC collector: the `TraceService/Export` call, over HTTP/2 without TLS.
+async fn grpc_collector() -> (String, Received) {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+    let received: Received = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let service = TraceServiceServer::new(GrpcCollector(received.clone()));
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream_of(listener))
+            .await;
+    });
+    (format!("http://{addr}"), received)
+}
+
+/// The listener's connections as the stream tonic's server takes.
+fn tokio_stream_of(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        Some((accepted, listener))
+    })
+}
+
+struct GrpcCollector(Received);
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for GrpcCollector
+{
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        keep(&self.0, request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+fn keep(received: &Received, request: ExportTraceServiceRequest) {
     let mut received = received.lock().expect("received");
     for resource in request.resource_spans {
         let service = resource
@@ -62,7 +110,6 @@ async fn export(State(received): State<Received>, body: Bytes) -> Vec<u8> {
             }
         }
     }
-    ExportTraceServiceResponse::default().encode_to_vec()
 }
 
 fn value(attributes: &[KeyValue], key: &str) -> Option<Value> {
@@ -321,6 +368,15 @@ async fn a_signed_in_request_on_postgres_is_one_trace_with_its_redis_and_databas
         .find(|s| s.span_id == fetch.parent_span_id)
         .expect("its root span");
     assert_eq!(root.name, "fetch secrets from Secret Manager");
+    // …and its `traceparent` went to Secret Manager with the request.
+    assert_eq!(
+        gcp.traceparents(),
+        [Some(format!(
+            "00-{}-{}-01",
+            hex::encode(&fetch.trace_id),
+            hex::encode(&fetch.span_id)
+        ))]
+    );
 
     // Log lines inside a traced request carry its trace id.
     let log = served.log();
@@ -385,6 +441,52 @@ async fn traceparent_goes_out_with_calls_and_is_continued_on_the_way_in() {
     assert_eq!(callback.name, "GET /auth/callback");
 }
 
+/// `OTEL_EXPORTER_OTLP_PROTOCOL=grpc` sends the same spans over OTLP/gRPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_go_over_grpc_when_the_protocol_says_so() {
+    let (endpoint, received) = grpc_collector().await;
+    let served = Served::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_SERVICE_NAME", "gatehouse-grpc"),
+    ]);
+    let jar = dev_sign_in(&served.base, "alice").await;
+    let trace = [0x7e_u8; 16];
+    let traceparent = format!("00-{}-{}-01", hex::encode(trace), "33".repeat(8));
+    let r = get(&jar, &format!("{}/profile", served.base), &traceparent).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let spans = trace_with(&received, &trace, "GET /profile").await;
+    let server = spans
+        .iter()
+        .find(|s| s.name == "GET /profile")
+        .expect("server span");
+    assert_eq!(server.kind(), SpanKind::Server);
+    // Its Redis commands, and its statements on SQLite (run on SQLite's own thread, under
+    // the request's span all the same).
+    let below = children(&spans, server);
+    let names: Vec<&String> = below.iter().map(|s| &s.name).collect();
+    assert!(
+        below.iter().any(|s| s.name.starts_with("redis ")),
+        "{names:?}"
+    );
+    assert!(
+        below
+            .iter()
+            .any(|s| text(&s.attributes, "db.query.summary").is_some()),
+        "{names:?}"
+    );
+    let services: Vec<String> = received
+        .lock()
+        .expect("received")
+        .iter()
+        .map(|(service, _)| service.clone())
+        .collect();
+    assert!(
+        services.iter().all(|s| s == "gatehouse-grpc"),
+        "{services:?}"
+    );
+}
+
 /// `OTEL_TRACES_SAMPLER=always_off` exports nothing, even for a caller that sampled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sampler_comes_from_otel_traces_sampler() {
@@ -431,6 +533,83 @@ fn a_wrong_otel_setting_stops_start_up_naming_it() {
         assert!(
             stderr.contains(&format!("configuration error: {var}: {expected}")),
             "{stderr}"
+        );
+    }
+}
+
+/// A sync is one trace: a root span for the run, a client span for each GitHub call (path,
+/// never the query string or the token) and a span for each database statement, on either
+/// database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_is_one_trace_with_its_github_calls_and_statements_on_both_databases() {
+    use crate::support::fake_github::{FakeGitHub, people};
+    for db in [TestDb::sqlite(), TestDb::postgres().await] {
+        let (endpoint, received) = collector().await;
+        let gh = FakeGitHub::start("acme").await;
+        gh.set_identities(people(5));
+        let mut env: Vec<(&str, String)> = gh.settings();
+        env.push(("GATEHOUSE_DATABASE_URL", db.url().to_string()));
+        env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (out, stdout, stderr) =
+            tokio::task::block_in_place(|| crate::cli::run(&env, &["sync", "github"]));
+        assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+        // The process sent what it had before it exited.
+        let all: Vec<Span> = received
+            .lock()
+            .expect("received")
+            .iter()
+            .map(|(_, s)| s.clone())
+            .collect();
+        let names: Vec<&String> = all.iter().map(|s| &s.name).collect();
+        let run = all
+            .iter()
+            .find(|s| s.name == "GitHub sync")
+            .unwrap_or_else(|| panic!("no sync span in {names:?} ({})", db.url()));
+        assert!(run.parent_span_id.is_empty(), "a trace of its own");
+        assert_eq!(
+            text(&run.attributes, "sync.trigger").as_deref(),
+            Some("command line")
+        );
+        assert_eq!(
+            text(&run.attributes, "sync.outcome").as_deref(),
+            Some("success")
+        );
+        let below = children(&all, run);
+        let calls: Vec<&&Span> = below
+            .iter()
+            .filter(|s| text(&s.attributes, "server.address").is_some())
+            .collect();
+        let paths: Vec<String> = calls
+            .iter()
+            .filter_map(|s| text(&s.attributes, "url.path"))
+            .collect();
+        assert!(paths.iter().any(|p| p == "/graphql"), "{paths:?}");
+        assert!(paths.iter().any(|p| p == "/orgs/acme/repos"), "{paths:?}");
+        for call in &calls {
+            assert_eq!(call.kind(), SpanKind::Client);
+            assert!(
+                matches!(
+                    value(&call.attributes, "http.response.status_code"),
+                    Some(Value::IntValue(200))
+                ),
+                "{:?}",
+                call.attributes
+            );
+            let text = all_text(call);
+            assert!(
+                !text.contains("per_page") && !text.contains("token"),
+                "{text}"
+            );
+        }
+        let statements: Vec<&&Span> = below
+            .iter()
+            .filter(|s| text(&s.attributes, "db.query.summary").is_some())
+            .collect();
+        assert!(
+            statements.iter().any(|s| s.name.starts_with("INSERT")),
+            "no INSERT under the sync on {}: {names:?}",
+            db.url()
         );
     }
 }

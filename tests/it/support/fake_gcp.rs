@@ -3,7 +3,9 @@
 //! `{name, payload: {data, dataCrc32c}}` (the version resolved, `latest` included), Google's
 //! JSON errors (`NOT_FOUND`, `PERMISSION_DENIED`, `FAILED_PRECONDITION` for a disabled version,
 //! `UNAUTHENTICATED` without the metadata server's token), and the metadata server's token
-//! endpoint, which answers only with `Metadata-Flavor: Google`.
+//! endpoint, which answers only with `Metadata-Flavor: Google`. A service account's key file
+//! works too: Google's client then signs its own RS256 token (`iss` the account's email), which
+//! the fake verifies with the account's public key.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,6 +42,12 @@ struct Script {
     no_service_account: bool,
     /// Access requests served, by "P/S/V".
     accesses: Vec<String>,
+    /// The `traceparent` each access request came with.
+    traceparents: Vec<Option<String>>,
+    /// Service accounts whose self-signed tokens are accepted: email → public key.
+    service_accounts: HashMap<String, jsonwebtoken::DecodingKey>,
+    /// Access requests are taken and never answered.
+    stalled: bool,
 }
 
 #[derive(Clone)]
@@ -143,6 +151,25 @@ impl FakeGcp {
         self.script().accesses.clone()
     }
 
+    pub fn traceparents(&self) -> Vec<Option<String>> {
+        self.script().traceparents.clone()
+    }
+
+    /// Takes every access request and never answers it.
+    pub fn stall(&self) {
+        self.script().stalled = true;
+    }
+
+    /// A new service account this Secret Manager trusts, as the JSON key file Google's console
+    /// hands out.
+    pub fn add_service_account(&self, email: &str) -> serde_json::Value {
+        let (pem, key) = rsa_key();
+        self.script()
+            .service_accounts
+            .insert(email.to_string(), key);
+        service_account_file(email, &pem)
+    }
+
     /// Settings that point Gatehouse at this fake for both the secrets and the credentials.
     pub fn env(&self) -> [(&'static str, &str); 2] {
         [
@@ -171,10 +198,20 @@ async fn access(
     let Some(version) = version.strip_suffix(":access") else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let authorised = headers
+    let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {TOKEN}"));
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_string();
+    let (authorised, stalled) = {
+        let script = script.lock().expect("fake GCP state");
+        let authorised = bearer == TOKEN || signed_by_a_service_account(&script, &bearer);
+        (authorised, script.stalled)
+    };
+    if stalled {
+        std::future::pending::<()>().await;
+    }
     if !authorised {
         return google_error(
             StatusCode::UNAUTHORIZED,
@@ -185,6 +222,12 @@ async fn access(
     let mut script = script.lock().expect("fake GCP state");
     let key = format!("{project}/{secret}");
     script.accesses.push(format!("{key}/{version}"));
+    script.traceparents.push(
+        headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    );
     let resource = format!("projects/{project}/secrets/{secret}/versions/{version}");
     if script.denied.contains(&key) {
         return google_error(
@@ -246,4 +289,70 @@ async fn token(State(script): State<Arc<Mutex<Script>>>, headers: HeaderMap) -> 
         return (StatusCode::NOT_FOUND, "no service account on this instance").into_response();
     }
     Json(json!({"access_token": TOKEN, "expires_in": 3599, "token_type": "Bearer"})).into_response()
+}
+
+/// A token a service account signed for itself: RS256 by the key on record for its `iss`,
+/// `sub` the same account, for the cloud-platform scope, not expired.
+fn signed_by_a_service_account(script: &Script, token: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        iss: String,
+        sub: Option<String>,
+        scope: Option<String>,
+    }
+    let Ok(unverified) = jsonwebtoken::dangerous::insecure_decode::<Claims>(token) else {
+        return false;
+    };
+    let Some(key) = script.service_accounts.get(&unverified.claims.iss) else {
+        return false;
+    };
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.validate_aud = false;
+    validation.set_issuer(&[&unverified.claims.iss]);
+    jsonwebtoken::decode::<Claims>(token, key, &validation).is_ok_and(|t| {
+        t.claims.sub.as_deref() == Some(t.claims.iss.as_str())
+            && t.claims
+                .scope
+                .is_some_and(|s| s.contains("https://www.googleapis.com/auth/cloud-platform"))
+    })
+}
+
+/// A fresh RSA key: its PKCS#8 PEM and the public half for verifying.
+pub fn rsa_key() -> (String, jsonwebtoken::DecodingKey) {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+    use aws_lc_rs::signature::KeyPair as _;
+    let pair = KeyPair::generate(KeySize::Rsa2048).expect("RSA key");
+    let der = pair.as_der().expect("PKCS#8");
+    let body = STANDARD.encode(der.as_ref());
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).expect("base64"))
+        .collect();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    );
+    let public = pair.public_key();
+    let key = jsonwebtoken::DecodingKey::from_rsa_raw_components(
+        public.modulus().big_endian_without_leading_zero(),
+        public.exponent().big_endian_without_leading_zero(),
+    );
+    (pem, key)
+}
+
+/// A service account key file as Google's console writes it.
+pub fn service_account_file(email: &str, pem: &str) -> serde_json::Value {
+    json!({
+        "type": "service_account",
+        "project_id": "acme",
+        "private_key_id": uuid::Uuid::new_v4().simple().to_string(),
+        "private_key": pem,
+        "client_email": email,
+        "client_id": "123456789",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": "https://oauth2.googleapis.com/token",
+        "universe_domain": "googleapis.com",
+    })
 }
