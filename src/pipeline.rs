@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(from_fn_with_state(state.clone(), identity::session))
                 .layer(from_fn_with_state(state.clone(), identity::guard))
                 .layer(from_fn_with_state(state.clone(), csrf::protect))
+                .layer(from_fn_with_state(state.clone(), identity::step_up))
                 .layer(from_fn_with_state(state.clone(), ratelimit::enforce))
                 .layer(from_fn(audit::record)),
         );

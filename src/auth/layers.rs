@@ -235,3 +235,62 @@ fn sign_in_first(request: &Request, meta: RouteMeta) -> AppError {
     let ended = page_view && request.extensions().get::<SessionEnded>().is_some();
     AppError::SignInRequired { next, hop, ended }
 }
+
+/// Step-up: an admin change (any method but GET/HEAD on an admin route) needs a sign-in at
+/// the provider no older than `GATEHOUSE_ADMIN_MAX_AGE`. Otherwise nothing is changed and the
+/// admin is sent (303, so the browser follows with a GET and never re-sends the form) through
+/// a fresh sign-in that lands on the page the form was on, where they submit it again. Runs
+/// after CSRF, so a forged form gets its 403, not a sign-in prompt.
+pub async fn step_up(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let max_age = state.config.admin_max_age;
+    let is_change = !matches!(*request.method(), Method::GET | Method::HEAD);
+    let admin = request
+        .extensions()
+        .get::<RouteMeta>()
+        .is_some_and(|m| m.access == Access::Admin);
+    if max_age.is_zero() || !is_change || !admin {
+        return next.run(request).await;
+    }
+    let Some(current) = request.extensions().get::<CurrentUser>() else {
+        return next.run(request).await;
+    };
+    let age = current
+        .session
+        .auth_time
+        .map(|t| chrono::Utc::now().timestamp().saturating_sub(t));
+    let max = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+    if age.is_some_and(|a| a <= max) {
+        return next.run(request).await;
+    }
+    tracing::info!(
+        user = ?current.user.email,
+        path = request.uri().path(),
+        sign_in_age_s = ?age,
+        "admin change needs a fresh sign-in"
+    );
+    let landing = form_page(&state, &request);
+    super::routes::begin_sign_in(&state, landing, true)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The page a form was posted from: the `Referer`, when it is one of ours (the pages send it
+/// within the site), else the admin home.
+fn form_page(state: &AppState, request: &Request) -> String {
+    let public = &state.config.public_url;
+    request
+        .headers()
+        .get(axum::http::header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .filter(|r| r.origin() == public.origin())
+        .map(|r| {
+            let path = match r.query() {
+                Some(q) => format!("{}?{q}", r.path()),
+                None => r.path().to_string(),
+            };
+            super::routes::safe_next(Some(&path))
+        })
+        .filter(|p| p.starts_with("/admin"))
+        .unwrap_or_else(|| "/admin/users".to_string())
+}

@@ -83,6 +83,12 @@ pub enum LoginError {
     Userinfo(String),
     #[error("userinfo is about another user")]
     UserinfoSubjectMismatch,
+    #[error(
+        "a fresh sign-in was asked for, and the ID token does not say when it happened (no auth_time)"
+    )]
+    AuthTimeMissing,
+    #[error("a fresh sign-in was asked for, and the provider reused one from {0} seconds earlier")]
+    AuthTimeStale(i64),
 }
 
 impl LoginError {
@@ -101,6 +107,8 @@ impl LoginError {
             LoginError::IdToken(e) => format!("id_token:{}", e.code()),
             LoginError::Userinfo(_) => "userinfo".into(),
             LoginError::UserinfoSubjectMismatch => "userinfo_sub_mismatch".into(),
+            LoginError::AuthTimeMissing => "auth_time_missing".into(),
+            LoginError::AuthTimeStale(_) => "auth_time_stale".into(),
         }
     }
 }
@@ -112,7 +120,18 @@ pub struct LoginTransaction {
     pub nonce: String,
     pub verifier: String,
     pub next: String,
+    /// A fresh sign-in (step-up): `max_age=0` and `prompt=login` were sent, so the ID token
+    /// must show an authentication made for this very transaction.
+    #[serde(default)]
+    pub fresh: bool,
+    /// When the transaction began (Unix seconds).
+    #[serde(default)]
+    pub started_at: i64,
 }
+
+/// How far the provider's clock may be behind ours when `auth_time` is compared with the
+/// start of a fresh sign-in.
+pub const CLOCK_SKEW: i64 = 60;
 
 /// The callback's query parameters.
 #[derive(Debug, Default, Deserialize)]
@@ -274,14 +293,21 @@ impl OidcClient {
         })
     }
 
-    /// A fresh transaction and the URL that sends the browser to the provider.
-    pub async fn begin(&self, next: String) -> Result<(String, LoginTransaction), LoginError> {
+    /// A fresh transaction and the URL that sends the browser to the provider; `fresh` asks
+    /// the provider to authenticate the user again even if it has a session (step-up).
+    pub async fn begin(
+        &self,
+        next: String,
+        fresh: bool,
+    ) -> Result<(String, LoginTransaction), LoginError> {
         let meta = self.metadata().await?;
         let tx = LoginTransaction {
             state: random_token(),
             nonce: random_token(),
             verifier: random_token(),
             next,
+            fresh,
+            started_at: chrono::Utc::now().timestamp(),
         };
         let mut url = Url::parse(&meta.authorization_endpoint).map_err(|e| {
             LoginError::ProviderUnavailable(format!("bad authorization_endpoint: {e}"))
@@ -295,6 +321,12 @@ impl OidcClient {
             .append_pair("nonce", &tx.nonce)
             .append_pair("code_challenge", &pkce_challenge(&tx.verifier))
             .append_pair("code_challenge_method", "S256");
+        if fresh {
+            // `max_age=0` also obliges the provider to put `auth_time` in the ID token.
+            url.query_pairs_mut()
+                .append_pair("max_age", "0")
+                .append_pair("prompt", "login");
+        }
         Ok((url.into(), tx))
     }
 
@@ -343,6 +375,9 @@ impl OidcClient {
             },
         )
         .await?;
+        if tx.fresh {
+            check_fresh(claims.auth_time, tx.started_at)?;
+        }
         if let Some(endpoint) = &meta.userinfo_endpoint {
             let info = self.userinfo(endpoint, &tokens.access_token).await?;
             if info.sub != claims.sub {
@@ -420,6 +455,17 @@ impl OidcClient {
     }
 }
 
+/// A fresh sign-in must have authenticated the user after the transaction began (give or
+/// take the providers' clock): a provider that ignored `prompt=login` and answered from its
+/// own older session is refused.
+pub fn check_fresh(auth_time: Option<i64>, started_at: i64) -> Result<(), LoginError> {
+    let auth_time = auth_time.ok_or(LoginError::AuthTimeMissing)?;
+    if auth_time + CLOCK_SKEW < started_at {
+        return Err(LoginError::AuthTimeStale(started_at - auth_time));
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 struct TokenResponse {
     id_token: String,
@@ -435,4 +481,25 @@ struct UserInfo {
     name: Option<String>,
     preferred_username: Option<String>,
     groups: Option<OneOrMany>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_sign_in_must_have_authenticated_after_it_began() {
+        let started = 1_700_000_000;
+        assert!(check_fresh(Some(started + 5), started).is_ok());
+        // The provider's clock a little behind ours.
+        assert!(check_fresh(Some(started - CLOCK_SKEW), started).is_ok());
+        assert!(matches!(
+            check_fresh(Some(started - CLOCK_SKEW - 1), started),
+            Err(LoginError::AuthTimeStale(61))
+        ));
+        assert!(matches!(
+            check_fresh(None, started),
+            Err(LoginError::AuthTimeMissing)
+        ));
+    }
 }

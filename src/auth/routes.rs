@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::oidc::{CallbackParams, LoginError};
+use super::session::NewSession;
 use crate::state::AppState;
 use crate::store::{AuditEvent, UserLogin};
 use crate::web::client_ip::{ClientIp, client_ip};
@@ -115,11 +116,20 @@ pub async fn start_login(
         );
         return Ok(Redirect::to(&target).into_response());
     }
-    let next = safe_next(query.next.as_deref());
+    begin_sign_in(&state, safe_next(query.next.as_deref()), false).await
+}
+
+/// Sends the browser to the provider (303) with a new login transaction, whose id rides in
+/// a short-lived cookie to the callback; `fresh` makes the provider authenticate again.
+pub async fn begin_sign_in(
+    state: &AppState,
+    next: String,
+    fresh: bool,
+) -> Result<Response, AppError> {
     let (url, tx) = state
         .auth
         .oidc
-        .begin(next)
+        .begin(next, fresh)
         .await
         .map_err(|e| AppError::Unavailable(format!("{e}. Please try again in a moment.")))?;
     let id = state
@@ -247,13 +257,17 @@ pub async fn finish_login(
     let (session_id, _) = state
         .auth
         .sessions
-        .create(
-            user.id,
-            user.email.clone(),
-            Some(verified.id_token),
-            ip.clone(),
+        .create(NewSession {
+            user_id: user.id,
+            email: user.email.clone(),
+            id_token: Some(verified.id_token),
+            auth_time: claims.auth_time,
+            client_ip: ip.clone(),
             user_agent,
-        )
+            flash: tx.fresh.then(|| {
+                "You signed in again. Submit the form once more to make the change.".to_string()
+            }),
+        })
         .await
         .map_err(|e| AppError::Unavailable(e.to_string()))?;
     tracing::info!(user = ?user.email, client_ip = ?ip, "signed in");

@@ -44,6 +44,9 @@ pub struct SessionData {
     pub last_seen: i64,
     /// For `id_token_hint` at the provider's logout.
     pub id_token: Option<String>,
+    /// When the provider last authenticated the user (its `auth_time`), for step-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     /// A one-time notice for the next page (what the last form did), kept here rather than
@@ -57,6 +60,19 @@ impl SessionData {
     pub fn record(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::to_value(self)
     }
+}
+
+/// What a sign-in knows of the session it starts.
+#[derive(Debug, Default)]
+pub struct NewSession {
+    pub user_id: i64,
+    pub email: Option<String>,
+    pub id_token: Option<String>,
+    pub auth_time: Option<i64>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// A notice for the first page.
+    pub flash: Option<String>,
 }
 
 enum Backend {
@@ -145,26 +161,20 @@ impl Sessions {
         }
     }
 
-    pub async fn create(
-        &self,
-        user_id: i64,
-        email: Option<String>,
-        id_token: Option<String>,
-        client_ip: Option<String>,
-        user_agent: Option<String>,
-    ) -> Result<(String, SessionData), SessionError> {
+    pub async fn create(&self, new: NewSession) -> Result<(String, SessionData), SessionError> {
         let id = random_token();
         let now = Utc::now().timestamp();
         let data = SessionData {
-            user_id,
-            email,
+            user_id: new.user_id,
+            email: new.email,
             csrf: random_token(),
             created_at: now,
             last_seen: now,
-            id_token,
-            client_ip,
-            user_agent,
-            flash: None,
+            id_token: new.id_token,
+            auth_time: new.auth_time,
+            client_ip: new.client_ip,
+            user_agent: new.user_agent,
+            flash: new.flash,
         };
         self.write(&id, &data).await?;
         Ok((id, data))

@@ -94,6 +94,8 @@ pub struct IdClaims {
     pub aud: OneOrMany,
     pub azp: Option<String>,
     pub iat: Option<i64>,
+    /// When the provider last authenticated the user (not when it issued this token).
+    pub auth_time: Option<i64>,
     pub nonce: Option<String>,
     pub email: Option<String>,
     pub email_verified: Option<bool>,

@@ -157,6 +157,8 @@ pub struct Config {
     pub oidc_scopes: Vec<String>,
     pub admin_groups: Vec<String>,
     pub jwks_cooldown: Duration,
+    /// Step-up: the oldest sign-in (`auth_time`) an admin change is accepted from; zero = off.
+    pub admin_max_age: Duration,
     pub api: ApiConfig,
     pub session: SessionConfig,
     pub trusted_proxies: TrustedProxies,
@@ -435,6 +437,9 @@ impl Raw {
             .parse("GATEHOUSE_ADMIN_GROUPS", |v| Ok(values::list(v)))?
             .unwrap_or_default();
 
+        let admin_max_age = self
+            .parse("GATEHOUSE_ADMIN_MAX_AGE", values::duration)?
+            .unwrap_or_default();
         let jwks_cooldown = self
             .parse("GATEHOUSE_JWKS_COOLDOWN", values::duration)?
             .unwrap_or_default();
@@ -530,6 +535,7 @@ impl Raw {
             oidc_scopes,
             admin_groups,
             jwks_cooldown,
+            admin_max_age,
             api,
             session,
             trusted_proxies,

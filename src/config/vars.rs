@@ -38,6 +38,7 @@ vars! {
     "GATEHOUSE_OIDC_EMAIL_VERIFIED", "required", "required (an email counts as verified only with email_verified: true from the same source) or assume (a missing claim counts as verified; for a provider whose every email is managed)";
     "GATEHOUSE_OIDC_SCOPES", "openid email profile groups", "requested scopes (space or comma separated)";
     "GATEHOUSE_ADMIN_GROUPS", "gatehouse-admins", "comma list of IdP groups whose members are admins";
+    "GATEHOUSE_ADMIN_MAX_AGE", "15m", "step-up: an admin change needs a sign-in at the provider (auth_time) at most this old, else the admin signs in again first (0 = off)";
     "GATEHOUSE_JWKS_COOLDOWN", "30s", "least time between two JWKS fetches caused by tokens with an unknown kid (a key rotation is picked up after at most this long)";
     "GATEHOUSE_API_AUDIENCE", "api://default", "required aud of Bearer tokens";
     "GATEHOUSE_API_ISSUERS", "", "accepted Bearer token issuers (comma); default: the OIDC issuer";

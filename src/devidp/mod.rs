@@ -68,6 +68,9 @@ struct Grant {
     redirect_uri: String,
     scope: String,
     issued: Instant,
+    /// When the user picked themselves (`auth_time`): every authorization here is a fresh
+    /// authentication, since this provider keeps no session of its own.
+    auth_time: i64,
 }
 
 pub struct DevIdp {

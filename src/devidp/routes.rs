@@ -58,7 +58,7 @@ async fn discovery(State(idp): State<Arc<DevIdp>>) -> Json<Value> {
         "token_endpoint_auth_methods_supported": ["client_secret_basic"],
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": ["openid", "email", "profile", "groups", "directory.read", "directory.write", "repos.read"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nonce", "name", "email", "email_verified", "groups"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "email", "email_verified", "groups"],
         "authorization_response_iss_parameter_supported": true,
     }))
 }
@@ -180,6 +180,7 @@ async fn authorize(State(idp): State<Arc<DevIdp>>, Form(p): Form<AuthorizeParams
         redirect_uri: p.redirect_uri.clone().unwrap_or_default(),
         scope: p.scope.clone().unwrap_or_default(),
         issued: Instant::now(),
+        auth_time: chrono::Utc::now().timestamp(),
     };
     if let Ok(mut codes) = idp.codes.lock() {
         codes.retain(|_, g| g.issued.elapsed() < CODE_TTL);
@@ -286,6 +287,7 @@ async fn token(
             id_claims["iss"] = json!(idp.issuer);
             id_claims["aud"] = json!(idp.client_id);
             id_claims["iat"] = json!(now);
+            id_claims["auth_time"] = json!(grant.auth_time);
             id_claims["exp"] = json!(now + TOKEN_TTL_SECS);
             if let Some(nonce) = &grant.nonce {
                 id_claims["nonce"] = json!(nonce);

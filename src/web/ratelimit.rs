@@ -561,6 +561,7 @@ mod tests {
             created_at: 0,
             last_seen: 0,
             id_token: None,
+            auth_time: None,
             client_ip: None,
             user_agent: None,
             flash: None,

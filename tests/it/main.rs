@@ -29,6 +29,7 @@ mod roles;
 mod sessions;
 mod signin;
 mod signin_refusals;
+mod stepup;
 mod store;
 mod support;
 mod sync;

@@ -230,7 +230,10 @@ async fn an_ended_session_stays_ended(db: TestDb, extra: &[(&str, &str)]) {
 
     // Signed out between the read and the write-back.
     let (id, _) = sessions
-        .create(user.id, None, None, None, None)
+        .create(gatehouse::auth::session::NewSession {
+            user_id: user.id,
+            ..Default::default()
+        })
         .await
         .expect("create");
     let mut read = sessions.load(&id).await.expect("load").expect("live");
@@ -245,7 +248,10 @@ async fn an_ended_session_stays_ended(db: TestDb, extra: &[(&str, &str)]) {
 
     // Revoked from another browser between the read and the write-back.
     let (id, _) = sessions
-        .create(user.id, None, None, None, None)
+        .create(gatehouse::auth::session::NewSession {
+            user_id: user.id,
+            ..Default::default()
+        })
         .await
         .expect("create");
     let mut read = sessions.load(&id).await.expect("load").expect("live");
@@ -262,7 +268,10 @@ async fn an_ended_session_stays_ended(db: TestDb, extra: &[(&str, &str)]) {
 
     // A live session is still written back.
     let (id, _) = sessions
-        .create(user.id, None, None, None, None)
+        .create(gatehouse::auth::session::NewSession {
+            user_id: user.id,
+            ..Default::default()
+        })
         .await
         .expect("create");
     let mut read = sessions.load(&id).await.expect("load").expect("live");

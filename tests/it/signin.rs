@@ -112,9 +112,37 @@ pub async fn sign_in(rig: &Rig, login: &str, next: &str) -> Callback {
         .expect("login");
     assert_eq!(start.status(), StatusCode::SEE_OTHER);
     app_jar.take(&start);
-    let mut next_url = location(&start, &rig.app.base);
+    let (next_url, idp_jar, _) =
+        through_provider(rig, &location(&start, &rig.app.base), Jar::default(), login).await;
+    let response = client
+        .get(&next_url)
+        .header("cookie", app_jar.header())
+        .send()
+        .await
+        .expect("callback");
+    let mut jar = app_jar.clone();
+    jar.take(&response);
+    Callback {
+        url: next_url,
+        response,
+        jar,
+        before: app_jar,
+        idp_jar,
+    }
+}
+
+/// Follows the provider's redirects from `url` (an authorization request), signing `login` in
+/// at its form when it shows one; returns the callback URL it sends the browser to, the
+/// provider's cookies, and whether the form was shown.
+pub async fn through_provider(
+    rig: &Rig,
+    url: &str,
+    mut idp_jar: Jar,
+    login: &str,
+) -> (String, Jar, bool) {
+    let client = http();
+    let mut next_url = url.to_string();
     assert!(next_url.starts_with(&rig.idp.issuer), "{next_url}");
-    let mut idp_jar = Jar::default();
     let mut posted = false;
     for _ in 0..8 {
         if next_url.starts_with(&rig.app.base) {
@@ -151,21 +179,7 @@ pub async fn sign_in(rig: &Rig, login: &str, next: &str) -> Callback {
         next_url.starts_with(&format!("{}/auth/callback", rig.app.base)),
         "{next_url}"
     );
-    let response = client
-        .get(&next_url)
-        .header("cookie", app_jar.header())
-        .send()
-        .await
-        .expect("callback");
-    let mut jar = app_jar.clone();
-    jar.take(&response);
-    Callback {
-        url: next_url,
-        response,
-        jar,
-        before: app_jar,
-        idp_jar,
-    }
+    (next_url, idp_jar, posted)
 }
 
 fn urlencode(s: &str) -> String {

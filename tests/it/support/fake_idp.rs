@@ -68,7 +68,7 @@ impl Inner {
         let nonce = self.nonce.lock().map(|n| n.clone()).unwrap_or_default();
         json!({
             "iss": self.issuer, "sub": "mallory", "aud": CLIENT_ID, "iat": now, "exp": now + 300,
-            "nonce": nonce, "email": "mallory@example.com", "email_verified": true,
+            "auth_time": now, "nonce": nonce, "email": "mallory@example.com", "email_verified": true,
             "groups": ["staff"],
         })
     }
@@ -193,7 +193,7 @@ async fn token(State(i): State<Arc<Inner>>) -> Json<Value> {
 async fn userinfo(State(i): State<Arc<Inner>>) -> Json<Value> {
     let mut info = i.claims_for(true);
     // A userinfo answer carries no token claims.
-    for k in ["iss", "aud", "iat", "exp", "nonce"] {
+    for k in ["iss", "aud", "iat", "exp", "auth_time", "nonce"] {
         info.as_object_mut().expect("object").remove(k);
     }
     if info.get("sub").is_none() {
