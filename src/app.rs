@@ -254,6 +254,18 @@ impl Server {
             .sync
             .clone()
             .map(|sync| tokio::spawn(sync.schedule(self.state.store.clone(), stop_rx.clone())));
+        let lifecycle_task = match (&self.state.auth.okta, &self.state.config.okta) {
+            (Some(okta), Some(config)) if !config.interval.is_zero() => {
+                let service = Arc::new(crate::lifecycle::LifecycleService::new(
+                    Arc::clone(okta),
+                    config.interval,
+                ));
+                Some(tokio::spawn(
+                    service.schedule(self.state.clone(), stop_rx.clone()),
+                ))
+            }
+            _ => None,
+        };
         tracing::info!(%addr, public_url = %self.state.config.public_url, "listening");
         if self.state.config.is_dev_mode() {
             // One line for whoever just started it, on stderr whatever the log format.
@@ -272,6 +284,10 @@ impl Server {
         if let Some(task) = sync_task {
             // A run in flight is abandoned, not awaited: its transaction rolls back and its
             // lease expires, and `sync_runs` keeps it as 'running' until then.
+            task.abort();
+        }
+        if let Some(task) = lifecycle_task {
+            // A round in flight changes one user at a time; cutting it short loses nothing.
             task.abort();
         }
         if let Some(task) = metrics_task {

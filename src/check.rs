@@ -157,7 +157,33 @@ pub async fn run_checks(sources: &Sources) -> Vec<Line> {
     if let Some(gh) = &config.github {
         lines.push(line("github", check_github(&client, gh).await));
     }
+    if let Some(okta) = &config.okta {
+        lines.push(line("okta", check_okta(okta).await));
+    }
     lines
+}
+
+/// The Users API token works: its own user is readable.
+async fn check_okta(okta: &crate::config::OktaConfig) -> Outcome {
+    let client = match crate::lifecycle::okta::OktaClient::new(okta) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Fail(e.to_string()),
+    };
+    let interval = if okta.interval.is_zero() {
+        "no lifecycle checks (GATEHOUSE_LIFECYCLE_INTERVAL=0)".to_string()
+    } else {
+        format!(
+            "users with sessions re-checked every {}",
+            humantime::format_duration(okta.interval)
+        )
+    };
+    match client.token_owner().await {
+        Ok(login) => Outcome::Ok(format!(
+            "Users API at {} with the token of {login}; {interval}",
+            okta.org_url
+        )),
+        Err(e) => Outcome::Fail(format!("GATEHOUSE_OKTA_API_TOKEN at {}: {e}", okta.org_url)),
+    }
 }
 
 /// Okta's default authorization server, shared by every app of an organization.

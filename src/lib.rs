@@ -12,6 +12,7 @@ pub mod config;
 pub mod devidp;
 pub mod directory;
 pub mod home;
+pub mod lifecycle;
 pub mod logging;
 pub mod pipeline;
 pub mod redis_client;

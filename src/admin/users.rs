@@ -81,6 +81,10 @@ pub(super) struct UserPage {
     held: Vec<HeldRole>,
     assignable: Vec<Role>,
     sessions: usize,
+    /// The last Okta Users API check, in words; `None` when the API is not configured.
+    okta_check: Option<String>,
+    /// Why the groups may be incomplete.
+    groups_note: Option<String>,
 }
 
 pub(super) async fn show_user(
@@ -98,6 +102,16 @@ pub(super) async fn show_user(
         .filter(|r| !held.iter().any(|h| h.role.id == r.id && h.is_assigned()))
         .collect();
     let sessions = session_count(&state, id).await?;
+    let lifecycle = crate::lifecycle::store::get(&state.store.db(), id).await?;
+    let now = chrono::Utc::now();
+    let okta_check = state.auth.okta.as_ref().map(|_| {
+        match (&lifecycle.checked_at, &lifecycle.status, &lifecycle.outcome) {
+            (Some(at), Some(status), Some(outcome)) => {
+                format!("{status} ({}): {outcome}", crate::web::pages::ago(*at, now))
+            }
+            _ => "not checked yet (users are checked while they have a session)".to_string(),
+        }
+    });
     Ok(UserPage {
         layout: admin.layout(&state, "User — Gatehouse").await,
         csrf: admin.current.session.csrf.clone(),
@@ -107,6 +121,8 @@ pub(super) async fn show_user(
         held,
         assignable,
         sessions,
+        okta_check,
+        groups_note: lifecycle.groups_note,
     })
 }
 

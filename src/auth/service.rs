@@ -7,6 +7,7 @@ use secrecy::SecretString;
 use super::oidc::{Endpoints, OidcClient, RelyingParty};
 use super::session::Sessions;
 use crate::config::{Config, IdentityProvider, callback_url};
+use crate::lifecycle::okta::OktaClient;
 use crate::redis_client::RedisHandle;
 use crate::store::Store;
 
@@ -15,6 +16,8 @@ pub struct Auth {
     pub sessions: Sessions,
     pub admin_groups: Vec<String>,
     pub secure_cookies: bool,
+    /// The Okta Users API, when configured: lifecycle checks and groups beyond the claim cap.
+    pub okta: Option<Arc<OktaClient>>,
 }
 
 /// The built-in provider's client, shared in-process between it and the relying party.
@@ -67,6 +70,10 @@ impl Auth {
             ),
             admin_groups: config.admin_groups.clone(),
             secure_cookies: config.session.cookie_secure,
+            okta: match &config.okta {
+                Some(okta) => Some(Arc::new(OktaClient::new(okta)?)),
+                None => None,
+            },
         })
     }
 

@@ -521,6 +521,50 @@ impl Sessions {
         }
     }
 
+    /// The users who have a live session, in id order.
+    pub async fn users_with_sessions(&self) -> Result<Vec<i64>, SessionError> {
+        match &self.backend {
+            Backend::Database(db) => session_db::users_with_sessions(db).await.map_err(err),
+            Backend::Redis(redis) => {
+                let mut conn = redis.connection().await.map_err(err)?;
+                let prefix = format!("{}:user-sessions:", self.prefix);
+                let mut ids = Vec::new();
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(format!("{prefix}*"))
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(err)?;
+                    ids.extend(
+                        keys.iter()
+                            .filter_map(|k| k.strip_prefix(&prefix))
+                            .filter_map(|id| id.parse::<i64>().ok()),
+                    );
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+                ids.sort_unstable();
+                ids.dedup();
+                // An index outlives its last session by up to a session lifetime: keep only
+                // users with a session still there (reading one cleans the index of the rest).
+                let mut live = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if !self.for_user(id).await?.is_empty() {
+                        live.push(id);
+                    }
+                }
+                Ok(live)
+            }
+        }
+    }
+
     /// Ends every session of a user; returns how many there were.
     pub async fn revoke_all(&self, user_id: i64) -> Result<usize, SessionError> {
         self.revoke_where(user_id, |_| true).await

@@ -114,6 +114,18 @@ pub async fn for_user(db: &Db, user_id: i64) -> Result<Vec<(String, Value)>, Sto
     Ok(rows.into_iter().map(|(k, d)| (k, d.0)).collect())
 }
 
+/// The users who have a live session.
+pub async fn users_with_sessions(db: &Db) -> Result<Vec<i64>, StoreError> {
+    const SQL: &str = "SELECT DISTINCT user_id FROM sessions \
+        WHERE user_id IS NOT NULL AND expires_at > $1 ORDER BY user_id";
+    let now = Utc::now();
+    let rows: Vec<(i64,)> = on_db!(db, |pool| sqlx::query_as(SQL)
+        .bind(now)
+        .fetch_all(pool)
+        .await)?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
 /// Deletes expired records; how many.
 pub async fn purge_expired(db: &Db) -> Result<u64, StoreError> {
     const SQL: &str = "DELETE FROM sessions WHERE expires_at <= $1";

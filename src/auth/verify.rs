@@ -102,6 +102,10 @@ pub struct IdClaims {
     pub name: Option<String>,
     pub preferred_username: Option<String>,
     pub groups: Option<OneOrMany>,
+    /// Entra ID's "distributed claims": names `groups` when the token left them out (the
+    /// overage marker).
+    #[serde(rename = "_claim_names")]
+    pub claim_names: Option<serde_json::Value>,
 }
 
 /// Checks signature (allow-listed algorithm, key by `kid`), `iss`, `aud`, `exp` and `nbf`;

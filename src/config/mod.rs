@@ -117,6 +117,18 @@ pub struct GithubConfig {
     pub graphql_url: Url,
 }
 
+/// The Okta Users API: lifecycle checks of signed-in users, and groups beyond the claim cap.
+#[derive(Debug, Clone)]
+pub struct OktaConfig {
+    /// The org's base URL (`https://acme.okta.com`).
+    pub org_url: Url,
+    /// An API token (`SSWS`), read-only admin is enough.
+    pub api_token: SecretString,
+    /// How often users with live sessions are re-checked; zero = never (groups are still
+    /// completed at sign-in).
+    pub interval: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     /// Empty in dev mode without a configured key: a random key is made at start.
@@ -165,6 +177,7 @@ pub struct Config {
     pub rate_limits: BTreeMap<String, RateLimit>,
     pub audit_retention: Duration,
     pub github: Option<GithubConfig>,
+    pub okta: Option<OktaConfig>,
     /// Where people's GitHub profiles are (`{github_web}/{login}`), from the API's address:
     /// `https://github.com` for `api.github.com`, the server for GitHub Enterprise's `/api/v3`.
     pub github_web: String,
@@ -454,6 +467,7 @@ impl Raw {
             .unwrap_or_default();
 
         let github = self.github()?;
+        let okta = self.okta()?;
         let github_web = self
             .parse("GATEHOUSE_GITHUB_API_URL", parse_http_url)?
             .map_or_else(
@@ -541,6 +555,7 @@ impl Raw {
             trusted_proxies,
             rate_limits,
             audit_retention,
+            okta,
             github,
             github_web,
             sync_interval,
@@ -747,6 +762,38 @@ impl Raw {
             idle,
             cookie_secure,
         })
+    }
+
+    fn okta(&self) -> Result<Option<OktaConfig>, ConfigError> {
+        let org_url = self.parse("GATEHOUSE_OKTA_ORG_URL", |v| {
+            let url = parse_http_url(v)?;
+            if url.path() != "/" || url.query().is_some() {
+                return Err(format!(
+                    "'{v}' must be the org's address without a path (https://acme.okta.com)"
+                ));
+            }
+            Ok(url)
+        })?;
+        let api_token = self.secret("GATEHOUSE_OKTA_API_TOKEN")?;
+        let interval = self
+            .parse("GATEHOUSE_LIFECYCLE_INTERVAL", values::duration)?
+            .unwrap_or_default();
+        match (org_url, api_token) {
+            (Some(org_url), Some(api_token)) => Ok(Some(OktaConfig {
+                org_url,
+                api_token,
+                interval,
+            })),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(self.invalid(
+                "GATEHOUSE_OKTA_API_TOKEN",
+                "required when GATEHOUSE_OKTA_ORG_URL is set",
+            )),
+            (None, Some(_)) => Err(self.invalid(
+                "GATEHOUSE_OKTA_ORG_URL",
+                "required when GATEHOUSE_OKTA_API_TOKEN is set",
+            )),
+        }
     }
 
     fn github(&self) -> Result<Option<GithubConfig>, ConfigError> {

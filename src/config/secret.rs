@@ -16,6 +16,7 @@ pub const SECRET_VARS: &[&str] = &[
     "GATEHOUSE_OIDC_CONFIG",
     "GATEHOUSE_SESSION_KEY",
     "GATEHOUSE_GITHUB_TOKEN",
+    "GATEHOUSE_OKTA_API_TOKEN",
 ];
 
 /// Where a secret came from, so a failure can name it without showing the value.

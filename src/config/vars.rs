@@ -57,6 +57,9 @@ vars! {
     "GATEHOUSE_GITHUB_GRAPHQL_URL", "", "GitHub GraphQL endpoint; default derived from the REST base";
     "GATEHOUSE_SYNC_INTERVAL", "1h", "in-process sync schedule (0 = off)";
     "GATEHOUSE_SYNC_MAX_DEPARTED", "20%", "largest share of rows one sync or feed may remove or mark departed";
+    "GATEHOUSE_OKTA_ORG_URL", "", "Okta org URL (https://acme.okta.com) for the Users API: lifecycle checks of signed-in users and groups beyond the claim cap; unset = off";
+    "GATEHOUSE_OKTA_API_TOKEN", "", "Okta API token (SSWS) for the Users API (secret reference)";
+    "GATEHOUSE_LIFECYCLE_INTERVAL", "5m", "how often users with live sessions are re-checked at the Okta Users API (0 = never)";
     "GATEHOUSE_METRICS_BIND", "", "separate listener for /metrics; unset = off";
     "GATEHOUSE_GCP_SECRETMANAGER_ENDPOINT", "", "Secret Manager base URL for gcp: references (private endpoints, tests); credentials are Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, or the metadata server, GCE_METADATA_HOST honoured); default: Google's public endpoint";
     "GATEHOUSE_HEADER_TIMEOUT", "10s", "longest a client may take to send a request's head (request line and headers) before it is disconnected; also how long an idle keep-alive connection stays open";

@@ -19,6 +19,7 @@ mod gcp;
 mod http;
 mod idp;
 mod import;
+mod lifecycle;
 mod pg_tls;
 mod pipeline;
 mod ratelimit;

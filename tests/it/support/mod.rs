@@ -4,6 +4,7 @@ pub mod db;
 pub mod fake_gcp;
 pub mod fake_github;
 pub mod fake_idp;
+pub mod fake_okta;
 pub mod idp;
 pub mod private;
 pub mod server;
