@@ -55,7 +55,7 @@ pub enum LogoutError {
     NotALogoutEvent,
     #[error("a logout token must not carry a nonce")]
     Nonce,
-    #[error("the token has no sub; a logout by sid alone is not supported")]
+    #[error("the token names neither a sid nor a sub")]
     NoSubject,
     #[error("the token has no jti")]
     NoId,
@@ -108,7 +108,9 @@ pub async fn verify(state: &AppState, token: &str) -> Result<LogoutClaims, Logou
     if claims.nonce.is_some() {
         return Err(LogoutError::Nonce);
     }
-    if claims.sub.as_deref().is_none_or(str::is_empty) {
+    if claims.sub.as_deref().is_none_or(str::is_empty)
+        && claims.sid.as_deref().is_none_or(str::is_empty)
+    {
         return Err(LogoutError::NoSubject);
     }
     let jti = claims.jti.as_deref().filter(|j| !j.is_empty());
@@ -130,6 +132,12 @@ pub async fn verify(state: &AppState, token: &str) -> Result<LogoutClaims, Logou
 
 /// The `sid` of the ID token a session was made with. The token was verified when the
 /// session was made and is kept server-side, so its payload is read as it is.
+/// The key a provider's session id is remembered under: with its issuer, since two providers
+/// may use the same ids.
+pub fn sid_key(issuer: &str, sid: &str) -> String {
+    format!("{issuer}\0{sid}")
+}
+
 fn sid_of(session: &SessionData) -> Option<String> {
     let payload = session.id_token.as_deref()?.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
@@ -143,10 +151,27 @@ async fn end_sessions(
     state: &AppState,
     claims: &LogoutClaims,
 ) -> Result<Option<(crate::store::User, usize)>, LogoutError> {
-    let sub = claims.sub.as_deref().unwrap_or_default();
-    let user = crate::auth::users::by_subject(&state.store.db(), &claims.iss, sub)
-        .await
-        .map_err(|e| LogoutError::Unavailable(e.to_string()))?;
+    let unavailable = |e: &dyn std::fmt::Display| LogoutError::Unavailable(e.to_string());
+    let user = match (claims.sub.as_deref().filter(|s| !s.is_empty()), &claims.sid) {
+        (Some(sub), _) => crate::auth::users::by_subject(&state.store.db(), &claims.iss, sub)
+            .await
+            .map_err(|e| unavailable(&e))?,
+        // `sid` alone: whose it is was remembered at sign-in.
+        (None, Some(sid)) => {
+            let owner = state
+                .auth
+                .sessions
+                .recall("sid", &sid_key(&claims.iss, sid))
+                .await
+                .map_err(|e| unavailable(&e))?
+                .and_then(|id| id.parse::<i64>().ok());
+            match owner {
+                Some(id) => state.user(id).await.map_err(|e| unavailable(&e))?,
+                None => None,
+            }
+        }
+        (None, None) => None,
+    };
     let Some(user) = user else {
         return Ok(None);
     };

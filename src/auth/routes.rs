@@ -291,6 +291,18 @@ pub async fn finish_login(
         })
         .await
         .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    // A back-channel logout may name the provider's session alone: remember whose it is for
+    // as long as a session made from it can live.
+    if let Some(sid) = &claims.sid {
+        let sessions = &state.auth.sessions;
+        let key = super::backchannel::sid_key(&claims.iss, sid);
+        if let Err(e) = sessions
+            .remember("sid", &key, &user.id.to_string(), sessions.lifetime())
+            .await
+        {
+            tracing::warn!(error = %e, "the provider's session id could not be kept; a logout naming it alone will not find this session");
+        }
+    }
     tracing::info!(user = ?user.email, client_ip = ?ip, "signed in");
     metrics::counter!("gatehouse_sign_ins_total", "outcome" => "success", "reason" => "")
         .increment(1);

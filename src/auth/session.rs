@@ -565,6 +565,60 @@ impl Sessions {
         }
     }
 
+    /// The absolute lifetime of a session.
+    pub fn lifetime(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Keeps `value` under (`kind`, `id`) for `ttl`, in Redis or the database like the
+    /// sessions, keyed by a keyed hash of the id: what a later request must look up by
+    /// something other than a session id (a provider's `sid`).
+    pub async fn remember(
+        &self,
+        kind: &str,
+        id: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), SessionError> {
+        let k = self.newest_key(kind, id);
+        match &self.backend {
+            Backend::Database(db) => {
+                let expires_at = Utc::now() + chrono::Duration::from_std(ttl).map_err(err)?;
+                session_db::put(db, &k, &serde_json::json!({ "value": value }), expires_at)
+                    .await
+                    .map_err(err)
+            }
+            Backend::Redis(redis) => {
+                let mut conn = redis.connection().await.map_err(err)?;
+                conn.set_ex::<_, _, ()>(self.redis_key(&k), value, ttl.as_secs().max(1))
+                    .await
+                    .map_err(err)
+            }
+        }
+    }
+
+    /// What [`Sessions::remember`] kept under (`kind`, `id`), under any of the session keys.
+    pub async fn recall(&self, kind: &str, id: &str) -> Result<Option<String>, SessionError> {
+        for k in self.storage_keys(kind, id) {
+            let found = match &self.backend {
+                Backend::Database(db) => session_db::get(db, &k)
+                    .await
+                    .map_err(err)?
+                    .and_then(|v| v["value"].as_str().map(str::to_string)),
+                Backend::Redis(redis) => {
+                    let mut conn = redis.connection().await.map_err(err)?;
+                    conn.get::<_, Option<String>>(self.redis_key(&k))
+                        .await
+                        .map_err(err)?
+                }
+            };
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
     /// Ends every session of a user; returns how many there were.
     pub async fn revoke_all(&self, user_id: i64) -> Result<usize, SessionError> {
         self.revoke_where(user_id, |_| true).await

@@ -71,6 +71,22 @@ pub async fn touch(
     Ok(changed > 0)
 }
 
+/// Writes a record without a user (a remembered value), replacing any with the same key.
+pub async fn put(
+    db: &Db,
+    id_hash: &str,
+    data: &Value,
+    expires_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    const SQL: &str = "INSERT INTO sessions \
+          (id_hash, user_id, data, client_ip, user_agent, created_at, last_seen_at, expires_at) \
+        VALUES ($1, NULL, $2, NULL, NULL, $3, $3, $4) \
+        ON CONFLICT (id_hash) DO UPDATE SET data = excluded.data, \
+          last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at";
+    execute!(db, SQL, id_hash, Json(data), Utc::now(), expires_at)?;
+    Ok(())
+}
+
 /// A live record's data; `None` when there is none or it has expired.
 pub async fn get(db: &Db, id_hash: &str) -> Result<Option<Value>, StoreError> {
     const SQL: &str = "SELECT data FROM sessions WHERE id_hash = $1 AND expires_at > $2";

@@ -96,6 +96,8 @@ pub struct IdClaims {
     pub iat: Option<i64>,
     /// When the provider last authenticated the user (not when it issued this token).
     pub auth_time: Option<i64>,
+    /// The provider's session, which a back-channel logout token may name alone.
+    pub sid: Option<String>,
     pub nonce: Option<String>,
     pub email: Option<String>,
     pub email_verified: Option<bool>,

@@ -98,6 +98,28 @@ async fn a_logout_token_ends_the_sessions_it_names_on_every_instance() {
         "{body}"
     );
 
+    // `sid` alone: the sessions made from it, found by the sid remembered at sign-in.
+    let tablet = signed_in_with_sid(&b, &idp, "sid-tablet").await;
+    let token = idp.access_token(
+        &logout_claims(&idp, "jti-4", json!({ "sub": null, "sid": "sid-tablet" })),
+        &Tamper::None,
+    );
+    let (status, _, body) = post_logout(&a, &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_ne!(profile(&tablet, &b).await, StatusCode::OK);
+    assert_eq!(
+        profile(&phone, &b).await,
+        StatusCode::OK,
+        "another sid stays"
+    );
+    // A sid no one signed in with: nothing to end, a 200.
+    let token = idp.access_token(
+        &logout_claims(&idp, "jti-5", json!({ "sub": null, "sid": "sid-unknown" })),
+        &Tamper::None,
+    );
+    assert_eq!(post_logout(&a, &token).await.0, StatusCode::OK);
+    assert_eq!(profile(&phone, &b).await, StatusCode::OK);
+
     // `sub` alone: every session of the user at that provider.
     let token = idp.access_token(&logout_claims(&idp, "jti-2", json!({})), &Tamper::None);
     assert_eq!(post_logout(&a, &token).await.0, StatusCode::OK);
@@ -153,12 +175,12 @@ async fn every_bad_logout_token_is_a_400_and_ends_nothing() {
         (
             "neither sid nor sub",
             signed("n6", json!({ "sub": null })),
-            "no sub",
+            "neither a sid nor a sub",
         ),
         (
-            "sid without sub",
-            signed("n7", json!({ "sub": null, "sid": "sid-1" })),
-            "no sub",
+            "empty sub, no sid",
+            signed("n7", json!({ "sub": "" })),
+            "neither a sid nor a sub",
         ),
         ("no jti", signed("n8", json!({ "jti": null })), "no jti"),
         (
@@ -224,6 +246,10 @@ async fn every_bad_logout_token_is_a_400_and_ends_nothing() {
         .expect("get");
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(profile(&jar, &app).await, StatusCode::OK);
+    // Sessions in the database: `sid` alone finds the session made from it too.
+    let token = signed("n15", json!({ "sub": null, "sid": "sid-1" }));
+    assert_eq!(post_logout(&app, &token).await.0, StatusCode::OK);
+    assert_ne!(profile(&jar, &app).await, StatusCode::OK);
     app.stop().await;
 }
 
