@@ -79,6 +79,29 @@ async fn finish_fresh_sign_in(
     (r, jar)
 }
 
+/// Ann signs in (the provider saying she authenticated at `auth_time`); her cookies and the
+/// CSRF token of the groups page.
+async fn admin_signed_in(
+    app: &TestApp,
+    idp: &FakeIdp,
+    auth_time: serde_json::Value,
+) -> (Jar, String) {
+    idp.tamper(admin_claims(auth_time));
+    let (jar, _) = signed_in(app, idp).await;
+    idp.tamper(Tamper::None);
+    let csrf = csrf_from(&groups_page(app, &jar).await);
+    (jar, csrf)
+}
+
+/// The "create a role" form of the groups page, filled in.
+fn new_role(csrf: &str) -> [(&'static str, &str); 3] {
+    [
+        ("action", "create_role"),
+        ("name", "auditors"),
+        ("csrf_token", csrf),
+    ]
+}
+
 async fn groups_page(app: &TestApp, jar: &Jar) -> String {
     let r = get_with(jar, &app.url("/admin/groups")).await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -98,11 +121,7 @@ async fn an_admin_change_from_an_old_sign_in_goes_through_a_fresh_one_and_is_not
     // Reading admin pages needs no step-up.
     let page = groups_page(&app, &jar).await;
     let csrf = csrf_from(&page);
-    let form = [
-        ("action", "create_role"),
-        ("name", "auditors"),
-        ("csrf_token", csrf.as_str()),
-    ];
+    let form = new_role(&csrf);
     let from = app.url("/admin/groups");
 
     // A forged form (no CSRF token) is refused as such, not sent to sign in.
@@ -146,11 +165,7 @@ async fn an_admin_change_from_an_old_sign_in_goes_through_a_fresh_one_and_is_not
     assert!(!page.contains("auditors"), "the POST was not replayed");
     // Submitted again, it is made.
     let csrf = csrf_from(&page);
-    let form = [
-        ("action", "create_role"),
-        ("name", "auditors"),
-        ("csrf_token", csrf.as_str()),
-    ];
+    let form = new_role(&csrf);
     let made = post_from(&app, &fresh, "/admin/groups", &form, &from).await;
     assert_eq!(made.status(), StatusCode::SEE_OTHER);
     assert!(location(&made, &app.base).contains("/admin/groups"));
@@ -178,16 +193,8 @@ async fn the_landing_page_is_ours_and_a_zero_max_age_turns_step_up_off() {
     ] {
         // A provider that sends no auth_time by default (a fresh sign-in each time: the
         // callback ends the session it replaces).
-        idp.tamper(admin_claims(json!(null)));
-        let (jar, _) = signed_in(&app, &idp).await;
-        idp.tamper(Tamper::None);
-        let csrf = csrf_from(&groups_page(&app, &jar).await);
-        let form = [
-            ("action", "create_role"),
-            ("name", "auditors"),
-            ("csrf_token", csrf.as_str()),
-        ];
-        let r = post_from(&app, &jar, "/admin/groups", &form, referer).await;
+        let (jar, csrf) = admin_signed_in(&app, &idp, json!(null)).await;
+        let r = post_from(&app, &jar, "/admin/groups", &new_role(&csrf), referer).await;
         let (hop, _) = finish_fresh_sign_in(&app, &idp, &jar, &r, json!(now())).await;
         let hop = hop.text().await.expect("hop");
         assert!(
@@ -199,15 +206,8 @@ async fn the_landing_page_is_ours_and_a_zero_max_age_turns_step_up_off() {
 
     let db = TestDb::sqlite();
     let app = app_with(&idp, &db, &[("GATEHOUSE_ADMIN_MAX_AGE", "0")]).await;
-    idp.tamper(admin_claims(json!(now() - 86_400)));
-    let (jar, _) = signed_in(&app, &idp).await;
-    idp.tamper(Tamper::None);
-    let csrf = csrf_from(&groups_page(&app, &jar).await);
-    let form = [
-        ("action", "create_role"),
-        ("name", "auditors"),
-        ("csrf_token", csrf.as_str()),
-    ];
+    let (jar, csrf) = admin_signed_in(&app, &idp, json!(now() - 86_400)).await;
+    let form = new_role(&csrf);
     let r = post_from(
         &app,
         &jar,
@@ -233,11 +233,7 @@ async fn node_oidc_provider_authenticates_the_admin_again_before_a_change() {
     assert_eq!(cb.response.status(), StatusCode::OK);
     let jar = cb.jar.clone();
     let csrf = csrf_from(&groups_page(&rig.app, &jar).await);
-    let form = [
-        ("action", "create_role"),
-        ("name", "auditors"),
-        ("csrf_token", csrf.as_str()),
-    ];
+    let form = new_role(&csrf);
     let from = rig.app.url("/admin/groups");
     let r = post_from(&rig.app, &jar, "/admin/groups", &form, &from).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -262,11 +258,7 @@ async fn node_oidc_provider_authenticates_the_admin_again_before_a_change() {
     assert!(page.contains("You signed in again"), "{page}");
     assert!(!page.contains("auditors"));
     let csrf = csrf_from(&page);
-    let form = [
-        ("action", "create_role"),
-        ("name", "auditors"),
-        ("csrf_token", csrf.as_str()),
-    ];
+    let form = new_role(&csrf);
     let made = post_from(&rig.app, &fresh, "/admin/groups", &form, &from).await;
     assert_eq!(made.status(), StatusCode::SEE_OTHER);
     assert!(groups_page(&rig.app, &fresh).await.contains("auditors"));
