@@ -2,7 +2,7 @@
 //! service's scripts read it. The directory changes only with a sync or a feed, while scripts
 //! fetch it over and over: the array is built once per directory version (`store::versions`)
 //! and then served as prepared bytes, with a strong `ETag` (a `304` for `If-None-Match`) and
-//! gzip for clients that accept it. The rows come from the in-memory index (`super::index`),
+//! brotli or gzip for clients that accept them. The rows come from the in-memory index (`super::index`),
 //! which holds exactly one version, so what is kept is never half of two versions.
 
 use std::io::Write;
@@ -21,6 +21,7 @@ pub struct Dump {
     version: i64,
     json: Bytes,
     gzip: Bytes,
+    br: Bytes,
     /// Strong: a hash of the JSON, so equal bytes have equal tags on every instance.
     etag: HeaderValue,
 }
@@ -30,10 +31,20 @@ impl Dump {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&json)?;
         let gzip = gz.finish()?;
+        let mut br = Vec::new();
+        // Quality 5: within a few percent of the best for JSON at a fraction of its time
+        // (the dump of 100,000 people is 15 MB, compressed once per directory version).
+        let params = brotli::enc::BrotliEncoderParams {
+            quality: 5,
+            lgwin: 22,
+            ..Default::default()
+        };
+        brotli::BrotliCompress(&mut &json[..], &mut br, &params)?;
         Ok(Dump {
             version,
             json,
             gzip: Bytes::from(gzip),
+            br: Bytes::from(br),
             etag,
         })
     }
@@ -82,18 +93,23 @@ pub async fn serve(state: &AppState, headers: &HeaderMap) -> Result<Response, Ap
 }
 
 fn prepared(dump: &Dump, headers: &HeaderMap) -> Response {
-    answer(&dump.json, Some(&dump.gzip), &dump.etag, headers)
+    answer(&dump.json, Some(dump), &dump.etag, headers)
 }
 
-/// A 304 when the client holds these bytes, else the bytes (gzipped when there is a gzipped
-/// copy and the client accepts it).
-fn answer(json: &Bytes, gzip: Option<&Bytes>, etag: &HeaderValue, headers: &HeaderMap) -> Response {
+/// A 304 when the client holds these bytes, else the bytes (compressed when there are
+/// compressed copies and the client accepts one).
+fn answer(json: &Bytes, dump: Option<&Dump>, etag: &HeaderValue, headers: &HeaderMap) -> Response {
+    let compressed = dump.and_then(|d| match coding(headers) {
+        Some(Coding::Br) => Some((&d.br, "br")),
+        Some(Coding::Gzip) => Some((&d.gzip, "gzip")),
+        None => None,
+    });
     let mut response = if matches_etag(headers, etag) {
         StatusCode::NOT_MODIFIED.into_response()
-    } else if let Some(gzip) = gzip.filter(|_| accepts_gzip(headers)) {
-        let mut r = Response::new(Body::from(gzip.clone()));
+    } else if let Some((bytes, name)) = compressed {
+        let mut r = Response::new(Body::from(bytes.clone()));
         r.headers_mut()
-            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static(name));
         r
     } else {
         Response::new(Body::from(json.clone()))
@@ -124,8 +140,17 @@ fn matches_etag(headers: &HeaderMap, etag: &HeaderValue) -> bool {
         .any(|tag| tag == "*" || tag.trim_start_matches("W/").as_bytes() == ours)
 }
 
-/// Whether `Accept-Encoding` accepts gzip: named (or `*`) with a quality above zero.
-fn accepts_gzip(headers: &HeaderMap) -> bool {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    Br,
+    Gzip,
+}
+
+/// The coding to answer with: brotli or gzip, whichever `Accept-Encoding` gives the higher
+/// quality (named, or through `*`; brotli on a tie, being the smaller), none when neither is
+/// accepted with a quality above zero.
+fn coding(headers: &HeaderMap) -> Option<Coding> {
+    let mut br = None;
     let mut gzip = None;
     let mut any = None;
     for item in headers
@@ -141,12 +166,21 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
             .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())
             .unwrap_or(0.0);
         match coding.as_str() {
-            "gzip" | "x-gzip" => gzip = Some(quality > 0.0),
-            "*" => any = Some(quality > 0.0),
+            "br" => br = Some(quality),
+            "gzip" | "x-gzip" => gzip = Some(quality),
+            "*" => any = Some(quality),
             _ => {}
         }
     }
-    gzip.or(any).unwrap_or(false)
+    let br = br.or(any).unwrap_or(0.0);
+    let gzip = gzip.or(any).unwrap_or(0.0);
+    if br > 0.0 && br >= gzip {
+        Some(Coding::Br)
+    } else if gzip > 0.0 {
+        Some(Coding::Gzip)
+    } else {
+        None
+    }
 }
 
 /// The whole directory from the in-memory index: serialised off the request threads and sent,
@@ -185,20 +219,24 @@ mod tests {
     }
 
     #[test]
-    fn gzip_only_when_accepted_with_a_quality_above_zero() {
-        let accepts = |v: &str| accepts_gzip(&headers(header::ACCEPT_ENCODING, v));
-        assert!(accepts("gzip"));
-        assert!(accepts("br, GZIP;q=0.5"));
-        assert!(accepts("*"));
-        assert!(accepts("identity, *;q=0.1"));
-        assert!(!accepts("gzip;q=0"));
-        assert!(
-            !accepts("gzip;q=0.0, *"),
-            "gzip named, refused: * does not bring it back"
+    fn a_coding_only_when_accepted_with_a_quality_above_zero_the_higher_one_first() {
+        let pick = |v: &str| coding(&headers(header::ACCEPT_ENCODING, v));
+        assert_eq!(pick("gzip"), Some(Coding::Gzip));
+        assert_eq!(pick("br"), Some(Coding::Br));
+        assert_eq!(pick("gzip, deflate, br"), Some(Coding::Br), "a tie: brotli");
+        assert_eq!(pick("br;q=0.4, GZIP;q=0.5"), Some(Coding::Gzip));
+        assert_eq!(pick("*"), Some(Coding::Br));
+        assert_eq!(pick("identity, *;q=0.1"), Some(Coding::Br));
+        assert_eq!(pick("br;q=0, gzip"), Some(Coding::Gzip));
+        assert_eq!(pick("gzip;q=0"), None);
+        assert_eq!(
+            pick("gzip;q=0.0, br;q=0, *"),
+            None,
+            "both named, refused: * does not bring them back"
         );
-        assert!(!accepts("br, deflate"));
-        assert!(!accepts("gzip;q=nonsense"));
-        assert!(!accepts_gzip(&HeaderMap::new()));
+        assert_eq!(pick("deflate"), None);
+        assert_eq!(pick("gzip;q=nonsense"), None);
+        assert_eq!(coding(&HeaderMap::new()), None);
     }
 
     #[test]
@@ -226,5 +264,8 @@ mod tests {
         let mut back = String::new();
         std::io::Read::read_to_string(&mut gunzip, &mut back).expect("gunzip");
         assert_eq!(back, "[2]");
+        let mut unbrotli = Vec::new();
+        brotli::BrotliDecompress(&mut &two.br[..], &mut unbrotli).expect("brotli");
+        assert_eq!(unbrotli, b"[2]");
     }
 }
