@@ -246,3 +246,33 @@ async fn list_snapshots_on_postgres() {
 async fn list_snapshots_on_sqlite() {
     list_snapshots(TestDb::sqlite()).await;
 }
+
+/// An import made elsewhere (here the command line, as another process or instance would) is
+/// on a running instance's next page: the facts a page shows are read per request, not kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_elsewhere_is_on_a_running_instances_next_page() {
+    use crate::admin::sign_in_as;
+    use crate::signin::get_with;
+    use crate::support::fake_idp::FakeIdp;
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::postgres().await;
+    let app = crate::signin_refusals::app_with(&idp, &db, &[]).await;
+    let (person, _) = sign_in_as(&app, &idp, "person3", &[]).await;
+    let profile = || async {
+        get_with(&person, &app.url("/profile"))
+            .await
+            .text()
+            .await
+            .expect("profile")
+    };
+    assert!(!profile().await.contains("SN0003"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(&dir, "assets.csv", &assets_csv(0..5, "ThinkPad X1"));
+    let env = [("GATEHOUSE_DATABASE_URL", db.url())];
+    let (out, _, stderr) = tokio::task::block_in_place(|| run(&env, &["import", "assets", &file]));
+    assert!(out.status.success(), "{stderr}");
+    let page = profile().await;
+    assert!(page.contains("SN0003"), "{page}");
+    assert!(page.contains("ThinkPad X1"), "{page}");
+    app.stop().await;
+}
