@@ -778,21 +778,28 @@ impl Raw {
         let interval = self
             .parse("GATEHOUSE_LIFECYCLE_INTERVAL", values::duration)?
             .unwrap_or_default();
-        match (org_url, api_token) {
-            (Some(org_url), Some(api_token)) => Ok(Some(OktaConfig {
-                org_url,
-                api_token,
-                interval,
-            })),
+        let pair = self.both_or_neither(
+            ("GATEHOUSE_OKTA_ORG_URL", org_url),
+            ("GATEHOUSE_OKTA_API_TOKEN", api_token),
+        )?;
+        Ok(pair.map(|(org_url, api_token)| OktaConfig {
+            org_url,
+            api_token,
+            interval,
+        }))
+    }
+
+    /// Two settings that only work together: both, or neither; one alone names the other.
+    fn both_or_neither<A, B>(
+        &self,
+        (a_name, a): (&'static str, Option<A>),
+        (b_name, b): (&'static str, Option<B>),
+    ) -> Result<Option<(A, B)>, ConfigError> {
+        match (a, b) {
+            (Some(a), Some(b)) => Ok(Some((a, b))),
             (None, None) => Ok(None),
-            (Some(_), None) => Err(self.invalid(
-                "GATEHOUSE_OKTA_API_TOKEN",
-                "required when GATEHOUSE_OKTA_ORG_URL is set",
-            )),
-            (None, Some(_)) => Err(self.invalid(
-                "GATEHOUSE_OKTA_ORG_URL",
-                "required when GATEHOUSE_OKTA_API_TOKEN is set",
-            )),
+            (Some(_), None) => Err(self.invalid(b_name, format!("required when {a_name} is set"))),
+            (None, Some(_)) => Err(self.invalid(a_name, format!("required when {b_name} is set"))),
         }
     }
 
@@ -807,23 +814,16 @@ impl Raw {
             None => default_graphql_url(&api_url)
                 .map_err(|m| self.invalid("GATEHOUSE_GITHUB_API_URL", m))?,
         };
-        match (org, token) {
-            (Some(org), Some(token)) => Ok(Some(GithubConfig {
-                org,
-                token,
-                api_url,
-                graphql_url,
-            })),
-            (None, None) => Ok(None),
-            (Some(_), None) => Err(self.invalid(
-                "GATEHOUSE_GITHUB_TOKEN",
-                "required when GATEHOUSE_GITHUB_ORG is set",
-            )),
-            (None, Some(_)) => Err(self.invalid(
-                "GATEHOUSE_GITHUB_ORG",
-                "required when GATEHOUSE_GITHUB_TOKEN is set",
-            )),
-        }
+        let pair = self.both_or_neither(
+            ("GATEHOUSE_GITHUB_ORG", org),
+            ("GATEHOUSE_GITHUB_TOKEN", token),
+        )?;
+        Ok(pair.map(|(org, token)| GithubConfig {
+            org,
+            token,
+            api_url,
+            graphql_url,
+        }))
     }
 }
 
