@@ -158,13 +158,17 @@ pub async fn run_checks(sources: &Sources) -> Vec<Line> {
         lines.push(line("github", check_github(&client, gh).await));
     }
     if let Some(okta) = &config.okta {
-        lines.push(line("okta", check_okta(okta).await));
+        lines.push(line(
+            "okta",
+            check_okta(okta, config.identity.issuer()).await,
+        ));
     }
     lines
 }
 
-/// The Users API token works: its own user is readable.
-async fn check_okta(okta: &crate::config::OktaConfig) -> Outcome {
+/// The Users API token works (its own user is readable), and the Users API is the one of
+/// the provider users sign in with.
+async fn check_okta(okta: &crate::config::OktaConfig, issuer: &str) -> Outcome {
     let client = match crate::lifecycle::okta::OktaClient::new(okta) {
         Ok(c) => c,
         Err(e) => return Outcome::Fail(e.to_string()),
@@ -178,6 +182,12 @@ async fn check_okta(okta: &crate::config::OktaConfig) -> Outcome {
         )
     };
     match client.token_owner().await {
+        Ok(login) if !crate::lifecycle::serves(&okta.org_url, issuer) => Outcome::Warn(format!(
+            "the token of {login} works at {}, but users sign in at {issuer}, another host: \
+             their accounts are never looked up there (no lifecycle checks, no groups \
+             completed)",
+            okta.org_url
+        )),
         Ok(login) => Outcome::Ok(format!(
             "Users API at {} with the token of {login}; {interval}",
             okta.org_url

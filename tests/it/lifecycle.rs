@@ -254,8 +254,10 @@ async fn groups_at_the_claim_cap_are_completed_from_the_users_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_tries_the_okta_token() {
     let okta = FakeOkta::start().await;
+    // Dev mode, its provider on the org's host (127.0.0.1), as Okta's issuers are.
     let env = |token: &str| {
         vec![
+            ("GATEHOUSE_PUBLIC_URL", "http://127.0.0.1:8080".to_string()),
             ("GATEHOUSE_OKTA_ORG_URL", okta.url.clone()),
             ("GATEHOUSE_OKTA_API_TOKEN", token.to_string()),
         ]
@@ -287,6 +289,15 @@ async fn check_tries_the_okta_token() {
         "{out}"
     );
     assert!(!out.contains("00wrong"), "{out}");
+    // Users signing in at another host: their accounts are never looked up, and check says so.
+    let mut elsewhere = env(crate::support::fake_okta::TOKEN);
+    elsewhere.retain(|(k, _)| *k != "GATEHOUSE_PUBLIC_URL");
+    let (_, out) = run(elsewhere);
+    assert!(
+        out.contains("okta: WARN: the token of gatehouse-api@example.com works at")
+            && out.contains("but users sign in at http://localhost:8080/dev-idp, another host"),
+        "{out}"
+    );
     // Half a configuration names what is missing.
     let (code, out) = run(vec![("GATEHOUSE_OKTA_ORG_URL", okta.url.clone())]);
     assert_eq!(code, Some(1), "{out}");
