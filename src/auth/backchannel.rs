@@ -30,6 +30,9 @@ pub const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logo
 /// token has no `exp`.
 const MAX_AGE_SECS: i64 = 3600;
 
+/// The rate-limit rule counting verified logout tokens per issuer.
+pub const ISSUER_RULE: &str = "auth.backchannel.issuer";
+
 #[derive(Debug, Deserialize)]
 pub struct LogoutClaims {
     pub iss: String,
@@ -65,6 +68,8 @@ pub enum LogoutError {
     BadIssueTime,
     #[error("sessions cannot be reached just now: {0}")]
     Unavailable(String),
+    #[error("too many logout tokens from this issuer; try again in {0} s")]
+    RateLimited(u64),
 }
 
 /// Checks a logout token against the provider's keys and the logout rules.
@@ -115,6 +120,17 @@ pub async fn verify(state: &AppState, token: &str) -> Result<LogoutClaims, Logou
     }
     let jti = claims.jti.as_deref().filter(|j| !j.is_empty());
     let jti = jti.ok_or(LogoutError::NoId)?;
+    // Counted per issuer only now that the token is the issuer's own: junk posted by anyone
+    // is braked per client address by the route's rule and cannot spend the issuer's budget.
+    // Before the `jti` is kept, so a refused token is still taken when the provider retries.
+    if let Some(decision) = state.limiter.hit(ISSUER_RULE, &claims.iss).await
+        && !decision.allowed
+    {
+        let wait = u64::try_from(decision.reset - now).unwrap_or(1).max(1);
+        metrics::counter!("gatehouse_rate_limit_refusals_total", "rule" => ISSUER_RULE)
+            .increment(1);
+        return Err(LogoutError::RateLimited(wait));
+    }
     // Remembered as long as the token could be presented again.
     let until = claims.exp.unwrap_or(iat + MAX_AGE_SECS).max(iat) + leeway;
     let ttl = Duration::from_secs(u64::try_from(until - now).unwrap_or(1).max(1));
@@ -238,6 +254,21 @@ pub async fn backchannel_logout(
             )
             .await;
             answer(StatusCode::OK, json!({}))
+        }
+        Err(LogoutError::RateLimited(wait)) => {
+            tracing::warn!(
+                wait_s = wait,
+                "back-channel logout: the issuer's rate limit is spent"
+            );
+            let mut response = answer(
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"error": "temporarily_unavailable", "error_description":
+                    LogoutError::RateLimited(wait).to_string()}),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            response
         }
         Err(LogoutError::Unavailable(e)) => {
             tracing::warn!(error = %e, "back-channel logout could not reach the session store");

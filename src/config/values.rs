@@ -105,6 +105,7 @@ pub const RATE_LIMIT_DEFAULTS: &[(&str, &str)] = &[
     ("auth.login", "20/minute"),
     ("auth.callback", "10/minute"),
     ("auth.backchannel", "120/minute"),
+    ("auth.backchannel.issuer", "600/minute"),
     ("profile", "60/minute"),
     ("lookup", "60/minute"),
     ("gh.search", "120/minute"),

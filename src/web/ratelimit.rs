@@ -155,7 +155,8 @@ pub enum WhenRedisDown {
 /// refusing up front answers clearly instead of sending people through the provider to an
 /// error, and the callback (which spends provider round trips) is never run unbraked.
 /// Every other rule guards reads whose users are already signed in, or anonymous pages;
-/// counting per instance keeps them braked and available.
+/// counting per instance keeps them braked and available. (`auth.backchannel.issuer` is
+/// only reached through `auth.backchannel`, which has refused already.)
 pub fn when_redis_down(rule: &str) -> WhenRedisDown {
     match rule {
         "auth.login" | "auth.callback" | "auth.backchannel" => WhenRedisDown::Refuse,
@@ -669,6 +670,7 @@ mod tests {
             vec![
                 ("api", CountHere),
                 ("auth.backchannel", Refuse),
+                ("auth.backchannel.issuer", CountHere),
                 ("auth.callback", Refuse),
                 ("auth.login", Refuse),
                 ("default", CountHere),

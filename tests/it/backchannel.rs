@@ -253,6 +253,67 @@ async fn every_bad_logout_token_is_a_400_and_ends_nothing() {
     app.stop().await;
 }
 
+/// Verified logout tokens are counted per issuer (`auth.backchannel.issuer`), after their
+/// checks: junk from anyone spends none of the issuer's budget; past it, a 429 with
+/// `Retry-After`, and the refused token is not remembered, so the provider's retry is taken.
+#[tokio::test]
+async fn verified_logout_tokens_are_limited_per_issuer_and_junk_spends_none_of_it() {
+    let idp = FakeIdp::start(vec!["openid"]).await;
+    let db = TestDb::sqlite();
+    let app = app_with(
+        &idp,
+        &db,
+        &[(
+            "GATEHOUSE_RATE_LIMITS",
+            "auth.login=10000/minute,auth.callback=10000/minute,auth.backchannel.issuer=2/minute",
+        )],
+    )
+    .await;
+    for i in 0..5 {
+        let junk = idp.access_token(
+            &logout_claims(&idp, &format!("junk-{i}"), json!({})),
+            &Tamper::ForeignKeySameKid,
+        );
+        assert_eq!(post_logout(&app, &junk).await.0, StatusCode::BAD_REQUEST);
+    }
+    let genuine = |jti: &str| idp.access_token(&logout_claims(&idp, jti, json!({})), &Tamper::None);
+    assert_eq!(post_logout(&app, &genuine("g-1")).await.0, StatusCode::OK);
+    assert_eq!(post_logout(&app, &genuine("g-2")).await.0, StatusCode::OK);
+    let third = genuine("g-3");
+    let r = http()
+        .post(app.url("/auth/backchannel-logout"))
+        .form(&[("logout_token", third.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    // Not remembered: once the window has passed, the provider's retry of the same token
+    // is taken, not refused as a replay.
+    assert!(
+        app.state
+            .auth
+            .sessions
+            .first_sighting(
+                "logout-jti",
+                &format!("{}\0g-3", idp.issuer),
+                std::time::Duration::from_secs(5)
+            )
+            .await
+            .expect("store"),
+        "g-3 was not kept as seen"
+    );
+    app.stop().await;
+}
+
 /// node oidc-provider's own back-channel logout: alice signs in, her session at the provider
 /// ends (she confirms the provider's sign-out page), the provider posts its logout token to
 /// the instance it knows, and her Gatehouse session is dead on the other instance too.
