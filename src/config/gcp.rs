@@ -85,7 +85,7 @@ pub enum FetchError {
     NotText,
     #[error("Secret Manager is unreachable at {endpoint}: {reason}")]
     Unreachable { endpoint: String, reason: String },
-    #[error("no answer from Secret Manager within {}s", DEADLINE.as_secs())]
+    #[error("no answer from Secret Manager or its credentials within {}s", DEADLINE.as_secs())]
     Deadline,
     #[error("Secret Manager at {endpoint} took the request and did not answer in time: {reason}")]
     NoAnswer { endpoint: String, reason: String },

@@ -377,3 +377,34 @@ async fn a_secret_manager_that_never_answers_stops_start_up_at_the_deadline() {
         "nothing listens"
     );
 }
+
+/// A metadata server that never hands out a token: the fetch has no time limit of its own
+/// there, and the start-up deadline (20 s for all references together) stops it, naming the
+/// variable and the reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_stops_at_the_deadline_when_the_credentials_never_come() {
+    let gcp = FakeGcp::start().await;
+    let key = gcp.add_version("p", "session-key", SESSION_KEY);
+    gcp.stall_metadata();
+    let mut env = vec![("GATEHOUSE_SESSION_KEY", key.clone())];
+    for (k, v) in gcp.env() {
+        env.push((k, v.to_string()));
+    }
+    let started = std::time::Instant::now();
+    let (code, out) = check(&env).await;
+    let took = started.elapsed();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "GATEHOUSE_SESSION_KEY (from the environment): {key}: no answer from Secret Manager \
+             or its credentials within 20s"
+        )),
+        "{out}"
+    );
+    assert!(took >= std::time::Duration::from_secs(19), "{took:?}");
+    assert!(took < std::time::Duration::from_secs(60), "{took:?}");
+    assert!(
+        gcp.accesses().is_empty(),
+        "no secret was read without a token"
+    );
+}

@@ -48,6 +48,8 @@ struct Script {
     service_accounts: HashMap<String, jsonwebtoken::DecodingKey>,
     /// Access requests are taken and never answered.
     stalled: bool,
+    /// Token requests to the metadata server are taken and never answered.
+    metadata_stalled: bool,
 }
 
 #[derive(Clone)]
@@ -158,6 +160,11 @@ impl FakeGcp {
     /// Takes every access request and never answers it.
     pub fn stall(&self) {
         self.script().stalled = true;
+    }
+
+    /// The metadata server takes every token request and never answers it.
+    pub fn stall_metadata(&self) {
+        self.script().metadata_stalled = true;
     }
 
     /// A new service account this Secret Manager trusts, as the JSON key file Google's console
@@ -285,7 +292,14 @@ async fn token(State(script): State<Arc<Mutex<Script>>>, headers: HeaderMap) -> 
         )
             .into_response();
     }
-    if script.lock().expect("fake GCP state").no_service_account {
+    let (missing, stalled) = {
+        let script = script.lock().expect("fake GCP state");
+        (script.no_service_account, script.metadata_stalled)
+    };
+    if stalled {
+        std::future::pending::<()>().await;
+    }
+    if missing {
         return (StatusCode::NOT_FOUND, "no service account on this instance").into_response();
     }
     Json(json!({"access_token": TOKEN, "expires_in": 3599, "token_type": "Bearer"})).into_response()
