@@ -160,6 +160,20 @@ async fn an_okta_outage_or_rate_limit_changes_nothing_and_is_waited_out() {
     assert_eq!(profile_status(&app, &sue).await, StatusCode::OK);
     let page = user_page(&app, &ann, "00u-sue").await;
     assert!(page.contains("not checked: Okta answered 500"), "{page}");
+    // A token Okta no longer takes: nothing changes either, and the page says why.
+    okta.fail_with(Some(401));
+    let seen = okta.requests().len();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while okta.requests().len() < seen + 2 {
+        assert!(Instant::now() < deadline, "no rounds");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(profile_status(&app, &sue).await, StatusCode::OK);
+    let page = user_page(&app, &ann, "00u-sue").await;
+    assert!(
+        page.contains("not checked: Okta refused the API token"),
+        "{page}"
+    );
 
     // A 429 with a reset 3 s away: not one request before it.
     okta.fail_with(None);
@@ -248,6 +262,38 @@ async fn groups_at_the_claim_cap_are_completed_from_the_users_api() {
     idp.tamper(Tamper::None);
     let page = user_page(&app, &admin, "00u-eve").await;
     assert!(page.contains("_claim_names"), "{page}");
+    app.stop().await;
+
+    // The Users API failing, or pointing its next page elsewhere (where the token would go
+    // with the request): the sign-in goes on with the token's groups, and says why.
+    let db = TestDb::sqlite();
+    let mut extra = vec![("GATEHOUSE_LIFECYCLE_INTERVAL", "0")];
+    extra.extend_from_slice(&okta.env());
+    let app = app_with(&idp, &db, &extra).await;
+    let (admin, _) = sign_in_as(&app, &idp, "00u-ann", &["gatehouse-admins"]).await;
+    okta.fail_with(Some(503));
+    let (max, _) = sign_in_as(&app, &idp, "00u-max", &in_token).await;
+    assert_eq!(
+        get_with(&max, &app.url("/admin/users")).await.status(),
+        StatusCode::FORBIDDEN,
+        "not an admin through a group the token could not carry"
+    );
+    let page = user_page(&app, &admin, "00u-max").await;
+    assert!(
+        page.contains("completing them from the Okta Users API failed: Okta answered 503"),
+        "{page}"
+    );
+    okta.fail_with(None);
+    let requests_before = okta.requests().len();
+    okta.link_elsewhere("http://localhost:9");
+    sign_in_as(&app, &idp, "00u-max", &in_token).await;
+    let page = user_page(&app, &admin, "00u-max").await;
+    assert!(page.contains("a next page at another address"), "{page}");
+    assert_eq!(
+        okta.requests().len(),
+        requests_before + 1,
+        "the first page only: nothing was sent elsewhere"
+    );
     app.stop().await;
 }
 

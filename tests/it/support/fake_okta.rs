@@ -27,6 +27,8 @@ struct Script {
     groups: HashMap<String, Vec<String>>,
     /// Largest page of groups served, whatever `limit` asks.
     page_size: Option<usize>,
+    /// Where the `Link` headers point instead of this org (a hostile or broken answer).
+    link_base: Option<String>,
     /// Every user request answers this status.
     failing: Option<u16>,
     /// The next user requests answer 429 until this moment (Unix seconds), which is also the
@@ -80,6 +82,11 @@ impl FakeOkta {
         let mut script = self.script();
         script.groups.insert(id.into(), groups);
         script.page_size = Some(page_size);
+    }
+
+    /// Makes the groups' `Link` headers point at `base` (`http://host:port`) instead.
+    pub fn link_elsewhere(&self, base: &str) {
+        self.script().link_base = Some(base.to_string());
     }
 
     pub fn fail_with(&self, status: Option<u16>) {
@@ -246,7 +253,11 @@ async fn groups(
         .get("host")
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
-    let base = format!("http://{host}/api/v1/users/{id}/groups");
+    let origin = script
+        .link_base
+        .clone()
+        .unwrap_or_else(|| format!("http://{host}"));
+    let base = format!("{origin}/api/v1/users/{id}/groups");
     let mut response = with_limits(Json(page).into_response());
     let links = response.headers_mut();
     links.append(
