@@ -150,8 +150,25 @@ pub async fn verify(state: &AppState, token: &str) -> Result<LogoutClaims, Logou
 /// session was made and is kept server-side, so its payload is read as it is.
 /// The key a provider's session id is remembered under: with its issuer, since two providers
 /// may use the same ids.
-pub fn sid_key(issuer: &str, sid: &str) -> String {
+fn sid_key(issuer: &str, sid: &str) -> String {
     format!("{issuer}\0{sid}")
+}
+
+/// At sign-in: remembers whose the provider's session `sid` is, for as long as a session made
+/// from it can live, since a logout token may name the `sid` alone.
+pub async fn remember_sid(state: &AppState, issuer: &str, sid: &str, user_id: i64) {
+    let sessions = &state.auth.sessions;
+    if let Err(e) = sessions
+        .remember(
+            "sid",
+            &sid_key(issuer, sid),
+            &user_id.to_string(),
+            sessions.lifetime(),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "the provider's session id could not be kept; a logout naming it alone will not find this session");
+    }
 }
 
 fn sid_of(session: &SessionData) -> Option<String> {

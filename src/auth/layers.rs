@@ -240,7 +240,7 @@ fn sign_in_first(request: &Request, meta: RouteMeta) -> AppError {
 /// the provider no older than `GATEHOUSE_ADMIN_MAX_AGE`. Otherwise nothing is changed and the
 /// admin is sent (303, so the browser follows with a GET and never re-sends the form) through
 /// a fresh sign-in that lands on the page the form was on, where they submit it again. Runs
-/// after CSRF, so a forged form gets its 403, not a sign-in prompt.
+/// after CSRF, so a forged form gets the CSRF refusal, not a sign-in prompt.
 pub async fn step_up(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let max_age = state.config.admin_max_age;
     let is_change = !matches!(*request.method(), Method::GET | Method::HEAD);

@@ -222,30 +222,7 @@ pub async fn finish_login(
         }
     };
     let claims = verified.claims;
-    let okta = state
-        .auth
-        .okta
-        .as_deref()
-        .filter(|okta| crate::lifecycle::serves(okta.org_url(), &claims.iss));
-    let completed = crate::lifecycle::groups::complete(
-        &crate::lifecycle::groups::Claimed {
-            groups: claims.groups.as_ref().map(|g| g.as_slice()),
-            overage: claims
-                .claim_names
-                .as_ref()
-                .is_some_and(|names| names.get("groups").is_some()),
-            admin_groups: !state.auth.admin_groups.is_empty(),
-        },
-        okta,
-        &claims.sub,
-    )
-    .await;
-    if completed.from_users_api {
-        tracing::info!(
-            count = completed.groups.len(),
-            "groups completed from the Okta Users API"
-        );
-    }
+    let completed = crate::lifecycle::groups::at_sign_in(&state, &claims).await;
     let groups = completed.groups;
     let user = super::users::upsert(
         &state.store.db(),
@@ -263,7 +240,7 @@ pub async fn finish_login(
         },
     )
     .await?;
-    note_groups(&state, &user, completed.note.as_deref()).await;
+    crate::lifecycle::groups::keep_note(&state, &user, completed.note.as_deref()).await;
     // A sign-in rewrites the account (a GET that writes): its next page must see the
     // account as written now, not as kept.
     state.data_versions.refresh(&state.store.db()).await?;
@@ -291,17 +268,8 @@ pub async fn finish_login(
         })
         .await
         .map_err(|e| AppError::Unavailable(e.to_string()))?;
-    // A back-channel logout may name the provider's session alone: remember whose it is for
-    // as long as a session made from it can live.
     if let Some(sid) = &claims.sid {
-        let sessions = &state.auth.sessions;
-        let key = super::backchannel::sid_key(&claims.iss, sid);
-        if let Err(e) = sessions
-            .remember("sid", &key, &user.id.to_string(), sessions.lifetime())
-            .await
-        {
-            tracing::warn!(error = %e, "the provider's session id could not be kept; a logout naming it alone will not find this session");
-        }
+        super::backchannel::remember_sid(&state, &claims.iss, sid, user.id).await;
     }
     tracing::info!(user = ?user.email, client_ip = ?ip, "signed in");
     metrics::counter!("gatehouse_sign_ins_total", "outcome" => "success", "reason" => "")
@@ -332,24 +300,6 @@ pub async fn finish_login(
         header::HeaderValue::from_static("no-referrer"),
     );
     Ok((cleared.add(cookie), response).into_response())
-}
-
-/// Keeps (or clears) the user's "groups may be incomplete" note; a new note is logged once.
-async fn note_groups(state: &AppState, user: &crate::store::User, note: Option<&str>) {
-    let db = state.store.db();
-    let before = crate::lifecycle::store::get(&db, user.id).await;
-    if before
-        .as_ref()
-        .is_ok_and(|b| b.groups_note.as_deref() == note)
-    {
-        return;
-    }
-    if let Some(note) = note {
-        tracing::warn!(user = ?user.email, note, "groups may be incomplete");
-    }
-    if let Err(e) = crate::lifecycle::store::note_groups(&db, user.id, note).await {
-        tracing::warn!(error = %e, "the note on the user's groups could not be kept");
-    }
 }
 
 pub async fn logout(

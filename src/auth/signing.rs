@@ -16,35 +16,45 @@ pub struct SigningKey {
     pub public_jwk: Value,
 }
 
+/// A fresh RSA-2048 private key as PKCS#8 PEM, and its public half's `n` and `e` (base64url).
+pub fn rsa_key_pem() -> anyhow::Result<(String, String, String)> {
+    let pair = KeyPair::generate(KeySize::Rsa2048)
+        .map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
+    let pkcs8 = pair
+        .as_der()
+        .map_err(|_| anyhow::anyhow!("RSA key export failed"))?;
+    // jsonwebtoken takes PKCS#8 only as PEM; wrapping DER in PEM is all this does.
+    let body = STANDARD.encode(pkcs8.as_ref());
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .filter_map(|c| std::str::from_utf8(c).ok())
+        .collect();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    );
+    let public = aws_lc_rs::signature::KeyPair::public_key(&pair);
+    Ok((
+        pem,
+        URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+        URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+    ))
+}
+
 impl SigningKey {
     /// A fresh RSA-2048 key with a random `kid`.
     pub fn generate() -> anyhow::Result<SigningKey> {
-        let pair = KeyPair::generate(KeySize::Rsa2048)
-            .map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
-        let pkcs8 = pair
-            .as_der()
-            .map_err(|_| anyhow::anyhow!("RSA key export failed"))?;
-        // jsonwebtoken takes PKCS#8 only as PEM; wrapping DER in PEM is all this does.
-        let body = STANDARD.encode(pkcs8.as_ref());
-        let lines: Vec<&str> = body
-            .as_bytes()
-            .chunks(64)
-            .filter_map(|c| std::str::from_utf8(c).ok())
-            .collect();
-        let pem = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            lines.join("\n")
-        );
+        let (pem, n, e) = rsa_key_pem()?;
         let encoding = EncodingKey::from_rsa_pem(pem.as_bytes())?;
-        let public = aws_lc_rs::signature::KeyPair::public_key(&pair);
         let kid = uuid::Uuid::new_v4().simple().to_string();
         let public_jwk = json!({
             "kty": "RSA",
             "use": "sig",
             "alg": "RS256",
             "kid": kid,
-            "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
-            "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+            "n": n,
+            "e": e,
         });
         Ok(SigningKey {
             kid,

@@ -6,6 +6,9 @@
 //! is marked "groups may be incomplete" (logged once, shown on the admin user page).
 
 use super::okta::OktaClient;
+use crate::auth::verify::IdClaims;
+use crate::state::AppState;
+use crate::store::User;
 
 /// Okta's cap on a groups claim.
 pub const OKTA_CAP: usize = 100;
@@ -49,6 +52,50 @@ pub fn doubt(claimed: &Claimed<'_>) -> Option<String> {
                 .into(),
         ),
         _ => None,
+    }
+}
+
+/// The groups a sign-in goes on with: the token's, completed from the Users API when they
+/// are in doubt and the API serves this issuer.
+pub async fn at_sign_in(state: &AppState, claims: &IdClaims) -> Completed {
+    let okta = state
+        .auth
+        .okta
+        .as_deref()
+        .filter(|okta| super::serves(okta.org_url(), &claims.iss));
+    let claimed = Claimed {
+        groups: claims.groups.as_ref().map(|g| g.as_slice()),
+        overage: claims
+            .claim_names
+            .as_ref()
+            .is_some_and(|names| names.get("groups").is_some()),
+        admin_groups: !state.auth.admin_groups.is_empty(),
+    };
+    let completed = complete(&claimed, okta, &claims.sub).await;
+    if completed.from_users_api {
+        tracing::info!(
+            count = completed.groups.len(),
+            "groups completed from the Okta Users API"
+        );
+    }
+    completed
+}
+
+/// Keeps (or clears) the user's "groups may be incomplete" note; a new note is logged once.
+pub async fn keep_note(state: &AppState, user: &User, note: Option<&str>) {
+    let db = state.store.db();
+    let before = super::store::get(&db, user.id).await;
+    if before
+        .as_ref()
+        .is_ok_and(|b| b.groups_note.as_deref() == note)
+    {
+        return;
+    }
+    if let Some(note) = note {
+        tracing::warn!(user = ?user.email, note, "groups may be incomplete");
+    }
+    if let Err(e) = super::store::note_groups(&db, user.id, note).await {
+        tracing::warn!(error = %e, "the note on the user's groups could not be kept");
     }
 }
 

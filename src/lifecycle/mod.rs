@@ -27,16 +27,14 @@ pub const LEASE: &str = "okta_lifecycle";
 /// Users looked up at once: a few, to stay well inside Okta's per-minute limits.
 const BATCH: usize = 4;
 
-/// What a round did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Round {
-    pub checked: usize,
-    pub signed_out: usize,
-    pub errors: usize,
+/// What a round did, for its log line.
+#[derive(Debug, Default)]
+struct Round {
+    checked: usize,
+    signed_out: usize,
+    errors: usize,
     /// Why the round ended early (a rate limit, an outage, a refused token).
-    pub stopped: Option<String>,
-    /// Another instance holds the lease.
-    pub skipped: bool,
+    stopped: Option<String>,
 }
 
 /// Whether the Users API of the org at `org_url` knows the accounts of `issuer` (an Okta
@@ -70,16 +68,13 @@ impl LifecycleService {
     }
 
     /// One round over the users with live sessions, if this instance gets the lease.
-    pub async fn run_once(&self, state: &AppState) -> anyhow::Result<Round> {
+    pub async fn run_once(&self, state: &AppState) -> anyhow::Result<()> {
         let db = state.store.db();
         // Held for the round, and kept for a little less than an interval after it: another
         // instance that wakes up just after this round starts none of its own.
         let ttl = self.interval.max(Duration::from_secs(2)) - Duration::from_secs(1);
         if !crate::sync::store::lease_acquire(&db, LEASE, &self.holder, ttl).await? {
-            return Ok(Round {
-                skipped: true,
-                ..Round::default()
-            });
+            return Ok(());
         }
         let users = state.auth.sessions.users_with_sessions().await?;
         let mut round = Round::default();
@@ -115,7 +110,7 @@ impl LifecycleService {
                 "Okta lifecycle round"
             );
         }
-        Ok(round)
+        Ok(())
     }
 
     async fn check_user(

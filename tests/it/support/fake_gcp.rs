@@ -333,26 +333,8 @@ fn signed_by_a_service_account(script: &Script, token: &str) -> bool {
 
 /// A fresh RSA key: its PKCS#8 PEM and the public half for verifying.
 pub fn rsa_key() -> (String, jsonwebtoken::DecodingKey) {
-    use aws_lc_rs::encoding::AsDer;
-    use aws_lc_rs::rsa::{KeyPair, KeySize};
-    use aws_lc_rs::signature::KeyPair as _;
-    let pair = KeyPair::generate(KeySize::Rsa2048).expect("RSA key");
-    let der = pair.as_der().expect("PKCS#8");
-    let body = STANDARD.encode(der.as_ref());
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).expect("base64"))
-        .collect();
-    let pem = format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        lines.join("\n")
-    );
-    let public = pair.public_key();
-    let key = jsonwebtoken::DecodingKey::from_rsa_raw_components(
-        public.modulus().big_endian_without_leading_zero(),
-        public.exponent().big_endian_without_leading_zero(),
-    );
+    let (pem, n, e) = gatehouse::auth::signing::rsa_key_pem().expect("RSA key");
+    let key = jsonwebtoken::DecodingKey::from_rsa_components(&n, &e).expect("public key");
     (pem, key)
 }
 
