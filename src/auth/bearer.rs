@@ -362,7 +362,7 @@ impl ApiVerifier {
             }
         };
         let jwks = self.keys(issuer).await?;
-        let (claims, key): (Value, _) =
+        let (claims, key) =
             verify_keyed(token, &jwks, &iss, &self.audience, &["exp", "iss", "aud"])
                 .await
                 .map_err(|e| match e {
@@ -374,6 +374,7 @@ impl ApiVerifier {
                     }
                     other => BearerError::Invalid(other.to_string()),
                 })?;
+        let claims = Value::Object(claims);
         let access = AccessClaims::deserialize(&claims)
             .map_err(|e| BearerError::Invalid(format!("the token's claims are malformed: {e}")))?;
         let client_id = access

@@ -7,14 +7,20 @@
 //! the identity provider. The set also has a maximum age (the JWKS answer's
 //! `Cache-Control: max-age`, else an hour, never more than a day): a key the provider
 //! withdrew, after a compromise say, stops being trusted then, even while tokens keep
-//! naming it. Parsing and verification are `jsonwebtoken`'s.
+//! naming it. JWK parsing is `jsonwebtoken`'s; each key is parsed into aws-lc-rs's form once,
+//! when the set is fetched, so verifying a token does no key parsing (see `verify`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
-use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
 /// Signature algorithms Gatehouse accepts. Never `none`, never HMAC (a public key is no secret).
@@ -42,7 +48,43 @@ pub enum JwksError {
 pub struct VerifyingKey {
     pub kid: Option<String>,
     pub algorithm: Algorithm,
-    pub key: DecodingKey,
+    /// Parsed once; RS256 keys below 2048 bits fail every verification.
+    key: ParsedPublicKey,
+}
+
+impl VerifyingKey {
+    /// Whether `signature` is this key's signature of `message` under its algorithm.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.key.verify_sig(message, signature).is_ok()
+    }
+}
+
+/// The JWK's public key in aws-lc-rs's parsed form, for the algorithm its type is accepted for.
+fn parse_public_key(params: &AlgorithmParameters) -> Option<(Algorithm, ParsedPublicKey)> {
+    let bytes = |b64: &str| URL_SAFE_NO_PAD.decode(b64).ok();
+    match params {
+        AlgorithmParameters::RSA(rsa) => {
+            let components = RsaPublicKeyComponents {
+                n: bytes(&rsa.n)?,
+                e: bytes(&rsa.e)?,
+            };
+            let key = components
+                .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+                .ok()?;
+            Some((Algorithm::RS256, key))
+        }
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+            let (x, y) = (bytes(&ec.x)?, bytes(&ec.y)?);
+            if x.len() != 32 || y.len() != 32 {
+                return None;
+            }
+            // The uncompressed point encoding aws-lc-rs takes for ECDSA public keys.
+            let point = [&[0x04][..], &x, &y].concat();
+            let key = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).ok()?;
+            Some((Algorithm::ES256, key))
+        }
+        _ => None,
+    }
 }
 
 #[derive(Default)]
@@ -256,12 +298,8 @@ fn parse_keys(keys: Vec<serde_json::Value>) -> KeySet {
         {
             continue;
         }
-        let algorithm = match &jwk.algorithm {
-            AlgorithmParameters::RSA(_) => Algorithm::RS256,
-            AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
-                Algorithm::ES256
-            }
-            _ => continue,
+        let Some((algorithm, key)) = parse_public_key(&jwk.algorithm) else {
+            continue;
         };
         // A key that names its algorithm must name the one its type is accepted for.
         if jwk
@@ -271,9 +309,6 @@ fn parse_keys(keys: Vec<serde_json::Value>) -> KeySet {
         {
             continue;
         }
-        let Ok(key) = DecodingKey::from_jwk(&jwk) else {
-            continue;
-        };
         let entry = Arc::new(VerifyingKey {
             kid: jwk.common.key_id.clone(),
             algorithm,

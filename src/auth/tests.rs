@@ -197,7 +197,7 @@ async fn every_bad_id_token_is_refused_with_its_reason() {
                 b64(&json!({"alg": "none", "kid": key.kid})),
                 b64(&claims())
             ),
-            "malformed",
+            "disallowed_algorithm",
         ),
         ("garbage", "not.a.jwt".to_string(), "malformed"),
         ("empty", String::new(), "malformed"),
@@ -304,4 +304,228 @@ async fn an_unreachable_jwks_is_an_error_not_a_panic() {
         .await
         .expect_err("no JWKS");
     assert_eq!(err.code(), "jwks_unavailable", "{err}");
+}
+
+/// A P-256 key as a JWK, and a signer of compact tokens under the header given.
+fn ec_key(kid: &str) -> (Value, impl Fn(&Value, &Value) -> String) {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("EC key");
+    let point = pair.public_key().as_ref().to_vec();
+    let jwk = json!({
+        "kty": "EC", "crv": "P-256", "use": "sig", "kid": kid,
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+    });
+    let sign = move |header: &Value, claims: &Value| {
+        let message = format!("{}.{}", b64(header), b64(claims));
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let signature = pair.sign(&rng, message.as_bytes()).expect("sign");
+        format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
+    };
+    (jwk, sign)
+}
+
+#[tokio::test]
+async fn es256_tokens_verify_with_their_key_and_only_with_it() {
+    let rsa = SigningKey::generate().expect("key");
+    let (ec_jwk, ec_sign) = ec_key("ec-1");
+    let jwks = serve_jwks(&[&rsa]).await;
+    *jwks.body.lock().expect("lock") = json!({ "keys": [rsa.public_jwk.clone(), ec_jwk] });
+    let cache = cache(&jwks, Duration::from_secs(30));
+    let header = json!({"alg": "ES256", "typ": "JWT", "kid": "ec-1"});
+    let id = verify(&cache, &ec_sign(&header, &claims()))
+        .await
+        .expect("a good ES256 token");
+    assert_eq!(id.sub, "alice");
+
+    let good = ec_sign(&header, &claims());
+    let (message, _) = good.rsplit_once('.').expect("jwt");
+    let other_payload = format!(
+        "{}.{}",
+        b64(&header),
+        b64(&with(claims(), "sub", json!("eve")))
+    );
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "signature of other claims",
+            format!("{other_payload}.{}", good.rsplit_once('.').expect("jwt").1),
+            "bad_signature",
+        ),
+        (
+            "a signature of the wrong length",
+            format!("{message}.{}", URL_SAFE_NO_PAD.encode([7u8; 32])),
+            "bad_signature",
+        ),
+        (
+            "RS256 named on the EC key",
+            ec_sign(&json!({"alg": "RS256", "kid": "ec-1"}), &claims()),
+            "algorithm_mismatch",
+        ),
+        (
+            "ES256 named on the RSA key",
+            ec_sign(&json!({"alg": "ES256", "kid": rsa.kid}), &claims()),
+            "algorithm_mismatch",
+        ),
+    ];
+    for (name, token, code) in cases {
+        let err = verify(&cache, &token).await.expect_err(name);
+        assert_eq!(err.code(), code, "{name}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn the_compact_form_and_every_registered_claim_are_checked_strictly() {
+    let key = SigningKey::generate().expect("key");
+    let jwks = serve_jwks(&[&key]).await;
+    let cache = cache(&jwks, Duration::from_secs(30));
+    let now = chrono::Utc::now().timestamp();
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": key.kid});
+    let signed = |h: &Value, c: &Value| key.sign_with_header(h, c).expect("sign");
+    let good = signed(&header, &claims());
+    verify(&cache, &good).await.expect("the good token");
+    // Fractional times and times within the minute of leeway pass.
+    for variant in [
+        with(claims(), "exp", json!(now as f64 + 300.5)),
+        with(claims(), "exp", json!(now - 30)),
+        with(claims(), "nbf", json!(now + 30)),
+        with(claims(), "aud", json!([CLIENT])),
+    ] {
+        verify(&cache, &signed(&header, &variant))
+            .await
+            .unwrap_or_else(|e| panic!("{variant}: {e}"));
+    }
+
+    let (head, rest) = good.split_once('.').expect("jwt");
+    let (payload, signature) = rest.split_once('.').expect("jwt");
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("two parts", format!("{head}.{payload}"), "malformed"),
+        ("four parts", format!("{good}.AAAA"), "malformed"),
+        (
+            "an empty header",
+            format!(".{payload}.{signature}"),
+            "malformed",
+        ),
+        ("padding on the signature", format!("{good}="), "malformed"),
+        ("a space after it", format!("{good} "), "malformed"),
+        (
+            "another header under the same signature",
+            format!(
+                "{}.{payload}.{signature}",
+                b64(&json!({"alg": "RS256", "typ": "at+jwt", "kid": key.kid}))
+            ),
+            "bad_signature",
+        ),
+        (
+            "other claims under the same signature",
+            format!(
+                "{head}.{}.{signature}",
+                b64(&with(claims(), "sub", json!("mallory")))
+            ),
+            "bad_signature",
+        ),
+        (
+            "an empty signature",
+            format!("{head}.{payload}."),
+            "bad_signature",
+        ),
+        (
+            "a header that is not an object",
+            signed(&json!("RS256"), &claims()),
+            "malformed",
+        ),
+        (
+            "a numeric kid",
+            signed(&json!({"alg": "RS256", "kid": 7}), &claims()),
+            "malformed",
+        ),
+        (
+            "a critical extension",
+            signed(
+                &json!({"alg": "RS256", "kid": key.kid, "crit": ["exp"], "exp": 1}),
+                &claims(),
+            ),
+            "malformed",
+        ),
+        (
+            "alg in lower case",
+            signed(&json!({"alg": "rs256", "kid": key.kid}), &claims()),
+            "disallowed_algorithm",
+        ),
+        (
+            "RS384",
+            signed(&json!({"alg": "RS384", "kid": key.kid}), &claims()),
+            "disallowed_algorithm",
+        ),
+        (
+            "PS256",
+            signed(&json!({"alg": "PS256", "kid": key.kid}), &claims()),
+            "disallowed_algorithm",
+        ),
+        (
+            "claims that are an array",
+            signed(&header, &json!([claims()])),
+            "malformed",
+        ),
+        (
+            "claims that are null",
+            signed(&header, &json!(null)),
+            "malformed",
+        ),
+        (
+            "exp as a string",
+            signed(
+                &header,
+                &with(claims(), "exp", json!((now + 300).to_string())),
+            ),
+            "missing_claim",
+        ),
+        (
+            "a negative exp",
+            signed(&header, &with(claims(), "exp", json!(-1))),
+            "malformed",
+        ),
+        (
+            "expired beyond the leeway",
+            signed(&header, &with(claims(), "exp", json!(now - 120))),
+            "expired",
+        ),
+        (
+            "nbf as a string",
+            signed(&header, &with(claims(), "nbf", json!("now"))),
+            "malformed",
+        ),
+        (
+            "nbf beyond the leeway",
+            signed(&header, &with(claims(), "nbf", json!(now + 120))),
+            "not_yet_valid",
+        ),
+        (
+            "iss as an array",
+            signed(&header, &with(claims(), "iss", json!([ISSUER]))),
+            "missing_claim",
+        ),
+        (
+            "aud as a number",
+            signed(&header, &with(claims(), "aud", json!(5))),
+            "missing_claim",
+        ),
+        (
+            "aud an empty list",
+            signed(&header, &with(claims(), "aud", json!([]))),
+            "wrong_audience",
+        ),
+        (
+            "aud a list of others",
+            signed(&header, &with(claims(), "aud", json!(["a", "b"]))),
+            "wrong_audience",
+        ),
+        (
+            "sub as a number",
+            signed(&header, &with(claims(), "sub", json!(42))),
+            "missing_claim",
+        ),
+    ];
+    for (name, token, code) in cases {
+        let err = verify(&cache, &token).await.expect_err(name);
+        assert_eq!(err.code(), code, "{name}: {err}");
+    }
 }

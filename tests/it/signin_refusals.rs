@@ -142,7 +142,7 @@ async fn every_bad_callback_is_refused_with_its_reason() {
             Tamper::ForeignKeySameKid,
             "id_token:bad_signature",
         ),
-        ("alg none", Tamper::AlgNone, "id_token:malformed"),
+        ("alg none", Tamper::AlgNone, "id_token:disallowed_algorithm"),
         (
             "HS256 keyed with the public key",
             Tamper::Hs256WithPublicKey,
