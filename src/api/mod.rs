@@ -38,10 +38,10 @@ pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     ))]
 pub async fn me(Bearer(token): Bearer) -> Json<MeAnswer> {
     Json(MeAnswer {
-        sub: token.sub,
-        client_id: token.client_id,
-        scopes: token.scopes,
-        claims: token.claims,
+        sub: token.sub.clone(),
+        client_id: token.client_id.clone(),
+        scopes: token.scopes.clone(),
+        claims: token.claims.clone(),
     })
 }
 

@@ -18,7 +18,7 @@ use super::discovery;
 use super::jwks::JwksCache;
 use super::jwks::VerifyingKey;
 use super::oidc::OidcClient;
-use super::verify::{OneOrMany, TokenError, verify_keyed};
+use super::verify::{TokenError, numeric_date, verify_keyed};
 use crate::web::error::AppError;
 
 /// Longest `Authorization` header read; anything longer is refused unparsed.
@@ -53,24 +53,32 @@ impl AccessToken {
 }
 
 #[derive(Debug, Deserialize)]
-struct AccessClaims {
-    exp: Option<i64>,
-    sub: Option<String>,
-    cid: Option<String>,
-    azp: Option<String>,
-    client_id: Option<String>,
-    scp: Option<OneOrMany>,
-    scope: Option<String>,
+struct AccessClaims<'a> {
+    sub: Option<&'a str>,
+    cid: Option<&'a str>,
+    azp: Option<&'a str>,
+    client_id: Option<&'a str>,
+    #[serde(borrow)]
+    scp: Option<Scopes<'a>>,
+    scope: Option<&'a str>,
+}
+
+/// `scp`: an array, or one space-separated string as Okta and others send.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scopes<'a> {
+    One(&'a str),
+    Many(#[serde(borrow)] Vec<&'a str>),
 }
 
 /// Scopes from `scp` (array, or space-separated string as Okta and others send) or `scope`.
 fn scopes_of(claims: &AccessClaims) -> Vec<String> {
     let mut out: Vec<String> = match &claims.scp {
-        Some(OneOrMany::Many(v)) => v.clone(),
-        Some(OneOrMany::One(s)) => s.split_whitespace().map(str::to_string).collect(),
+        Some(Scopes::Many(v)) => v.iter().map(|s| (*s).to_string()).collect(),
+        Some(Scopes::One(s)) => s.split_whitespace().map(str::to_string).collect(),
         None => Vec::new(),
     };
-    if let Some(scope) = &claims.scope {
+    if let Some(scope) = claims.scope {
         out.extend(scope.split_whitespace().map(str::to_string));
     }
     out.sort();
@@ -208,7 +216,7 @@ const VERIFIED_KEPT: usize = 10_000;
 
 /// A token verified earlier, and what that rested on.
 struct Verified {
-    token: AccessToken,
+    token: Arc<AccessToken>,
     key: Arc<VerifyingKey>,
     jwks: Arc<JwksCache>,
     /// Unix time until which it is reused: its `exp` or the maximum age, whichever is first.
@@ -310,7 +318,7 @@ impl ApiVerifier {
 
     /// The whole check of an `Authorization` header. No I/O once the issuer's keys are cached
     /// (an unknown `kid` refetches at most once per cool-down).
-    pub async fn verify(&self, headers: &HeaderMap) -> Result<AccessToken, BearerError> {
+    pub async fn verify(&self, headers: &HeaderMap) -> Result<Arc<AccessToken>, BearerError> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Err(BearerError::Missing);
         };
@@ -377,31 +385,29 @@ impl ApiVerifier {
         let claims = Value::Object(claims);
         let access = AccessClaims::deserialize(&claims)
             .map_err(|e| BearerError::Invalid(format!("the token's claims are malformed: {e}")))?;
-        let client_id = access
-            .cid
-            .clone()
-            .or_else(|| access.client_id.clone())
-            .or_else(|| access.azp.clone());
+        let client_id = access.cid.or(access.client_id).or(access.azp);
         if let Some(allowed) = &self.client_ids
-            && !client_id.as_ref().is_some_and(|c| allowed.contains(c))
+            && !client_id.is_some_and(|c| allowed.iter().any(|a| a == c))
         {
             return Err(BearerError::Invalid(
                 "the token's client is not allowed here".into(),
             ));
         }
-        let verified = AccessToken {
+        let verified = Arc::new(AccessToken {
             issuer: iss,
-            sub: access.sub.clone(),
-            client_id,
+            sub: access.sub.map(str::to_string),
+            client_id: client_id.map(str::to_string),
             scopes: scopes_of(&access),
             claims,
-        };
-        let until = reuse_until(now, access.exp);
+        });
+        // Present and a date: the token check requires it.
+        let exp = verified.claims.get("exp").and_then(numeric_date);
+        let until = reuse_until(now, exp);
         if until > now {
             self.verified.insert(
                 digest,
                 Arc::new(Verified {
-                    token: verified.clone(),
+                    token: Arc::clone(&verified),
                     key,
                     jwks,
                     until,
@@ -415,11 +421,11 @@ impl ApiVerifier {
 /// A verified Bearer token, as a handler argument. The pipeline verifies a request's token
 /// once, in its own layer, and refuses the request before the handler when it is not valid;
 /// this reads the result. On a route without that layer it refuses (fails closed).
-pub struct Bearer(pub AccessToken);
+pub struct Bearer(pub Arc<AccessToken>);
 
 /// The pipeline's verification result for this request.
 #[derive(Clone)]
-pub struct VerifiedBearer(pub Result<AccessToken, BearerError>);
+pub struct VerifiedBearer(pub Result<Arc<AccessToken>, BearerError>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = AppError;
@@ -452,7 +458,7 @@ mod tests {
 
     #[test]
     fn scopes_from_scp_array_string_and_scope() {
-        let parse = |v: Value| scopes_of(&serde_json::from_value(v).expect("claims"));
+        let parse = |v: Value| scopes_of(&AccessClaims::deserialize(&v).expect("claims"));
         assert_eq!(parse(json!({"scp": ["b", "a"]})), ["a", "b"]);
         assert_eq!(parse(json!({"scp": "a b"})), ["a", "b"]);
         assert_eq!(

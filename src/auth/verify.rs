@@ -4,6 +4,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -139,9 +141,11 @@ pub async fn verify_with<T: DeserializeOwned>(
 
 /// The JOSE header fields a verification reads.
 #[derive(Deserialize)]
-struct JoseHeader {
-    alg: String,
-    kid: Option<String>,
+struct JoseHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow)]
+    kid: Option<Cow<'a, str>>,
     /// Extensions the token says must be understood; Gatehouse understands none.
     crit: Option<serde::de::IgnoredAny>,
 }
@@ -173,13 +177,17 @@ pub async fn verify_keyed(
         .split_once('.')
         .filter(|(_, payload)| !payload.contains('.'))
         .ok_or_else(|| malformed("not three dot-separated parts"))?;
-    let header: JoseHeader = decode_part(header, "header")?;
+    let header = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| malformed("the header is not base64url"))?;
+    let header: JoseHeader = serde_json::from_slice(&header)
+        .map_err(|e| TokenError::Malformed(format!("the header is not the expected JSON: {e}")))?;
     let algorithm = header
         .alg
         .parse::<Algorithm>()
         .ok()
         .filter(|a| ALLOWED_ALGORITHMS.contains(a))
-        .ok_or_else(|| TokenError::DisallowedAlgorithm(header.alg.clone()))?;
+        .ok_or_else(|| TokenError::DisallowedAlgorithm(header.alg.to_string()))?;
     if header.crit.is_some() {
         return Err(malformed("the header names critical extensions"));
     }
@@ -269,7 +277,7 @@ fn check_registered(
 }
 
 /// A JWT NumericDate: seconds since the epoch, possibly fractional; never negative.
-fn numeric_date(value: &Value) -> Option<i64> {
+pub fn numeric_date(value: &Value) -> Option<i64> {
     let n = value.as_number()?;
     if let Some(i) = n.as_i64() {
         return (i >= 0).then_some(i);

@@ -48,7 +48,7 @@ pub fn routes() -> Vec<Route> {
 /// argument before the body, so a token that may not write is refused from the request's
 /// head alone; checked after buffering, any valid token could make the server read and hold
 /// up to 64 MiB per request before being told no.
-pub struct Writer(pub AccessToken);
+pub struct Writer(pub std::sync::Arc<AccessToken>);
 
 impl FromRequestParts<AppState> for Writer {
     type Rejection = AppError;
@@ -267,7 +267,7 @@ fn snapshot_from(
 
 /// One snapshot request, as the two PUT handlers hand it on.
 struct SnapshotRequest {
-    token: AccessToken,
+    token: std::sync::Arc<AccessToken>,
     params: SnapshotParams,
     peer: std::net::SocketAddr,
     headers: HeaderMap,

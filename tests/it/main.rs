@@ -1,6 +1,11 @@
 //! Integration tests: one binary (one link step), real PostgreSQL, Redis, node oidc-provider
 //! and Chromium, each started or reached on loopback by `support`.
 
+/// The allocator the binary runs with, so that what runs in-process here (the benchmarks
+/// above all) allocates as it does in production.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod account;
 mod admin;
 mod api;
