@@ -21,7 +21,7 @@ pub struct MeAnswer {
     pub scopes: Vec<String>,
     /// Every claim of the verified token.
     #[schema(value_type = Object)]
-    pub claims: serde_json::Value,
+    pub claims: Box<serde_json::value::RawValue>,
 }
 
 /// A page of the directory.

@@ -3,6 +3,7 @@
 //!
 //! Over 400 lines with its unit tests (about 90 lines at the end).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
@@ -11,27 +12,28 @@ use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::OnceCell;
 
 use super::discovery;
 use super::jwks::JwksCache;
 use super::jwks::VerifyingKey;
 use super::oidc::OidcClient;
-use super::verify::{TokenError, numeric_date, verify_keyed};
+use super::verify::{TokenError, verify_keyed};
 use crate::web::error::AppError;
 
 /// Longest `Authorization` header read; anything longer is refused unparsed.
 pub const MAX_HEADER_LEN: usize = 8 * 1024;
 
 /// A verified access token.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct AccessToken {
     pub issuer: String,
     pub sub: Option<String>,
     pub client_id: Option<String>,
     pub scopes: Vec<String>,
-    pub claims: Value,
+    /// Every claim, as the token carries them (one JSON object).
+    pub claims: Box<RawValue>,
 }
 
 impl AccessToken {
@@ -54,31 +56,36 @@ impl AccessToken {
 
 #[derive(Debug, Deserialize)]
 struct AccessClaims<'a> {
-    sub: Option<&'a str>,
-    cid: Option<&'a str>,
-    azp: Option<&'a str>,
-    client_id: Option<&'a str>,
+    #[serde(borrow)]
+    sub: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    cid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    azp: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    client_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     scp: Option<Scopes<'a>>,
-    scope: Option<&'a str>,
+    #[serde(borrow)]
+    scope: Option<Cow<'a, str>>,
 }
 
 /// `scp`: an array, or one space-separated string as Okta and others send.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum Scopes<'a> {
-    One(&'a str),
-    Many(#[serde(borrow)] Vec<&'a str>),
+    One(#[serde(borrow)] Cow<'a, str>),
+    Many(#[serde(borrow)] Vec<Cow<'a, str>>),
 }
 
 /// Scopes from `scp` (array, or space-separated string as Okta and others send) or `scope`.
 fn scopes_of(claims: &AccessClaims) -> Vec<String> {
     let mut out: Vec<String> = match &claims.scp {
-        Some(Scopes::Many(v)) => v.iter().map(|s| (*s).to_string()).collect(),
+        Some(Scopes::Many(v)) => v.iter().map(|s| s.to_string()).collect(),
         Some(Scopes::One(s)) => s.split_whitespace().map(str::to_string).collect(),
         None => Vec::new(),
     };
-    if let Some(scope) = claims.scope {
+    if let Some(scope) = &claims.scope {
         out.extend(scope.split_whitespace().map(str::to_string));
     }
     out.sort();
@@ -370,38 +377,44 @@ impl ApiVerifier {
             }
         };
         let jwks = self.keys(issuer).await?;
-        let (claims, key) =
-            verify_keyed(token, &jwks, &iss, &self.audience, &["exp", "iss", "aud"])
-                .await
-                .map_err(|e| match e {
-                    TokenError::Key(crate::auth::jwks::JwksError::Unavailable(_)) => {
-                        BearerError::KeysUnavailable
-                    }
-                    TokenError::WrongIssuer => {
-                        BearerError::Invalid("the token was issued by someone else".into())
-                    }
-                    other => BearerError::Invalid(other.to_string()),
-                })?;
-        let claims = Value::Object(claims);
-        let access = AccessClaims::deserialize(&claims)
+        let checked = verify_keyed(token, &jwks, &iss, &self.audience, &["exp", "iss", "aud"])
+            .await
+            .map_err(|e| match e {
+                TokenError::Key(crate::auth::jwks::JwksError::Unavailable(_)) => {
+                    BearerError::KeysUnavailable
+                }
+                TokenError::WrongIssuer => {
+                    BearerError::Invalid("the token was issued by someone else".into())
+                }
+                other => BearerError::Invalid(other.to_string()),
+            })?;
+        let access: AccessClaims = serde_json::from_str(&checked.claims)
             .map_err(|e| BearerError::Invalid(format!("the token's claims are malformed: {e}")))?;
+        let scopes = scopes_of(&access);
         let client_id = access.cid.or(access.client_id).or(access.azp);
         if let Some(allowed) = &self.client_ids
-            && !client_id.is_some_and(|c| allowed.iter().any(|a| a == c))
+            && !client_id
+                .as_deref()
+                .is_some_and(|c| allowed.iter().any(|a| a == c))
         {
             return Err(BearerError::Invalid(
                 "the token's client is not allowed here".into(),
             ));
         }
+        let (sub, client_id) = (
+            access.sub.map(Cow::into_owned),
+            client_id.map(Cow::into_owned),
+        );
+        let claims = RawValue::from_string(checked.claims)
+            .map_err(|e| BearerError::Invalid(format!("the token's claims are malformed: {e}")))?;
         let verified = Arc::new(AccessToken {
             issuer: iss,
-            sub: access.sub.map(str::to_string),
-            client_id: client_id.map(str::to_string),
-            scopes: scopes_of(&access),
+            sub,
+            client_id,
+            scopes,
             claims,
         });
-        // Present and a date: the token check requires it.
-        let exp = verified.claims.get("exp").and_then(numeric_date);
+        let (exp, key) = (checked.exp, checked.key);
         let until = reuse_until(now, exp);
         if until > now {
             self.verified.insert(
@@ -458,7 +471,9 @@ mod tests {
 
     #[test]
     fn scopes_from_scp_array_string_and_scope() {
-        let parse = |v: Value| scopes_of(&AccessClaims::deserialize(&v).expect("claims"));
+        let parse = |v: serde_json::Value| {
+            scopes_of(&serde_json::from_str(&v.to_string()).expect("claims"))
+        };
         assert_eq!(parse(json!({"scp": ["b", "a"]})), ["a", "b"]);
         assert_eq!(parse(json!({"scp": "a b"})), ["a", "b"]);
         assert_eq!(
@@ -485,7 +500,7 @@ mod tests {
             sub: None,
             client_id: client.map(str::to_string),
             scopes: vec!["directory.write".into()],
-            claims: json!({}),
+            claims: serde_json::value::to_raw_value(&json!({})).expect("json"),
         }
     }
 

@@ -8,7 +8,6 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
 
 use std::sync::Arc;
 
@@ -134,9 +133,40 @@ pub async fn verify_with<T: DeserializeOwned>(
     audience: &str,
     required: &[&str],
 ) -> Result<T, TokenError> {
-    let (claims, _) = verify_keyed(token, jwks, issuer, audience, required).await?;
-    serde_json::from_value(Value::Object(claims))
+    let checked = verify_keyed(token, jwks, issuer, audience, required).await?;
+    serde_json::from_str(&checked.claims)
         .map_err(|e| TokenError::Malformed(format!("the claims do not fit: {e}")))
+}
+
+/// A token whose signature and registered claims passed.
+pub struct CheckedToken {
+    /// The claims as the token carries them: the text of one JSON object.
+    pub claims: String,
+    /// `exp`, when the token has one.
+    pub exp: Option<i64>,
+    /// The key that verified it.
+    pub key: Arc<VerifyingKey>,
+}
+
+/// The registered claims a verification checks, read borrowed from the claims' text; any of
+/// them present with another JSON type makes the claims malformed.
+#[derive(Deserialize)]
+struct Registered<'a> {
+    #[serde(borrow)]
+    iss: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    sub: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    aud: Option<Audience<'a>>,
+    exp: Option<serde_json::Number>,
+    nbf: Option<serde_json::Number>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience<'a> {
+    One(#[serde(borrow)] Cow<'a, str>),
+    Many(#[serde(borrow)] Vec<Cow<'a, str>>),
 }
 
 /// The JOSE header fields a verification reads.
@@ -150,22 +180,22 @@ struct JoseHeader<'a> {
     crit: Option<serde::de::IgnoredAny>,
 }
 
-/// As `verify_with`, returning the claims as JSON and the key that verified the token (for
-/// a cache of verified tokens to check that it is still trusted).
+/// As `verify_with`, returning the claims' text, `exp` and the key that verified the token
+/// (for a cache of verified tokens to check that it is still trusted).
 ///
 /// The compact serialization and the registered-claim checks are written here, the
 /// signature is aws-lc-rs's with the key parsed when the key set was fetched. `jsonwebtoken`
 /// (which parses and signs JWKs and tokens elsewhere) re-parses the public key for every
-/// token and reads the claims twice; that is a fifth more work on top of the RSA
-/// verification, and the check of an unseen Bearer token is to cost little more than the
-/// RSA verification itself. The token is decoded once: header, signature, then claims.
+/// token; that is a fifth more work on top of the RSA verification, and the check of an
+/// unseen Bearer token is to cost little more than the RSA verification itself. The token
+/// is decoded once: header, signature, then claims (read as text, borrowed by each reader).
 pub async fn verify_keyed(
     token: &str,
     jwks: &JwksCache,
     issuer: &str,
     audience: &str,
     required: &[&str],
-) -> Result<(Map<String, Value>, Arc<VerifyingKey>), TokenError> {
+) -> Result<CheckedToken, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed("longer than 16 KiB".into()));
     }
@@ -198,41 +228,40 @@ pub async fn verify_keyed(
     if !key.verifies(message.as_bytes(), &signature) {
         return Err(TokenError::BadSignature);
     }
-    let Value::Object(claims) = decode_part::<Value>(payload, "payload")? else {
+    let claims = URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| malformed("the payload is not base64url text"))?;
+    // A struct also reads from a JSON array, by position; claims are an object.
+    if !claims.trim_start().starts_with('{') {
         return Err(malformed("the payload is not a JSON object"));
-    };
+    }
+    let registered: Registered = serde_json::from_str(&claims)
+        .map_err(|e| TokenError::Malformed(format!("the payload is not the expected JSON: {e}")))?;
     let now = chrono::Utc::now().timestamp();
-    check_registered(&claims, issuer, audience, required, now)?;
-    Ok((claims, key))
-}
-
-/// A base64url part of the token, as JSON.
-fn decode_part<T: DeserializeOwned>(part: &str, name: &str) -> Result<T, TokenError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| TokenError::Malformed(format!("the {name} is not base64url")))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| TokenError::Malformed(format!("the {name} is not the expected JSON: {e}")))
+    let exp = check_registered(&registered, issuer, audience, required, now)?;
+    Ok(CheckedToken { claims, exp, key })
 }
 
 /// The registered claims (RFC 7519 section 4.1): the named ones present, times within
-/// `LEEWAY_SECS` of `now`, issuer and audience ours. A claim of the wrong JSON type is
-/// refused, never skipped.
+/// `LEEWAY_SECS` of `now`, issuer and audience ours. Returns `exp`.
 fn check_registered(
-    claims: &Map<String, Value>,
+    claims: &Registered,
     issuer: &str,
     audience: &str,
     required: &[&str],
     now: i64,
-) -> Result<(), TokenError> {
+) -> Result<Option<i64>, TokenError> {
     for &name in required {
         let present = match name {
-            "exp" | "nbf" => claims.get(name).is_some_and(Value::is_number),
-            "iss" | "sub" => claims.get(name).is_some_and(Value::is_string),
-            "aud" => claims
-                .get(name)
-                .is_some_and(|a| a.is_string() || a.is_array()),
-            _ => claims.contains_key(name),
+            "exp" => claims.exp.is_some(),
+            "nbf" => claims.nbf.is_some(),
+            "iss" => claims.iss.is_some(),
+            "sub" => claims.sub.is_some(),
+            "aud" => claims.aud.is_some(),
+            // A claim this check cannot see is never taken as present.
+            _ => false,
         };
         if !present {
             return Err(TokenError::MissingClaim(match name {
@@ -246,39 +275,37 @@ fn check_registered(
         }
     }
     let leeway = i64::try_from(LEEWAY_SECS).unwrap_or(60);
-    if let Some(exp) = claims.get("exp") {
-        let exp = numeric_date(exp).ok_or(TokenError::Malformed("exp is not a date".into()))?;
-        if exp.saturating_add(leeway) < now {
-            return Err(TokenError::Expired);
+    let exp = match &claims.exp {
+        Some(exp) => {
+            Some(numeric_date(exp).ok_or(TokenError::Malformed("exp is not a date".into()))?)
         }
+        None => None,
+    };
+    if exp.is_some_and(|exp| exp.saturating_add(leeway) < now) {
+        return Err(TokenError::Expired);
     }
-    if let Some(nbf) = claims.get("nbf") {
+    if let Some(nbf) = &claims.nbf {
         let nbf = numeric_date(nbf).ok_or(TokenError::Malformed("nbf is not a date".into()))?;
         if nbf.saturating_sub(leeway) > now {
             return Err(TokenError::NotYetValid);
         }
     }
-    if let Some(iss) = claims.get("iss")
-        && iss.as_str() != Some(issuer)
-    {
+    if claims.iss.as_deref().is_some_and(|iss| iss != issuer) {
         return Err(TokenError::WrongIssuer);
     }
-    if let Some(aud) = claims.get("aud") {
-        let ours = match aud {
-            Value::String(one) => one == audience,
-            Value::Array(many) => many.iter().any(|a| a.as_str() == Some(audience)),
-            _ => false,
-        };
-        if !ours {
-            return Err(TokenError::WrongAudience);
-        }
+    let ours = match &claims.aud {
+        None => true,
+        Some(Audience::One(one)) => one == audience,
+        Some(Audience::Many(many)) => many.iter().any(|a| a == audience),
+    };
+    if !ours {
+        return Err(TokenError::WrongAudience);
     }
-    Ok(())
+    Ok(exp)
 }
 
 /// A JWT NumericDate: seconds since the epoch, possibly fractional; never negative.
-pub fn numeric_date(value: &Value) -> Option<i64> {
-    let n = value.as_number()?;
+fn numeric_date(n: &serde_json::Number) -> Option<i64> {
     if let Some(i) = n.as_i64() {
         return (i >= 0).then_some(i);
     }
@@ -335,4 +362,34 @@ pub async fn verify_id_token(
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use aws_lc_rs::constant_time::verify_slices_are_equal;
     verify_slices_are_equal(a, b).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registered(json: &str) -> Registered<'_> {
+        serde_json::from_str(json).expect("registered claims")
+    }
+
+    #[test]
+    fn a_required_claim_this_check_cannot_see_is_missing() {
+        let claims = registered(r#"{"iss": "i", "aud": "a", "jti": "x"}"#);
+        let err = check_registered(&claims, "i", "a", &["jti"], 0).expect_err("fails closed");
+        assert_eq!(err, TokenError::MissingClaim("required"));
+        assert_eq!(
+            check_registered(&claims, "i", "a", &["iss", "aud"], 0),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn numeric_dates_are_whole_seconds_never_negative() {
+        let n = |v: serde_json::Value| numeric_date(v.as_number().expect("number"));
+        assert_eq!(n(serde_json::json!(1_800_000_000)), Some(1_800_000_000));
+        assert_eq!(n(serde_json::json!(1_800_000_000.6)), Some(1_800_000_001));
+        assert_eq!(n(serde_json::json!(u64::MAX)), Some(i64::MAX));
+        assert_eq!(n(serde_json::json!(-1)), None);
+        assert_eq!(n(serde_json::json!(-0.5)), None);
+    }
 }

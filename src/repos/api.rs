@@ -48,6 +48,16 @@ fn is_machine(token: &AccessToken) -> bool {
     }
 }
 
+/// Okta's `uid` claim of an access token: the user's id, which is the `sub` of their ID
+/// token.
+fn okta_uid(token: &AccessToken) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Uid {
+        uid: Option<String>,
+    }
+    serde_json::from_str::<Uid>(token.claims.get()).ok()?.uid
+}
+
 /// What the token may see, worked out once per request.
 async fn access_of(state: &AppState, token: &AccessToken) -> Result<RepoAccess, AppError> {
     if is_machine(token) {
@@ -57,9 +67,9 @@ async fn access_of(state: &AppState, token: &AccessToken) -> Result<RepoAccess, 
     let sub = token.sub.as_deref().unwrap_or_default();
     let mut user = crate::auth::users::by_subject(&db, &token.issuer, sub).await?;
     if user.is_none()
-        && let Some(uid) = token.claims.get("uid").and_then(|v| v.as_str())
+        && let Some(uid) = okta_uid(token)
     {
-        user = crate::auth::users::by_subject(&db, &token.issuer, uid).await?;
+        user = crate::auth::users::by_subject(&db, &token.issuer, &uid).await?;
     }
     let user = user.ok_or_else(|| {
         AppError::Forbidden(
@@ -257,7 +267,7 @@ mod tests {
             sub: sub.map(str::to_string),
             client_id: client.map(str::to_string),
             scopes: vec![READ.into()],
-            claims: json!({}),
+            claims: serde_json::value::to_raw_value(&json!({})).expect("json"),
         }
     }
 
