@@ -74,10 +74,14 @@ impl SigningKey {
     /// Signs `claims` under a header given whole, RS256 whatever it says: tokens that are
     /// well signed and wrong in some other way.
     pub fn sign_with_header(&self, header: &Value, claims: &Value) -> anyhow::Result<String> {
-        let part = |v: &Value| -> anyhow::Result<String> {
-            Ok(URL_SAFE_NO_PAD.encode(serde_json::to_vec(v)?))
-        };
-        let message = format!("{}.{}", part(header)?, part(claims)?);
+        self.sign_text(header, &serde_json::to_string(claims)?)
+    }
+
+    /// As `sign_with_header`, with the claims as text (which JSON values cannot always be:
+    /// a key twice, say).
+    pub fn sign_text(&self, header: &Value, claims: &str) -> anyhow::Result<String> {
+        let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header)?);
+        let message = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims));
         let signature =
             jsonwebtoken::crypto::sign(message.as_bytes(), &self.encoding, Algorithm::RS256)?;
         Ok(format!("{message}.{signature}"))
