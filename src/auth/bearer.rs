@@ -19,7 +19,7 @@ use super::discovery;
 use super::jwks::JwksCache;
 use super::jwks::VerifyingKey;
 use super::oidc::OidcClient;
-use super::verify::{TokenError, verify_keyed};
+use super::verify::{OneOrManyRef, TokenError, verify_keyed};
 use crate::web::error::AppError;
 
 /// Longest `Authorization` header read; anything longer is refused unparsed.
@@ -65,24 +65,16 @@ struct AccessClaims<'a> {
     #[serde(borrow)]
     client_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    scp: Option<Scopes<'a>>,
+    scp: Option<OneOrManyRef<'a>>,
     #[serde(borrow)]
     scope: Option<Cow<'a, str>>,
-}
-
-/// `scp`: an array, or one space-separated string as Okta and others send.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Scopes<'a> {
-    One(#[serde(borrow)] Cow<'a, str>),
-    Many(#[serde(borrow)] Vec<Cow<'a, str>>),
 }
 
 /// Scopes from `scp` (array, or space-separated string as Okta and others send) or `scope`.
 fn scopes_of(claims: &AccessClaims) -> Vec<String> {
     let mut out: Vec<String> = match &claims.scp {
-        Some(Scopes::Many(v)) => v.iter().map(|s| s.to_string()).collect(),
-        Some(Scopes::One(s)) => s.split_whitespace().map(str::to_string).collect(),
+        Some(OneOrManyRef::Many(v)) => v.iter().map(|s| s.to_string()).collect(),
+        Some(OneOrManyRef::One(s)) => s.split_whitespace().map(str::to_string).collect(),
         None => Vec::new(),
     };
     if let Some(scope) = &claims.scope {

@@ -157,14 +157,15 @@ struct Registered<'a> {
     #[serde(borrow)]
     sub: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    aud: Option<Audience<'a>>,
+    aud: Option<OneOrManyRef<'a>>,
     exp: Option<serde_json::Number>,
     nbf: Option<serde_json::Number>,
 }
 
-#[derive(Deserialize)]
+/// A string or an array of strings, read borrowed from a token's claims (`aud`, `scp`).
+#[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum Audience<'a> {
+pub enum OneOrManyRef<'a> {
     One(#[serde(borrow)] Cow<'a, str>),
     Many(#[serde(borrow)] Vec<Cow<'a, str>>),
 }
@@ -295,8 +296,8 @@ fn check_registered(
     }
     let ours = match &claims.aud {
         None => true,
-        Some(Audience::One(one)) => one == audience,
-        Some(Audience::Many(many)) => many.iter().any(|a| a == audience),
+        Some(OneOrManyRef::One(one)) => one == audience,
+        Some(OneOrManyRef::Many(many)) => many.iter().any(|a| a == audience),
     };
     if !ours {
         return Err(TokenError::WrongAudience);
